@@ -1,0 +1,287 @@
+"""Activation functions, with a chosen derivative at the kink.
+
+``build(name, zero_grad=a)`` returns a module whose forward pass is PyTorch's own op and whose
+backward pass equals PyTorch's everywhere except at inputs exactly equal to 0, where it returns
+``a * upstream_gradient`` (the chain rule with f'(0) := a), never the constant ``a``.
+``zero_grad=None`` returns PyTorch's own module, with PyTorch's own convention at 0.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KINKED = ("relu", "leaky_relu", "prelu", "rrelu")
+SMOOTH = ("elu", "softplus", "gelu", "sigmoid", "tanh")
+ACTIVATIONS = KINKED + SMOOTH
+
+# The value PyTorch's own autograd uses for f'(0), for the record (SCIENCE.md, Q1).
+TORCH_ZERO_GRAD = {"relu": 0.0, "elu": 1.0, "softplus": 0.5, "gelu": 0.5}
+
+
+def is_kinked(name: str) -> bool:
+    return name in KINKED
+
+
+def _at_zero(x: torch.Tensor, grad: torch.Tensor, zero_grad: float, elsewhere: torch.Tensor):
+    """``zero_grad * grad`` where ``x == 0``, ``elsewhere`` otherwise."""
+    return torch.where(x == 0, grad * zero_grad, elsewhere)
+
+
+class _ReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, zero_grad: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.zero_grad = zero_grad
+        return torch.relu(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        zero_grad = ctx.zero_grad
+        if zero_grad == 0.0:
+            # PyTorch's own kernel, bitwise equal to torch.relu's backward.
+            return torch.ops.aten.threshold_backward(grad, x, 0), None
+        if zero_grad == 1.0:
+            return grad.masked_fill(x < 0, 0), None
+        positive = torch.ops.aten.threshold_backward(grad, x, 0)
+        return _at_zero(x, grad, zero_grad, positive), None
+
+
+class _LeakyReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, slope: float, zero_grad: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.slope, ctx.zero_grad = slope, zero_grad
+        return F.leaky_relu(x, slope)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        own = torch.ops.aten.leaky_relu_backward(grad, x, ctx.slope, False)
+        return _at_zero(x, grad, ctx.zero_grad, own), None, None
+
+
+class _PReLU(torch.autograd.Function):
+    """PReLU with a weight already shaped to broadcast against the input."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, zero_grad: float) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.zero_grad = zero_grad
+        return torch.where(x > 0, x, weight * x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        own = torch.where(x > 0, grad, weight * grad)
+        grad_x = _at_zero(x, grad, ctx.zero_grad, own)
+        grad_weight = torch.where(x > 0, 0, x * grad).sum_to_size(weight.shape)
+        return grad_x, grad_weight, None
+
+
+class _NoisyReLU(torch.autograd.Function):
+    """RReLU in training: ``x * noise`` for x <= 0 with a given noise tensor."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, noise: torch.Tensor, zero_grad: float) -> torch.Tensor:
+        slope = torch.where(x > 0, 1, noise).to(x.dtype)
+        ctx.save_for_backward(x, slope)
+        ctx.zero_grad = zero_grad
+        return x * slope
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, slope = ctx.saved_tensors
+        own = grad * slope
+        if ctx.zero_grad is None:
+            return own, None, None
+        return _at_zero(x, grad, ctx.zero_grad, own), None, None
+
+
+class ZeroGradReLU(nn.Module):
+    def __init__(self, zero_grad: float):
+        super().__init__()
+        self.zero_grad = float(zero_grad)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _ReLU.apply(x, self.zero_grad)
+
+    def extra_repr(self) -> str:
+        return f"zero_grad={self.zero_grad}"
+
+
+class ZeroGradLeakyReLU(nn.Module):
+    def __init__(self, zero_grad: float, negative_slope: float = 0.01):
+        super().__init__()
+        self.zero_grad = float(zero_grad)
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _LeakyReLU.apply(x, self.negative_slope, self.zero_grad)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}, zero_grad={self.zero_grad}"
+
+
+class ZeroGradPReLU(nn.Module):
+    """PReLU whose weight is broadcast over dimension ``channel_dim`` of the input.
+
+    ``num_parameters=1`` shares one slope over all units, as ``nn.PReLU()`` does. For inputs
+    stacked over seeds (``[seeds, batch, units]``) give ``seeds`` to keep one slope per seed.
+    """
+
+    def __init__(
+        self,
+        zero_grad: float | None,
+        num_parameters: int = 1,
+        init: float = 0.25,
+        seeds: int | None = None,
+    ):
+        super().__init__()
+        self.zero_grad = None if zero_grad is None else float(zero_grad)
+        self.seeds = seeds
+        shape = (num_parameters,) if seeds is None else (seeds, num_parameters)
+        self.weight = nn.Parameter(torch.full(shape, float(init)))
+
+    def _broadcast_weight(self, x: torch.Tensor) -> torch.Tensor:
+        if self.seeds is None:
+            channels = self.weight.shape[0]
+            if channels == 1 or x.dim() < 2:
+                return self.weight.view([1] * max(x.dim(), 1))
+            return self.weight.view([1, channels] + [1] * (x.dim() - 2))
+        channels = self.weight.shape[1]
+        if channels == 1 or x.dim() < 3:
+            return self.weight.view([self.seeds] + [1] * (x.dim() - 1))
+        return self.weight.view([self.seeds, 1, channels] + [1] * (x.dim() - 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self._broadcast_weight(x)
+        if self.zero_grad is None:
+            return torch.where(x > 0, x, weight * x)
+        return _PReLU.apply(x, weight, self.zero_grad)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.weight.shape[-1]}, zero_grad={self.zero_grad}"
+
+
+class ZeroGradRReLU(nn.Module):
+    """Randomised leaky ReLU (Xu et al. 2015) with its own noise generator.
+
+    In training a unit with x <= 0 gets a slope drawn uniformly from [lower, upper] per element,
+    as ``F.rrelu`` does; in evaluation the slope is ``(lower + upper) / 2``. The noise comes from
+    ``generators`` (one per seed for inputs stacked over seeds) so that a run is reproducible
+    and does not depend on the global random state.
+    """
+
+    def __init__(
+        self,
+        zero_grad: float | None,
+        lower: float = 1.0 / 8,
+        upper: float = 1.0 / 3,
+        generators: list[torch.Generator] | None = None,
+    ):
+        super().__init__()
+        self.zero_grad = None if zero_grad is None else float(zero_grad)
+        self.lower, self.upper = float(lower), float(upper)
+        self.generators = generators
+
+    def _noise(self, x: torch.Tensor) -> torch.Tensor:
+        if self.generators is None:
+            noise = torch.rand(x.shape, dtype=x.dtype, device=x.device)
+        elif len(self.generators) == 1:
+            noise = torch.rand(
+                x.shape, generator=self.generators[0], dtype=x.dtype, device=x.device
+            )
+        else:
+            noise = torch.stack(
+                [
+                    torch.rand(x.shape[1:], generator=g, dtype=x.dtype, device=x.device)
+                    for g in self.generators
+                ]
+            )
+        return noise * (self.upper - self.lower) + self.lower
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return _NoisyReLU.apply(x, self._noise(x), self.zero_grad)
+        slope = (self.lower + self.upper) / 2
+        if self.zero_grad is None:
+            return F.leaky_relu(x, slope)
+        return _LeakyReLU.apply(x, slope, self.zero_grad)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}, zero_grad={self.zero_grad}"
+
+
+_SMOOTH_MODULES: dict[str, Callable[..., nn.Module]] = {
+    "elu": nn.ELU,
+    "softplus": nn.Softplus,
+    "gelu": nn.GELU,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+}
+
+
+def check_zero_grad(name: str, zero_grad: float | None) -> None:
+    """Raise ``ValueError`` unless ``zero_grad`` is allowed for the activation ``name``."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}")
+    if zero_grad is None:
+        return
+    if name not in KINKED:
+        raise ValueError(
+            f"zero_grad applies only to the kinked activations ({', '.join(KINKED)}); "
+            f"{name!r} is smooth at 0, so its zero_grad must be None"
+        )
+    if isinstance(zero_grad, bool) or not isinstance(zero_grad, (int, float)):
+        raise ValueError(f"zero_grad must be a finite number or None, not {zero_grad!r}")
+    if not math.isfinite(zero_grad):
+        raise ValueError(f"zero_grad must be a finite number or None, not {zero_grad!r}")
+
+
+def build(
+    name: str,
+    zero_grad: float | None = None,
+    seeds: int | None = None,
+    generators: list[torch.Generator] | None = None,
+    **kwargs,
+) -> nn.Module:
+    """The activation ``name`` as a module, with f'(0) := ``zero_grad`` for kinked ones.
+
+    ``seeds`` (PReLU only) keeps one learnable slope per seed for inputs stacked over seeds;
+    ``generators`` (RReLU only) are the noise generators, one per seed.
+    """
+    check_zero_grad(name, zero_grad)
+    if name == "prelu":
+        return ZeroGradPReLU(zero_grad, seeds=seeds, **kwargs)
+    if name == "rrelu":
+        return ZeroGradRReLU(zero_grad, generators=generators, **kwargs)
+    if name in _SMOOTH_MODULES:
+        return _SMOOTH_MODULES[name](**kwargs)
+    if zero_grad is None:
+        return nn.ReLU(**kwargs) if name == "relu" else nn.LeakyReLU(**kwargs)
+    if name == "relu":
+        return ZeroGradReLU(zero_grad)
+    return ZeroGradLeakyReLU(zero_grad, **kwargs)
+
+
+ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (
+    ZeroGradReLU,
+    ZeroGradLeakyReLU,
+    ZeroGradPReLU,
+    ZeroGradRReLU,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.RReLU,
+    *_SMOOTH_MODULES.values(),
+)
+
+
+def is_activation(module: nn.Module) -> bool:
+    return isinstance(module, ACTIVATION_TYPES)

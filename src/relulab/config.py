@@ -1,0 +1,152 @@
+"""Study configuration: defaults from the JSON Schema, and one clear message per mistake.
+
+``validate`` fills in the schema's defaults and raises ``ConfigError`` naming the key and what
+is allowed, before any job starts. It also rejects what JSON Schema lets through: NaN and
+infinite numbers, and numbers written as strings.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration value that is not allowed; the message names the key."""
+
+
+def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def _key(path) -> str:
+    parts = []
+    for part in path:
+        if isinstance(part, int):
+            parts.append(f"[{part}]")
+        else:
+            parts.append(("." if parts else "") + str(part))
+    return "".join(parts) or "(top level)"
+
+
+def _allowed(schema: dict) -> str:
+    """What a schema allows, in words."""
+    if "enum" in schema:
+        return "one of " + ", ".join(map(str, schema["enum"]))
+    if "oneOf" in schema:
+        return " or ".join(_allowed(option) for option in schema["oneOf"])
+    kind = schema.get("type", "value")
+    if kind == "array":
+        items = _allowed(schema.get("items", {}))
+        return f"a non-empty list of {items}s" if schema.get("minItems") else f"a list of {items}s"
+    words = {"integer": "an integer", "number": "a number", "string": "a string",
+             "boolean": "true or false", "object": "a mapping"}
+    text = words.get(kind, str(kind)) if isinstance(kind, str) else " or ".join(map(str, kind))
+    if "exclusiveMinimum" in schema:
+        text += f" > {schema['exclusiveMinimum']}"
+    elif "minimum" in schema:
+        text += f" >= {schema['minimum']}"
+    if "pattern" in schema:
+        text += f" matching {schema['pattern']}"
+    return text
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = ", ".join(sorted(error.schema.get("properties", {})))
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        where = f" under '{key}'" if error.absolute_path else ""
+        return f"unknown config key(s) {', '.join(unknown)}{where}; allowed keys: {allowed}"
+    if error.validator == "minItems":
+        return f"config key '{key}' must not be empty; allowed: {_allowed(error.schema)}"
+    if error.validator == "uniqueItems":
+        return f"config key '{key}' lists a value twice: {error.instance}"
+    shown = repr(error.instance)
+    hint = ""
+    if isinstance(error.instance, str) and _looks_numeric(error.instance):
+        hint = " (a number written as a string: drop the quotes; write 1e-3 as 0.001 or 1.0e-3)"
+    return f"config key '{key}' is {shown}{hint}; allowed: {_allowed(error.schema)}"
+
+
+def _looks_numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _non_finite(value: Any, path: tuple = ()) -> tuple | None:
+    """The path of the first NaN or infinite number in a nested config, if any."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, (*path, key))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _non_finite(item, (*path, index))
+            if found is not None:
+                return found
+    return None
+
+
+def _fill_defaults(config: dict, schema: dict) -> None:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config and "default" in sub:
+            config[key] = copy.deepcopy(sub["default"])
+        if isinstance(config.get(key), dict) and sub.get("type") == "object":
+            _fill_defaults(config[key], sub)
+
+
+def validate(config: dict, schema: dict | None = None) -> dict:
+    """A validated copy of ``config`` with defaults filled in; ``ConfigError`` otherwise."""
+    schema = load_schema() if schema is None else schema
+    config = copy.deepcopy(dict(config))
+    bad = _non_finite(config)
+    if bad is not None:
+        raise ConfigError(f"config key '{_key(bad)}' is not a finite number; use a real number")
+    _fill_defaults(config, schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), e.path))
+    if errors:
+        error = errors[0]
+        # For oneOf failures, report the branch that matches the value's shape.
+        if error.validator == "oneOf" and error.context:
+            error = min(error.context, key=lambda e: -len(e.absolute_path))
+            error.schema = _parent_schema(schema, error.absolute_path) or error.schema
+        raise ConfigError(_message(error))
+    return config
+
+
+def _parent_schema(schema: dict, path) -> dict | None:
+    """The schema of the value at ``path``, for messages on oneOf keys."""
+    node = schema
+    for part in path:
+        if isinstance(part, int):
+            return node
+        node = node.get("properties", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+def as_list(value: Any) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def seeds(config: dict) -> list[int]:
+    """The study's seeds: ``training.seeds`` is a count n (0..n-1) or an explicit list."""
+    value = config["training"]["seeds"]
+    return list(range(value)) if isinstance(value, int) else [int(s) for s in value]

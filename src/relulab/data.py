@@ -1,0 +1,117 @@
+"""Datasets that need no network, prepared once per study and loaded by every training job.
+
+A prepared dataset is one ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
+Jobs load it with ``load``, which standardises inputs with the training set's statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Split:
+    """Tensors of one dataset: standardised inputs and integer labels."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def in_features(self) -> int:
+        return int(np.prod(self.x_train.shape[1:]))
+
+    @property
+    def classes(self) -> int:
+        return int(torch.max(self.y_train).item()) + 1
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> Split:
+        return Split(
+            self.x_train.to(device=device, dtype=dtype),
+            self.y_train.to(device=device),
+            self.x_test.to(device=device, dtype=dtype),
+            self.y_test.to(device=device),
+        )
+
+
+def make_mnist1d(seed: int = 42) -> dict[str, np.ndarray]:
+    """MNIST-1D (Greydanus 2020), generated procedurally and offline: 4000 train, 1000 test."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = seed
+    data = make_dataset(args)
+    return {
+        "x_train": data["x"],
+        "y_train": data["y"],
+        "x_test": data["x_test"],
+        "y_test": data["y_test"],
+    }
+
+
+def make_digits(seed: int = 42) -> dict[str, np.ndarray]:
+    """scikit-learn's 8x8 digits (shipped inside the package), split 80/20 with ``seed``."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    x, y = load_digits(return_X_y=True)
+    x_train, x_test, y_train, y_test = train_test_split(
+        x, y, test_size=0.2, random_state=seed, stratify=y
+    )
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+GENERATORS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
+    "mnist1d": make_mnist1d,
+    "digits": make_digits,
+}
+
+
+def prepare(name: str, path: str | Path, **options) -> Path:
+    """Make dataset ``name`` and write it to ``path`` (``.npz``); done once per study."""
+    if name not in GENERATORS:
+        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(GENERATORS)}")
+    arrays = GENERATORS[name](**options)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(
+        tmp,
+        x_train=np.asarray(arrays["x_train"], dtype=np.float64),
+        y_train=np.asarray(arrays["y_train"], dtype=np.int64),
+        x_test=np.asarray(arrays["x_test"], dtype=np.float64),
+        y_test=np.asarray(arrays["y_test"], dtype=np.int64),
+    )
+    tmp.replace(path)
+    return path
+
+
+def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Zero mean, unit variance per input feature, with the training set's statistics."""
+    mean = x_train.mean(axis=0, keepdims=True)
+    std = x_train.std(axis=0, keepdims=True)
+    std = np.where(std > 0, std, 1.0)
+    return (x_train - mean) / std, (x_test - mean) / std
+
+
+def load(path: str | Path, flatten: bool = True) -> Split:
+    """A prepared dataset as float64 tensors, inputs standardised; ``flatten`` for MLPs."""
+    with np.load(path) as arrays:
+        x_train, x_test = arrays["x_train"], arrays["x_test"]
+        y_train, y_test = arrays["y_train"], arrays["y_test"]
+    if flatten:
+        x_train = x_train.reshape(len(x_train), -1)
+        x_test = x_test.reshape(len(x_test), -1)
+    x_train, x_test = standardise(x_train, x_test)
+    return Split(
+        torch.from_numpy(x_train),
+        torch.from_numpy(y_train),
+        torch.from_numpy(x_test),
+        torch.from_numpy(y_test),
+    )

@@ -1,0 +1,176 @@
+"""One training job: all seeds of one grid point, tracked in MLflow, written as CSV and JSON.
+
+The job resumes from its last checkpoint when it was interrupted, and finds its MLflow runs
+again by their tags, so running it twice neither retrains finished epochs nor duplicates runs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import warnings
+from pathlib import Path
+
+import lightning as L
+import pandas as pd
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from relulab import config as cfg
+from relulab import data as datasets
+from relulab.grid import Point, fingerprint
+from relulab.provenance import provenance
+from relulab.tracking import PointTracker
+from relulab.training import DTYPES, SeedStackModule, Settings, build_stack, seed_status
+
+log = logging.getLogger(__name__)
+
+EPOCH_COLUMNS = [
+    "seed", "epoch", "step", "train_loss", "val_loss", "val_accuracy", "dead_fraction",
+    "inactive_fraction", "exact_zeros", "live_exact_zeros", "status",
+]
+
+
+class TrackEpochs(Callback):
+    """Sends each epoch's new rows to MLflow in one batch per seed run."""
+
+    def __init__(self, tracker: PointTracker):
+        self.tracker = tracker
+
+    def on_train_epoch_end(self, trainer, module: SeedStackModule) -> None:
+        self.tracker.log_rows(module.history.epochs, module.history.layers)
+
+    def on_train_end(self, trainer, module: SeedStackModule) -> None:
+        self.tracker.log_rows(module.history.epochs, module.history.layers)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
+    return torch.device(name)
+
+
+def _resumable(checkpoint: Path, expected_fingerprint: str) -> bool:
+    if not checkpoint.exists():
+        return False
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - a torn checkpoint is simply not resumable
+        log.warning("ignoring unreadable checkpoint %s", checkpoint)
+        return False
+    return saved.get("relulab", {}).get("fingerprint") == expected_fingerprint
+
+
+def run_point(
+    point: Point,
+    config: dict,
+    data_path: str | Path,
+    out_dir: str | Path,
+    tracking_uri: str | None,
+) -> dict:
+    """Train every seed of ``point``; write ``epochs.csv``, ``layers.csv`` and ``point.json``.
+
+    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seeds = cfg.seeds(config)
+    model_cfg, train_cfg = config["model"], config["training"]
+    device = resolve_device(train_cfg["device"])
+    dtype = DTYPES[point.precision]
+    point_fingerprint = fingerprint(point, config)
+
+    split = datasets.load(data_path)
+    stack = build_stack(
+        seeds,
+        in_features=split.in_features,
+        classes=split.classes,
+        width=model_cfg["width"],
+        depth=point.depth,
+        activation=point.activation,
+        zero_grad=point.zero_grad,
+        batch_norm=point.batch_norm,
+        init=model_cfg["init"],
+        dtype=dtype,
+        device=device,
+    )
+    settings = Settings(
+        seeds=seeds,
+        lr=point.lr,
+        epochs=train_cfg["epochs"],
+        batch_size=train_cfg["batch_size"],
+        optimizer=train_cfg["optimizer"],
+        weight_decay=train_cfg["weight_decay"],
+        fingerprint=point_fingerprint,
+    )
+    module = SeedStackModule(stack, split.to(device, dtype), settings)
+
+    params = {
+        **point.params(),
+        "point": point.id,
+        "dataset": config["dataset"],
+        "data_seed": config["data_seed"],
+        "width": model_cfg["width"],
+        "init": model_cfg["init"],
+        "optimizer": train_cfg["optimizer"],
+        "epochs": train_cfg["epochs"],
+        "batch_size": train_cfg["batch_size"],
+        "weight_decay": train_cfg["weight_decay"],
+    }
+    tracker = None
+    callbacks: list[Callback] = []
+    if tracking_uri is not None:
+        tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
+        tracker.start(params, seeds, provenance(device))
+        callbacks.append(TrackEpochs(tracker))
+
+    checkpoint_dir = out_dir / "checkpoints"
+    last = checkpoint_dir / "last.ckpt"
+    callbacks.append(
+        ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1)
+    )
+    trainer = L.Trainer(
+        max_epochs=settings.epochs,
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=1,
+        logger=False,
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=True,
+        default_root_dir=out_dir,
+    )
+    resume = _resumable(last, point_fingerprint)
+    if resume:
+        log.info("resuming %s from %s", point.id, last)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+        trainer.fit(module, ckpt_path=str(last) if resume else None)
+
+    history = module.history
+    epochs = pd.DataFrame(history.epochs, columns=EPOCH_COLUMNS)
+    layers = pd.DataFrame(history.layers)
+    epochs.to_csv(out_dir / "epochs.csv", index=False)
+    layers.to_csv(out_dir / "layers.csv", index=False)
+    statuses = seed_status(history, seeds)
+    summary = {
+        "point": point.id,
+        "params": point.params(),
+        "fingerprint": point_fingerprint,
+        "seeds": {str(seed): info for seed, info in statuses.items()},
+        "mlflow": {
+            "tracking_uri": tracking_uri,
+            "parent_run_id": tracker.parent_id if tracker else None,
+            "seed_run_ids": {str(s): r for s, r in (tracker.seed_runs if tracker else {}).items()},
+        },
+    }
+    if tracker is not None:
+        tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
+    (out_dir / "point.json").write_text(json.dumps(summary, indent=2) + "\n")
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return summary

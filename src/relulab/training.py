@@ -1,0 +1,335 @@
+"""Training all seeds of one grid point as one stacked model, driven by Lightning.
+
+Lightning runs the epochs, the device placement and the checkpoints; one Lightning step is one
+epoch of relulab's own minibatch loop (manual optimisation), because for models this small the
+per-step hooks of a default Lightning loop cost several times the arithmetic. Nothing inside
+the loop waits on the host: counters stay on the device and are read once per epoch.
+
+A seed fixes its initial weights, its data order and its RReLU noise, and none of these depend
+on the activation or on ``zero_grad``, so runs that differ only in ``zero_grad`` are exact twins.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from relulab import probes
+from relulab.data import Split
+from relulab.models import SeedStack, seeded_mlp
+
+DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+# Independent random streams derived from one seed.
+_ORDER_STREAM = 1_000_003
+_NOISE_STREAM = 2_000_003
+
+
+def generator(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed * 7919 + stream)
+    return g
+
+
+def build_stack(
+    seeds: list[int],
+    in_features: int,
+    classes: int,
+    width: int,
+    depth: int,
+    activation: str,
+    zero_grad: float | None,
+    batch_norm: bool,
+    init: str,
+    dtype: torch.dtype,
+    device: torch.device | str = "cpu",
+) -> SeedStack:
+    """The seeds' MLPs, initialised by seed alone, stacked into one model."""
+    models = [
+        seeded_mlp(
+            seed,
+            in_features=in_features,
+            width=width,
+            depth=depth,
+            classes=classes,
+            activation=activation,
+            zero_grad=zero_grad,
+            batch_norm=batch_norm,
+            init=init,
+        )
+        for seed in seeds
+    ]
+    noise = [generator(seed, _NOISE_STREAM, device) for seed in seeds]
+    stack = SeedStack(models, activation, zero_grad, rrelu_generators=noise)
+    return stack.to(device=device, dtype=dtype)
+
+
+def make_optimizer(
+    name: str, parameters, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay)
+    if name == "momentum":
+        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
+
+
+def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each seed: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S]``.
+
+    Half-precision logits are reduced in float32; float32/float64 stay in their own dtype.
+    """
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    seeds, batch, classes = logits.shape
+    losses = F.cross_entropy(
+        logits.reshape(seeds * batch, classes), labels.reshape(seeds * batch), reduction="none"
+    )
+    return losses.view(seeds, batch).mean(dim=1)
+
+
+@torch.no_grad()
+def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
+    """Per-seed metrics with frozen weights on the whole training set and on the test set.
+
+    Returns tensors with a leading seed dimension: ``train_loss``, ``val_loss``,
+    ``val_accuracy`` ``[S]`` and, per hidden layer, ``dead``/``inactive`` masks ``[S, units]``
+    and ``sparsity`` ``[S]`` (lists in forward order).
+    """
+    was_training = stack.training
+    stack.eval()
+    seeds = stack.seeds
+    try:
+        zs: list[torch.Tensor] = []
+        x_train = data.x_train.expand(seeds, *data.x_train.shape)
+        logits = stack(x_train, pre_activations=zs)
+        y_train = data.y_train.expand(seeds, -1)
+        train_loss = per_seed_cross_entropy(logits, y_train)
+        val_logits = stack(data.x_test.expand(seeds, *data.x_test.shape))
+        y_test = data.y_test.expand(seeds, -1)
+        val_loss = per_seed_cross_entropy(val_logits, y_test)
+        val_accuracy = (val_logits.argmax(dim=-1) == y_test).double().mean(dim=1)
+        dead, inactive, sparsity = [], [], []
+        for act, z in zip(stack.acts, zs, strict=True):
+            derivative = probes.local_derivative(act, z)
+            dead.append(probes.dead_mask(derivative, keep=(0, 2)))
+            inactive.append(probes.inactive_mask(z, keep=(0, 2)))
+            sparsity.append(probes.sparsity(act(z), reduce=(1, 2)))
+    finally:
+        stack.train(was_training)
+    return {
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "dead": dead,
+        "inactive": inactive,
+        "sparsity": sparsity,
+    }
+
+
+@dataclass
+class Settings:
+    """What a training job needs besides the model and the data."""
+
+    seeds: list[int]
+    lr: float
+    epochs: int
+    batch_size: int
+    optimizer: str = "sgd"
+    weight_decay: float = 0.0
+    fingerprint: str = ""
+
+
+@dataclass
+class History:
+    """Rows gathered during training, kept in checkpoints so an interrupted job resumes."""
+
+    epochs: list[dict] = field(default_factory=list)
+    layers: list[dict] = field(default_factory=list)
+    diverged_epoch: dict[int, int] = field(default_factory=dict)
+
+    def state(self) -> dict:
+        return {"epochs": self.epochs, "layers": self.layers, "diverged": self.diverged_epoch}
+
+    @classmethod
+    def from_state(cls, state: dict) -> History:
+        return cls(list(state["epochs"]), list(state["layers"]), dict(state["diverged"]))
+
+
+class SeedStackModule(L.LightningModule):
+    """Trains a ``SeedStack``; one Lightning step is one epoch over the training set."""
+
+    def __init__(self, stack: SeedStack, data: Split, settings: Settings):
+        super().__init__()
+        self.stack = stack
+        self.data = data
+        self.settings = settings
+        self.automatic_optimization = False
+        seeds = len(settings.seeds)
+        self.order = [generator(seed, _ORDER_STREAM) for seed in settings.seeds]
+        self.register_buffer("alive", torch.ones(seeds, dtype=torch.bool))
+        self.history = History()
+        self.death = [probes.DeathHistory() for _ in range(stack.depth)]
+        self.logged_rows = 0
+
+    # -- Lightning hooks ---------------------------------------------------------------
+    def configure_optimizers(self):
+        s = self.settings
+        return make_optimizer(s.optimizer, self.stack.parameters(), s.lr, s.weight_decay)
+
+    def train_dataloader(self):
+        # One item per epoch: the minibatch loop lives in training_step.
+        return torch.utils.data.DataLoader([0], batch_size=1)
+
+    def on_train_start(self) -> None:
+        self.data = self.data.to(self.device, self.dtype_of_stack)
+        if not self.history.epochs:
+            self._record(epoch=0, counters=None)
+
+    def training_step(self, batch, batch_idx):
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        counters = self._train_one_epoch(optimizer)
+        self._record(epoch=self.current_epoch + 1, counters=counters)
+        if not bool(self.alive.any()):
+            self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["relulab"] = {
+            "fingerprint": self.settings.fingerprint,
+            "history": self.history.state(),
+            "order": [g.get_state() for g in self.order],
+            "noise": [g.get_state() for g in self._noise_generators()],
+            "death": [d.state_dict() for d in self.death],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        state = checkpoint["relulab"]
+        self.history = History.from_state(state["history"])
+        for g, saved in zip(self.order, state["order"], strict=True):
+            g.set_state(saved)
+        for g, saved in zip(self._noise_generators(), state["noise"], strict=True):
+            g.set_state(saved)
+        for d, saved in zip(self.death, state["death"], strict=True):
+            d.load_state_dict(saved)
+
+    # -- the work ----------------------------------------------------------------------
+    @property
+    def dtype_of_stack(self) -> torch.dtype:
+        return self.stack.weights[0].dtype
+
+    def _noise_generators(self) -> list[torch.Generator]:
+        act = self.stack.acts[0]
+        return list(getattr(act, "generators", None) or [])
+
+    def _train_one_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        stack, data, batch_size = self.stack, self.data, self.settings.batch_size
+        seeds, n = stack.seeds, data.x_train.shape[0]
+        device = data.x_train.device
+        exact_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
+        live_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
+        grad_norms = torch.zeros(stack.depth, seeds, dtype=torch.float64, device=device)
+        orders = torch.stack([torch.randperm(n, generator=g) for g in self.order]).to(device)
+        steps = 0
+
+        def count_live_zeros(z: torch.Tensor):
+            def hook(grad: torch.Tensor) -> None:
+                live_zeros.add_(((z == 0) & (grad != 0)).sum(dim=(1, 2)))
+
+            return hook
+
+        stack.train()
+        for start in range(0, n, batch_size):
+            index = orders[:, start : start + batch_size]
+            zs: list[torch.Tensor] = []
+            logits = stack(data.x_train[index], pre_activations=zs)
+            for z in zs:
+                exact_zeros.add_((z == 0).sum(dim=(1, 2)))
+                z.register_hook(count_live_zeros(z))
+            losses = per_seed_cross_entropy(logits, data.y_train[index])
+            self.alive &= torch.isfinite(losses)
+            optimizer.zero_grad(set_to_none=True)
+            torch.where(self.alive, losses, 0).sum().backward()
+            for layer, weight in enumerate(stack.hidden_weights()):
+                grad_norms[layer].add_(torch.linalg.vector_norm(weight.grad, dim=(1, 2)))
+            optimizer.step()
+            steps += 1
+        return {
+            "exact_zeros": exact_zeros,
+            "live_zeros": live_zeros,
+            "grad_norm": grad_norms / max(steps, 1),
+            "steps": steps,
+        }
+
+    def _record(self, epoch: int, counters: dict | None) -> None:
+        """Measure every live seed and append its rows; mark seeds that diverged."""
+        m = measure(self.stack, self.data)
+        alive = self.alive & torch.isfinite(m["train_loss"])
+        self.alive.copy_(alive)
+        m = {k: [t.cpu() for t in v] if isinstance(v, list) else v.cpu() for k, v in m.items()}
+        c = {k: v.cpu() if torch.is_tensor(v) else v for k, v in (counters or {}).items()}
+        alive = alive.cpu()
+        dynamics = [self.death[i].update(m["dead"][i]) for i in range(self.stack.depth)]
+        steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.settings.batch_size)
+        for s, seed in enumerate(self.settings.seeds):
+            if seed in self.history.diverged_epoch:
+                continue
+            status = "ok" if bool(alive[s]) else "diverged"
+            if status == "diverged":
+                self.history.diverged_epoch[seed] = epoch
+            units = sum(mask[s].numel() for mask in m["dead"])
+            self.history.epochs.append(
+                {
+                    "seed": seed,
+                    "epoch": epoch,
+                    "step": epoch * steps_per_epoch,
+                    "train_loss": float(m["train_loss"][s]),
+                    "val_loss": float(m["val_loss"][s]),
+                    "val_accuracy": float(m["val_accuracy"][s]),
+                    "dead_fraction": sum(int(d[s].sum()) for d in m["dead"]) / units,
+                    "inactive_fraction": sum(int(d[s].sum()) for d in m["inactive"]) / units,
+                    "exact_zeros": int(c["exact_zeros"][s]) if c else 0,
+                    "live_exact_zeros": int(c["live_zeros"][s]) if c else 0,
+                    "status": status,
+                }
+            )
+            for layer, d in enumerate(dynamics):
+                self.history.layers.append(
+                    {
+                        "seed": seed,
+                        "epoch": epoch,
+                        "layer": layer + 1,
+                        "dead_fraction": float(d["dead"][s].double().mean()),
+                        "inactive_fraction": float(m["inactive"][layer][s].double().mean()),
+                        "ever_dead_fraction": float(d["ever_dead"][s].double().mean()),
+                        "revived_fraction": float(d["revived"][s].double().mean()),
+                        "permanently_dead_fraction": float(
+                            d["permanently_dead"][s].double().mean()
+                        ),
+                        "sparsity": float(m["sparsity"][layer][s]),
+                        "grad_norm": float(c["grad_norm"][layer][s]) if c else float("nan"),
+                    }
+                )
+
+
+def seed_status(history: History, seeds: list[int]) -> dict[int, dict]:
+    """Final status of each seed: finished, or diverged with the epoch it happened."""
+    return {
+        seed: (
+            {"status": "diverged", "diverged_epoch": history.diverged_epoch[seed]}
+            if seed in history.diverged_epoch
+            else {"status": "finished", "diverged_epoch": None}
+        )
+        for seed in seeds
+    }
