@@ -47,8 +47,13 @@ def _allowed(schema: dict) -> str:
     if kind == "array":
         items = _allowed(schema.get("items", {}))
         return f"a non-empty list of {items}s" if schema.get("minItems") else f"a list of {items}s"
-    words = {"integer": "an integer", "number": "a number", "string": "a string",
-             "boolean": "true or false", "object": "a mapping"}
+    words = {
+        "integer": "an integer",
+        "number": "a number",
+        "string": "a string",
+        "boolean": "true or false",
+        "object": "a mapping",
+    }
     text = words.get(kind, str(kind)) if isinstance(kind, str) else " or ".join(map(str, kind))
     if "exclusiveMinimum" in schema:
         text += f" > {schema['exclusiveMinimum']}"
@@ -140,6 +145,25 @@ def _parent_schema(schema: dict, path) -> dict | None:
         if node is None:
             return None
     return node
+
+
+def typed_overrides(value: Any) -> Any:
+    """Command-line ``--config`` values with YAML types restored.
+
+    Snakemake parses ``--config lr=[0.1]`` with YAML's base loader, which keeps every item a
+    string; here ``"0.1"`` becomes 0.1 and ``"true"`` becomes True, as in a config file.
+    """
+    if isinstance(value, dict):
+        return {key: typed_overrides(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [typed_overrides(item) for item in value]
+    if isinstance(value, str):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        return parsed if isinstance(parsed, (int, float, bool)) or parsed is None else value
+    return value
 
 
 def as_list(value: Any) -> list:

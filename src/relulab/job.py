@@ -27,8 +27,17 @@ from relulab.training import DTYPES, SeedStackModule, Settings, build_stack, see
 log = logging.getLogger(__name__)
 
 EPOCH_COLUMNS = [
-    "seed", "epoch", "step", "train_loss", "val_loss", "val_accuracy", "dead_fraction",
-    "inactive_fraction", "exact_zeros", "live_exact_zeros", "status",
+    "seed",
+    "epoch",
+    "step",
+    "train_loss",
+    "val_loss",
+    "val_accuracy",
+    "dead_fraction",
+    "inactive_fraction",
+    "exact_zeros",
+    "live_exact_zeros",
+    "status",
 ]
 
 

@@ -96,9 +96,7 @@ class PointTracker:
         )
         if seed is not None:
             query += f" and tags.`{TAG_SEED}` = '{seed}'"
-        runs = _retry(
-            lambda: self.client.search_runs([self.experiment_id], query, max_results=2)
-        )
+        runs = _retry(lambda: self.client.search_runs([self.experiment_id], query, max_results=2))
         return runs[0] if runs else None
 
     def _create(self, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
@@ -133,11 +131,15 @@ class PointTracker:
                     "mlflow.parentRunId": self.parent_id,
                     "status": "running",
                 }
-                run_id = self._create(f"{self.point_id}_seed{seed}", tags, {**flat, "seed": str(seed)})
+                run_id = self._create(
+                    f"{self.point_id}_seed{seed}", tags, {**flat, "seed": str(seed)}
+                )
                 self.logged_epochs[seed] = -1
             else:
                 run_id = run.info.run_id
-                history = _retry(lambda run_id=run_id: self.client.get_metric_history(run_id, "val_accuracy"))
+                history = _retry(
+                    lambda run_id=run_id: self.client.get_metric_history(run_id, "val_accuracy")
+                )
                 self.logged_epochs[seed] = max((m.step for m in history), default=-1)
             self.seed_runs[seed] = run_id
 
@@ -169,9 +171,11 @@ class PointTracker:
             metrics.sort(key=lambda m: m.key == "val_accuracy")
             for start in range(0, len(metrics), 900):
                 chunk = metrics[start : start + 900]
-                _retry(lambda seed=seed, chunk=chunk: self.client.log_batch(
-                    self.seed_runs[seed], metrics=chunk
-                ))
+                _retry(
+                    lambda seed=seed, chunk=chunk: self.client.log_batch(
+                        self.seed_runs[seed], metrics=chunk
+                    )
+                )
         for seed, epoch in newest.items():
             self.logged_epochs[seed] = epoch
 
@@ -179,11 +183,17 @@ class PointTracker:
         """Tag each seed's final status, attach the point's files, and close the runs."""
         for seed, info in statuses.items():
             run_id = self.seed_runs[seed]
-            _retry(lambda run_id=run_id, info=info: self.client.set_tag(run_id, "status", info["status"]))
+            _retry(
+                lambda run_id=run_id, info=info: self.client.set_tag(
+                    run_id, "status", info["status"]
+                )
+            )
             if info.get("diverged_epoch") is not None:
-                _retry(lambda run_id=run_id, info=info: self.client.set_tag(
-                    run_id, "diverged_epoch", str(info["diverged_epoch"])
-                ))
+                _retry(
+                    lambda run_id=run_id, info=info: self.client.set_tag(
+                        run_id, "diverged_epoch", str(info["diverged_epoch"])
+                    )
+                )
             _retry(lambda run_id=run_id: self.client.set_terminated(run_id, "FINISHED"))
         diverged = sum(info["status"] == "diverged" for info in statuses.values())
         _retry(lambda: self.client.set_tag(self.parent_id, "status", "finished"))

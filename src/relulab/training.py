@@ -74,9 +74,7 @@ def build_stack(
     return stack.to(device=device, dtype=dtype)
 
 
-def make_optimizer(
-    name: str, parameters, lr: float, weight_decay: float
-) -> torch.optim.Optimizer:
+def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay)
     if name == "momentum":

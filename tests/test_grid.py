@@ -1,0 +1,61 @@
+import pytest
+
+from relulab import config as cfg
+from relulab import grid
+from relulab.activations import KINKED, SMOOTH
+
+
+def validated(**overrides):
+    return cfg.validate(overrides)
+
+
+def test_zero_grad_multiplies_only_kinked_activations():
+    config = validated(activation=list(KINKED + SMOOTH), zero_grad=[0.0, 0.5, 1.0], lr=[0.01, 0.1])
+    points = grid.expand(config)
+    assert len(points) == (len(KINKED) * 3 + len(SMOOTH)) * 2
+    for point in points:
+        assert (point.zero_grad is None) == (point.activation in SMOOTH)
+    ids = [p.id for p in points]
+    assert len(set(ids)) == len(ids), "no grid point is trained twice"
+
+
+def test_duplicate_values_are_rejected_before_expansion():
+    with pytest.raises(cfg.ConfigError, match="zero_grad"):
+        validated(activation=["relu", "elu"], zero_grad=[0, 0.0], lr=[0.1])
+
+
+def test_axes_from_model_and_training_lists():
+    config = validated(
+        activation=["relu"],
+        zero_grad=[0.0],
+        lr=[0.1],
+        model={"depth": [2, 4], "batch_norm": [False, True]},
+        training={"precision": ["float32", "float64"]},
+    )
+    points = grid.expand(config)
+    assert len(points) == 8
+    assert {p.depth for p in points} == {2, 4}
+    assert {p.precision for p in points} == {"float32", "float64"}
+
+
+def test_point_id_is_stable_and_wildcard_safe():
+    import re
+
+    point = grid.Point("relu", 0.5, 0.001, "float16", 3, True)
+    assert point.id == "relu_zg0.5_lr0.001_float16_d3_bn"
+    assert re.fullmatch(grid.POINT_PATTERN, point.id)
+    assert grid.Point("elu", None, 1e-5, "float32", 2, False).id == "elu_lr1e-05_float32_d2_nobn"
+
+
+def test_fingerprint_ignores_seeds_and_sees_training_changes():
+    base = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1])
+    point = grid.expand(base)[0]
+    more_seeds = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"seeds": 9})
+    longer = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"epochs": 99})
+    assert grid.fingerprint(point, base) == grid.fingerprint(point, more_seeds)
+    assert grid.fingerprint(point, base) != grid.fingerprint(point, longer)
+
+
+@pytest.mark.parametrize("seeds, expected", [(3, [0, 1, 2]), ([5, 7], [5, 7])])
+def test_seeds_count_or_list(seeds, expected):
+    assert cfg.seeds(validated(training={"seeds": seeds})) == expected

@@ -1,0 +1,97 @@
+"""Dead and inactive units on hand-built networks, exactly as SCIENCE.md defines them."""
+
+import pytest
+import torch
+from torch import nn
+
+from relulab import activations, probes
+from relulab.models import mlp
+
+
+def two_unit_layer(activation, zero_grad=None):
+    """Unit 0: z = x (sign varies). Unit 1: z = 0 exactly (weights and bias 0).
+    Unit 2: z = -|x| - 1 (always negative). Unit 3: z = 200 (saturates sigmoid/tanh)."""
+    linear = nn.Linear(1, 4)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0], [0.0], [0.0], [0.0]]))
+        linear.bias.copy_(torch.tensor([0.0, 0.0, -1.0, 200.0]))
+    return nn.Sequential(linear, activations.build(activation, zero_grad), nn.Linear(4, 2))
+
+
+X = torch.tensor([[-1.0], [0.5], [2.0]])
+
+
+def test_relu_zero_grad_decides_whether_a_unit_at_zero_is_dead():
+    dead0 = probes.dead_units(two_unit_layer("relu", 0.0), X)[0]
+    dead1 = probes.dead_units(two_unit_layer("relu", 1.0), X)[0]
+    assert dead0.tolist() == [False, True, True, False]
+    assert dead1.tolist() == [False, False, True, False]
+    # Inactive does not depend on zero_grad: z <= 0 everywhere.
+    for model in (two_unit_layer("relu", 0.0), two_unit_layer("relu", 1.0)):
+        assert probes.inactive_units(model, X)[0].tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "prelu", "rrelu", "elu"])
+def test_leaky_family_never_dead_but_can_be_inactive(name):
+    zero_grad = 1.0 if activations.is_kinked(name) else None
+    model = two_unit_layer(name, zero_grad)
+    assert not probes.dead_units(model, X)[0].any()
+    assert probes.inactive_units(model, X)[0].tolist() == [False, True, True, False]
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "prelu", "rrelu"])
+def test_leaky_unit_stuck_at_zero_is_dead_only_when_zero_grad_is_zero(name):
+    """f'(0) := 0 makes a unit whose input is exactly 0 everywhere dead, even for Leaky ReLU."""
+    assert probes.dead_units(two_unit_layer(name, 0.0), X)[0].tolist() == [
+        False,
+        True,
+        False,
+        False,
+    ]
+    assert not probes.dead_units(two_unit_layer(name, None), X)[0].any()
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_saturated_sigmoid_and_tanh_units_are_dead(name):
+    dead = probes.dead_units(two_unit_layer(name), X)[0]
+    assert dead.tolist() == [False, False, False, True]
+
+
+def test_masks_per_hidden_layer_in_forward_order():
+    model = mlp(3, 5, 4, 2, "relu", zero_grad=0.0)
+    x = torch.randn(50, 3)
+    with torch.no_grad():
+        model[2].weight.zero_()
+        model[2].bias.fill_(-1.0)  # second hidden layer entirely dead
+    dead = probes.dead_units(model, x)
+    assert len(dead) == 4 and all(mask.shape == (5,) for mask in dead)
+    assert dead[1].all()
+    # The third layer sees constant input, so each unit is either dead or alive everywhere.
+    assert not dead[0].all()
+
+
+def test_probes_freeze_weights_and_restore_training_mode():
+    model = mlp(3, 5, 2, 2, "relu", zero_grad=0.0, batch_norm=True)
+    model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    probes.dead_units(model, torch.randn(20, 3))
+    probes.inactive_units(model, torch.randn(20, 3))
+    assert model.training
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_probe_runs_in_model_dtype():
+    model = mlp(3, 5, 1, 2, "relu", zero_grad=0.0).to(torch.float16)
+    ((act, z),) = probes.pre_activations(model, torch.randn(4, 3, dtype=torch.float16))
+    assert z.dtype == torch.float16
+
+
+def test_death_history_revived_and_permanent():
+    history = probes.DeathHistory()
+    masks = [[1, 0, 0], [1, 1, 0], [0, 1, 1], [1, 1, 1]]
+    rows = [history.update(torch.tensor(m, dtype=torch.bool)) for m in masks]
+    assert rows[2]["revived"].tolist() == [True, False, False]
+    assert rows[3]["revived"].tolist() == [False, False, False]
+    assert rows[3]["permanently_dead"].tolist() == [False, True, True]
+    assert rows[3]["ever_dead"].tolist() == [True, True, True]

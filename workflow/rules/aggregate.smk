@@ -1,0 +1,25 @@
+rule summarize:
+    input:
+        run_files("point.json"),
+        run_files("epochs.csv"),
+        run_files("layers.csv"),
+    output:
+        csv="results/tables/summary.csv",
+        md="results/tables/summary.md",
+        html=report(
+            "results/tables/summary.html",
+            caption="../report/summary.rst",
+            category="Q2 Dead units",
+            labels={"table": "summary per grid point"},
+        ),
+        epochs="results/tables/epochs.csv",
+        layers="results/tables/layers.csv",
+    log:
+        "results/logs/summarize.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    params:
+        run_dirs=expand("results/runs/{point}", point=POINTS),
+    script:
+        "../scripts/summarize.py"

@@ -1,0 +1,41 @@
+rule plot_study:
+    input:
+        summary="results/tables/summary.csv",
+        epochs="results/tables/epochs.csv",
+    output:
+        dead_heatmap=report(
+            "results/figures/dead_heatmap.png",
+            caption="../report/dead_heatmap.rst",
+            category="Q2 Dead units",
+        ),
+        dead_over_epochs=report(
+            "results/figures/dead_over_epochs.png",
+            caption="../report/dead_over_epochs.rst",
+            category="Q2 Dead units",
+        ),
+        accuracy_over_epochs=report(
+            "results/figures/accuracy_over_epochs.png",
+            caption="../report/accuracy_over_epochs.rst",
+            category="Q3 Convergence",
+        ),
+        accuracy_vs_lr=report(
+            "results/figures/accuracy_vs_lr.png",
+            caption="../report/accuracy_vs_lr.rst",
+            category="Q3 Convergence",
+        ),
+        svgs=expand(
+            "results/figures/{name}.svg",
+            name=[
+                "dead_heatmap",
+                "dead_over_epochs",
+                "accuracy_over_epochs",
+                "accuracy_vs_lr",
+            ],
+        ),
+    log:
+        "results/logs/plot_study.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    script:
+        "../scripts/plot_study.py"

@@ -1,0 +1,12 @@
+import pandas as pd
+
+from relulab import analysis, logs, plots
+
+logs.to_file(snakemake.log[0])  # noqa: F821
+out = snakemake.output  # noqa: F821
+summary = pd.read_csv(snakemake.input.summary)  # noqa: F821
+epochs = pd.read_csv(snakemake.input.epochs)  # noqa: F821
+plots.dead_heatmap(summary, out.dead_heatmap)
+plots.over_epochs(epochs, "dead_fraction", "dead fraction (all hidden units)", out.dead_over_epochs)
+plots.over_epochs(epochs, "val_accuracy", "validation accuracy", out.accuracy_over_epochs)
+plots.final_accuracy_vs_lr(analysis.final_rows(epochs), out.accuracy_vs_lr)

@@ -1,0 +1,7 @@
+from relulab import analysis, logs
+
+logs.to_file(snakemake.log[0])  # noqa: F821
+epochs, layers = analysis.collect(snakemake.params.run_dirs)  # noqa: F821
+analysis.write_table(analysis.summary(epochs, layers), snakemake.output.csv)  # noqa: F821
+epochs.to_csv(snakemake.output.epochs, index=False)  # noqa: F821
+layers.to_csv(snakemake.output.layers, index=False)  # noqa: F821
