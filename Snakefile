@@ -3,7 +3,10 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# A study given with --configfile replaces the default study instead of extending it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 report: "workflow/report/workflow.rst"
@@ -14,6 +17,10 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/plots.smk"
+include: "workflow/rules/bifurcation.smk"
+include: "workflow/rules/twins.smk"
+include: "workflow/rules/cost.smk"
+include: "workflow/rules/findings.smk"
 
 
 rule all:

@@ -23,7 +23,7 @@ BAD = [
     ({"model": {"width": 2.5}}, "model.width", "an integer"),
     ({"model": {"depth": [2, -1]}}, "model.depth", "integer"),
     ({"learning_rate": [0.1]}, "learning_rate", "allowed keys"),
-    ({"model": {"widht": 10}}, "widht", "allowed keys: batch_norm, depth, init, width"),
+    ({"model": {"widht": 10}}, "widht", "allowed keys: arch, batch_norm, depth, init, width"),
 ]
 
 

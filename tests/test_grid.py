@@ -59,3 +59,37 @@ def test_fingerprint_ignores_seeds_and_sees_training_changes():
 @pytest.mark.parametrize("seeds, expected", [(3, [0, 1, 2]), ([5, 7], [5, 7])])
 def test_seeds_count_or_list(seeds, expected):
     assert cfg.seeds(validated(training={"seeds": seeds})) == expected
+
+
+def test_depth_study_adds_its_points_and_shares_the_main_grids():
+    config = validated(
+        activation=["relu", "sigmoid"],
+        zero_grad=[0.0, 1.0],
+        lr=[0.01, 0.1],
+        model={"depth": 3},
+        depth_study={"depth": [6, 10], "activation": ["relu", "tanh"], "lr": [0.1]},
+    )
+    main = {p.id for p in grid.main_grid(config)}
+    study = grid.depth_study_points(config)
+    assert len(main) == (2 + 1) * 2
+    # relu (f'(0)=0 only) and tanh, at lr 0.1, at depths 3 (the main grid's), 6 and 10.
+    assert sorted((p.activation, p.depth) for p in study) == [
+        ("relu", 3),
+        ("relu", 6),
+        ("relu", 10),
+        ("tanh", 3),
+        ("tanh", 6),
+        ("tanh", 10),
+    ]
+    assert all(p.lr == 0.1 and p.zero_grad in (0.0, None) for p in study)
+    ids = [p.id for p in grid.expand(config)]
+    assert len(ids) == len(set(ids)) == len(main | {p.id for p in study}) == 6 + 5
+
+
+def test_depth_study_can_be_left_out_or_disabled():
+    plain = validated(activation=["relu"], lr=[0.1])
+    assert grid.depth_study_points(plain) == []
+    disabled = validated(activation=["relu"], lr=[0.1], depth_study={"enabled": False})
+    assert grid.depth_study_points(disabled) == []
+    with pytest.raises(cfg.ConfigError, match="depth_study.*needs lr"):
+        validated(depth_study={"depth": [6]})

@@ -32,7 +32,46 @@ def _at_zero(x: torch.Tensor, grad: torch.Tensor, zero_grad: float, elsewhere: t
     return torch.where(x == 0, grad * zero_grad, elsewhere)
 
 
+# The negative number closest to 0 in each floating dtype (minus the smallest subnormal), so that
+# ``x <= below_zero`` is exactly ``x < 0`` and PyTorch's one-pass ``threshold_backward`` can tell
+# 0 from the negatives. Comparisons against it hold only while the CPU keeps subnormals, which is
+# PyTorch's default; ``torch.set_flush_denormal(True)`` flushes them, and ``_subnormals_kept``
+# notices that (Python floats are flushed the same way) and the slower exact path is taken.
+_BELOW_ZERO = {
+    dtype: -torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+}
+_SUBNORMAL = 5e-324
+_THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default
+_THRESHOLD_BACKWARD_INTO = torch.ops.aten.threshold_backward.grad_input
+_ELU_BACKWARD = torch.ops.aten.elu_backward.default
+
+
+def _subnormals_kept() -> bool:
+    return _SUBNORMAL > 0.0
+
+
 class _ReLU(torch.autograd.Function):
+    """ReLU with f'(0) := zero_grad (``ZeroGradReLU`` uses ``torch.relu`` itself for 0).
+
+    The backward pass is ``where(x == 0, zero_grad * grad, threshold_backward(grad, x, 0))``
+    (``_exact``), computed with PyTorch's own vectorised kernels in one or two passes, because
+    boolean masks and ``where`` cost several times a ReLU on the CPU:
+
+    - zero_grad == 1: ``threshold_backward`` at the negative number closest to 0 passes the
+      upstream gradient for x >= 0 and gives 0 for x < 0;
+    - other zero_grad >= 0: ``elu_backward`` in its result form computes ``grad * (x + a)`` for
+      x <= 0 (``grad * a`` exactly at x == 0) and ``grad`` for x > 0; the same threshold then
+      zeroes x < 0.
+
+    Both are bitwise equal to ``_exact`` (tests/test_cost.py checks every dtype, signed zeros,
+    subnormals and infinities), with one exception on the second path: at a NaN input the
+    gradient is NaN where PyTorch passes the upstream gradient through. A NaN pre-activation
+    means the run has already diverged (its loss is NaN and so are its gradients). ``_exact``
+    runs where the kernels cannot be used: negative zero_grad, other dtypes, or subnormals
+    flushed to zero by ``torch.set_flush_denormal(True)``.
+    """
+
     @staticmethod
     def forward(ctx, x: torch.Tensor, zero_grad: float) -> torch.Tensor:
         ctx.save_for_backward(x)
@@ -43,13 +82,20 @@ class _ReLU(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
         zero_grad = ctx.zero_grad
-        if zero_grad == 0.0:
-            # PyTorch's own kernel, bitwise equal to torch.relu's backward.
-            return torch.ops.aten.threshold_backward(grad, x, 0), None
+        below_zero = _BELOW_ZERO.get(x.dtype)
+        if below_zero is None or zero_grad < 0 or not _subnormals_kept():
+            return _ReLU._exact(x, grad, zero_grad), None
         if zero_grad == 1.0:
-            return grad.masked_fill(x < 0, 0), None
-        positive = torch.ops.aten.threshold_backward(grad, x, 0)
-        return _at_zero(x, grad, zero_grad, positive), None
+            return _THRESHOLD_BACKWARD(grad, x, below_zero), None
+        scaled = _ELU_BACKWARD(grad, zero_grad, 1, 1, True, x)
+        # In place: the second pass writes over the first one's buffer.
+        _THRESHOLD_BACKWARD_INTO(scaled, x, below_zero, grad_input=scaled)
+        return scaled, None
+
+    @staticmethod
+    def _exact(x: torch.Tensor, grad: torch.Tensor, zero_grad: float) -> torch.Tensor:
+        positive = _THRESHOLD_BACKWARD(grad, x, 0)
+        return _at_zero(x, grad, zero_grad, positive)
 
 
 class _LeakyReLU(torch.autograd.Function):
@@ -109,6 +155,9 @@ class ZeroGradReLU(nn.Module):
         self.zero_grad = float(zero_grad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.zero_grad == 0.0:
+            # PyTorch's own ReLU already uses f'(0) = 0; its backward is the reference.
+            return torch.relu(x)
         return _ReLU.apply(x, self.zero_grad)
 
     def extra_repr(self) -> str:

@@ -71,6 +71,9 @@ def _message(error: jsonschema.ValidationError) -> str:
         unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         where = f" under '{key}'" if error.absolute_path else ""
         return f"unknown config key(s) {', '.join(unknown)}{where}; allowed keys: {allowed}"
+    if error.validator == "required":
+        missing = sorted(set(error.validator_value) - set(error.instance))
+        return f"config key '{key}' needs {', '.join(missing)}"
     if error.validator == "minItems":
         return f"config key '{key}' must not be empty; allowed: {_allowed(error.schema)}"
     if error.validator == "uniqueItems":
@@ -132,7 +135,26 @@ def validate(config: dict, schema: dict | None = None) -> dict:
             error = min(error.context, key=lambda e: -len(e.absolute_path))
             error.schema = _parent_schema(schema, error.absolute_path) or error.schema
         raise ConfigError(_message(error))
+    _check_model(config)
     return config
+
+
+def _check_model(config: dict) -> None:
+    """What the schema cannot say: convolutional models need images; a ResNet's depth rule."""
+    model = config.get("model", {})
+    arch = model.get("arch", "mlp")
+    if arch != "mlp" and config.get("dataset") == "mnist1d":
+        raise ConfigError(
+            f"config key 'model.arch' is {arch!r} but dataset 'mnist1d' has no images; "
+            "convolutional models need one of digits, mnist, fashion_mnist, cifar10"
+        )
+    if arch == "resnet":
+        for depth in as_list(model.get("depth", [])):
+            if depth < 4 or depth % 2:
+                raise ConfigError(
+                    f"config key 'model.depth' is {depth}; allowed for resnet: an even number "
+                    ">= 4 (weighted layers, 2 + 2 x residual blocks; 18 is ResNet18)"
+                )
 
 
 def _parent_schema(schema: dict, path) -> dict | None:

@@ -1,7 +1,10 @@
-"""Datasets that need no network, prepared once per study and loaded by every training job.
+"""Datasets, prepared once per study and loaded by every training job.
 
 A prepared dataset is one ``.npz`` file with ``x_train``, ``y_train``, ``x_test``, ``y_test``.
-Jobs load it with ``load``, which standardises inputs with the training set's statistics.
+Image datasets keep their shape ``[N, C, H, W]`` (``uint8`` where the source is) so that
+convolutional models can use it; ``load(flatten=True)`` flattens it for MLPs. Jobs load it with
+``load``, which standardises inputs with the training set's statistics. MNIST, Fashion-MNIST and
+CIFAR-10 are read from a data directory (``relulab.vision``), not generated.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from relulab import vision
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def make_digits(seed: int = 42) -> dict[str, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
     x, y = load_digits(return_X_y=True)
+    x = x.reshape(len(x), 1, 8, 8)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=0.2, random_state=seed, stratify=y
     )
@@ -71,44 +77,76 @@ GENERATORS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
     "mnist1d": make_mnist1d,
     "digits": make_digits,
 }
+# Read from the data directory (``data_dir``) rather than generated from a seed.
+DOWNLOADED = vision.DATASETS
 
 
-def prepare(name: str, path: str | Path, **options) -> Path:
-    """Make dataset ``name`` and write it to ``path`` (``.npz``); done once per study."""
-    if name not in GENERATORS:
-        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(GENERATORS)}")
-    arrays = GENERATORS[name](**options)
+def prepare(
+    name: str,
+    path: str | Path,
+    seed: int = 42,
+    data_dir: str | Path = vision.DEFAULT_DATA_DIR,
+) -> Path:
+    """Make dataset ``name`` and write it to ``path`` (``.npz``); done once per study.
+
+    ``seed`` is the generator's (mnist1d) or the split's (digits) seed; the datasets in
+    ``DOWNLOADED`` are read and verified from ``data_dir`` instead.
+    """
+    if name in DOWNLOADED:
+        arrays = vision.arrays(name, data_dir)
+    elif name in GENERATORS:
+        arrays = GENERATORS[name](seed=seed)
+    else:
+        allowed = ", ".join([*GENERATORS, *DOWNLOADED])
+        raise ValueError(f"unknown dataset {name!r}; allowed: {allowed}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(
         tmp,
-        x_train=np.asarray(arrays["x_train"], dtype=np.float64),
+        x_train=_inputs(arrays["x_train"]),
         y_train=np.asarray(arrays["y_train"], dtype=np.int64),
-        x_test=np.asarray(arrays["x_test"], dtype=np.float64),
+        x_test=_inputs(arrays["x_test"]),
         y_test=np.asarray(arrays["y_test"], dtype=np.int64),
     )
     tmp.replace(path)
     return path
 
 
-def standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Zero mean, unit variance per input feature, with the training set's statistics."""
-    mean = x_train.mean(axis=0, keepdims=True)
-    std = x_train.std(axis=0, keepdims=True)
+def _inputs(x) -> np.ndarray:
+    """Inputs as stored: 8-bit images stay ``uint8`` (8x smaller), everything else float64."""
+    x = np.asarray(x)
+    return x if x.dtype == np.uint8 else x.astype(np.float64)
+
+
+def standardise(
+    x_train: np.ndarray, x_test: np.ndarray, axis: tuple[int, ...] = (0,)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Zero mean, unit variance with the training set's statistics, reduced over ``axis``.
+
+    The default ``(0,)`` standardises each input feature; ``(0, 2, 3)`` each image channel.
+    """
+    mean = x_train.mean(axis=axis, keepdims=True)
+    std = x_train.std(axis=axis, keepdims=True)
     std = np.where(std > 0, std, 1.0)
     return (x_train - mean) / std, (x_test - mean) / std
 
 
 def load(path: str | Path, flatten: bool = True) -> Split:
-    """A prepared dataset as float64 tensors, inputs standardised; ``flatten`` for MLPs."""
+    """A prepared dataset as float64 tensors, inputs standardised; ``flatten`` for MLPs.
+
+    Flattened inputs are standardised per feature; images kept as ``[N, C, H, W]`` per channel.
+    """
     with np.load(path) as arrays:
         x_train, x_test = arrays["x_train"], arrays["x_test"]
         y_train, y_test = arrays["y_train"], arrays["y_test"]
     if flatten:
         x_train = x_train.reshape(len(x_train), -1)
         x_test = x_test.reshape(len(x_test), -1)
-    x_train, x_test = standardise(x_train, x_test)
+    axis = (0, 2, 3) if x_train.ndim == 4 else (0,)
+    x_train, x_test = standardise(
+        np.asarray(x_train, dtype=np.float64), np.asarray(x_test, dtype=np.float64), axis
+    )
     return Split(
         torch.from_numpy(x_train),
         torch.from_numpy(y_train),

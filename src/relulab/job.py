@@ -15,14 +15,22 @@ from pathlib import Path
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback
 
 from relulab import config as cfg
+from relulab import conv_training
 from relulab import data as datasets
 from relulab.grid import Point, fingerprint
 from relulab.provenance import provenance
 from relulab.tracking import PointTracker
-from relulab.training import DTYPES, SeedStackModule, Settings, build_stack, seed_status
+from relulab.training import (
+    DTYPES,
+    SeedStackModule,
+    Settings,
+    build_stack,
+    parameter_hashes,
+    seed_status,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,7 @@ EPOCH_COLUMNS = [
     "exact_zeros",
     "live_exact_zeros",
     "status",
+    "params_sha256",
 ]
 
 
@@ -54,6 +63,21 @@ class TrackEpochs(Callback):
         self.tracker.log_rows(module.history.epochs, module.history.layers)
 
 
+class SaveEveryEpoch(Callback):
+    """Replaces the checkpoint ``path`` (atomically) after every epoch.
+
+    Lightning's ModelCheckpoint saves only when the optimiser step count has moved, and under
+    relulab's manual optimisation that count stays 0, so it would save at the end alone.
+    Runs after TrackEpochs: a checkpoint never holds epochs that MLflow has not seen.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        trainer.save_checkpoint(self.path)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -62,15 +86,19 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _resumable(checkpoint: Path, expected_fingerprint: str) -> bool:
+def _resumable(checkpoint: Path, expected_fingerprint: str) -> int | None:
+    """The number of epochs a usable checkpoint holds; None when there is nothing to resume."""
     if not checkpoint.exists():
-        return False
+        return None
     try:
         saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - a torn checkpoint is simply not resumable
         log.warning("ignoring unreadable checkpoint %s", checkpoint)
-        return False
-    return saved.get("relulab", {}).get("fingerprint") == expected_fingerprint
+        return None
+    if saved.get("relulab", {}).get("fingerprint") != expected_fingerprint:
+        log.warning("ignoring checkpoint %s of other settings", checkpoint)
+        return None
+    return int(saved["epoch"]) + 1
 
 
 def run_point(
@@ -92,39 +120,45 @@ def run_point(
     dtype = DTYPES[point.precision]
     point_fingerprint = fingerprint(point, config)
 
-    split = datasets.load(data_path)
-    stack = build_stack(
-        seeds,
-        in_features=split.in_features,
-        classes=split.classes,
-        width=model_cfg["width"],
-        depth=point.depth,
-        activation=point.activation,
-        zero_grad=point.zero_grad,
-        batch_norm=point.batch_norm,
-        init=model_cfg["init"],
-        dtype=dtype,
-        device=device,
-    )
+    arch = model_cfg["arch"]
+    split = datasets.load(data_path, flatten=arch == "mlp")
+    architecture = {
+        "classes": split.classes,
+        "width": model_cfg["width"],
+        "depth": point.depth,
+        "activation": point.activation,
+        "zero_grad": point.zero_grad,
+        "batch_norm": point.batch_norm,
+        "init": model_cfg["init"],
+        "dtype": dtype,
+        "device": device,
+    }
+    if arch == "mlp":
+        stack = build_stack(seeds, in_features=split.in_features, **architecture)
+        module_class = SeedStackModule
+    else:
+        in_shape = tuple(split.x_train.shape[1:])
+        stack = conv_training.build_models(seeds, arch, in_shape=in_shape, **architecture)
+        module_class = conv_training.ConvSeedsModule
     settings = Settings(
         seeds=seeds,
         lr=point.lr,
         epochs=train_cfg["epochs"],
         batch_size=train_cfg["batch_size"],
-        optimizer=train_cfg["optimizer"],
+        optimizer=point.optimizer,
         weight_decay=train_cfg["weight_decay"],
         fingerprint=point_fingerprint,
     )
-    module = SeedStackModule(stack, split.to(device, dtype), settings)
+    module = module_class(stack, split.to(device, dtype), settings)
 
     params = {
         **point.params(),
         "point": point.id,
         "dataset": config["dataset"],
         "data_seed": config["data_seed"],
+        "arch": arch,
         "width": model_cfg["width"],
         "init": model_cfg["init"],
-        "optimizer": train_cfg["optimizer"],
         "epochs": train_cfg["epochs"],
         "batch_size": train_cfg["batch_size"],
         "weight_decay": train_cfg["weight_decay"],
@@ -138,9 +172,7 @@ def run_point(
 
     checkpoint_dir = out_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
-    callbacks.append(
-        ModelCheckpoint(dirpath=checkpoint_dir, save_last=True, save_top_k=0, every_n_epochs=1)
-    )
+    callbacks.append(SaveEveryEpoch(last))
     trainer = L.Trainer(
         max_epochs=settings.epochs,
         accelerator="gpu" if device.type == "cuda" else "cpu",
@@ -149,13 +181,15 @@ def run_point(
         callbacks=callbacks,
         enable_progress_bar=False,
         enable_model_summary=False,
+        enable_checkpointing=False,  # SaveEveryEpoch writes the only checkpoint
         num_sanity_val_steps=0,
         deterministic=True,
         default_root_dir=out_dir,
     )
-    resume = _resumable(last, point_fingerprint)
+    done = _resumable(last, point_fingerprint)
+    resume = done is not None
     if resume:
-        log.info("resuming %s from %s", point.id, last)
+        log.info("resuming %s after epoch %d from %s", point.id, done, last)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
@@ -167,6 +201,9 @@ def run_point(
     epochs.to_csv(out_dir / "epochs.csv", index=False)
     layers.to_csv(out_dir / "layers.csv", index=False)
     statuses = seed_status(history, seeds)
+    # The final weights' fingerprint: zero_grad twins are bitwise equal exactly when it is.
+    for seed, digest in zip(seeds, parameter_hashes(module.stack), strict=True):
+        statuses[seed]["params_sha256"] = digest
     summary = {
         "point": point.id,
         "params": point.params(),

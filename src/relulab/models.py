@@ -14,6 +14,13 @@ from torch import nn
 from relulab import activations
 
 INITS = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
+# The precisions a study trains in (``training.precision``) and their torch dtypes.
+DTYPES = {
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
 
 
 def mlp(
@@ -45,13 +52,14 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def initialise(linear: nn.Linear, init: str) -> None:
-    """Re-draw a layer's weights; ``default`` keeps what ``nn.Linear`` drew."""
+def initialise(linear: nn.Linear | nn.Conv2d, init: str) -> None:
+    """Re-draw a layer's weights; ``default`` keeps what ``nn.Linear``/``nn.Conv2d`` drew."""
     if init == "default":
         return
     options = {"nonlinearity": "relu"} if init.startswith("kaiming") else {}
     getattr(nn.init, f"{init}_")(linear.weight, **options)
-    nn.init.zeros_(linear.bias)
+    if linear.bias is not None:
+        nn.init.zeros_(linear.bias)
 
 
 def seeded_mlp(seed: int, **kwargs) -> nn.Sequential:
@@ -148,15 +156,20 @@ class SeedStack(nn.Module):
         self, x: torch.Tensor, pre_activations: list[torch.Tensor] | None = None
     ) -> torch.Tensor:
         """Logits; appends each hidden layer's pre-activation to ``pre_activations`` if given."""
+        # The registered tensors themselves: indexing a ParameterList goes through string keys
+        # and Module.__getattr__, a few microseconds a time, on every step.
+        weights = tuple(self.weights._parameters.values())
+        biases = tuple(self.biases._parameters.values())
+        norms = tuple(self.norms._modules.values())
         h = x
-        for i in range(self.depth):
-            z = torch.baddbmm(self.biases[i].unsqueeze(1), h, self.weights[i].transpose(1, 2))
-            if len(self.norms):
-                z = self.norms[i](z)
+        for i, act in enumerate(self.acts._modules.values()):
+            z = torch.baddbmm(biases[i].unsqueeze(1), h, weights[i].transpose(1, 2))
+            if norms:
+                z = norms[i](z)
             if pre_activations is not None:
                 pre_activations.append(z)
-            h = self.acts[i](z)
-        return torch.baddbmm(self.biases[-1].unsqueeze(1), h, self.weights[-1].transpose(1, 2))
+            h = act(z)
+        return torch.baddbmm(biases[-1].unsqueeze(1), h, weights[-1].transpose(1, 2))
 
     def hidden_weights(self) -> list[nn.Parameter]:
         return list(self.weights[:-1])

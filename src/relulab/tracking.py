@@ -8,6 +8,7 @@ creating duplicates, and epochs already logged are not logged twice.
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,6 +19,7 @@ TAG_POINT = "relulab.point"
 TAG_SEED = "relulab.seed"
 TAG_FINGERPRINT = "relulab.fingerprint"
 TAG_ROLE = "relulab.role"
+TAG_PARAMS_SHA256 = "relulab.params_sha256"
 
 T = TypeVar("T")
 
@@ -36,7 +38,8 @@ def _retry(call: Callable[[], T], attempts: int = 8) -> T:
             transient = "locked" in str(error) or "busy" in str(error).lower()
             if not transient or attempt == attempts - 1:
                 raise
-            time.sleep(0.2 * 2**attempt)
+            # Jitter, so that writers that collided do not collide again in step.
+            time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")
 
 
@@ -156,7 +159,7 @@ class PointTracker:
                 continue
             newest[seed] = max(newest.get(seed, -1), epoch)
             for key, value in row.items():
-                if key not in ("seed", "epoch", "status", "step"):
+                if key not in ("seed", "epoch", "status", "step") and not isinstance(value, str):
                     batches[seed].append(Metric(key, float(value), now, epoch))
         for row in layer_rows:
             seed, epoch = row["seed"], row["epoch"]
@@ -188,6 +191,12 @@ class PointTracker:
                     run_id, "status", info["status"]
                 )
             )
+            if info.get("params_sha256"):
+                _retry(
+                    lambda run_id=run_id, info=info: self.client.set_tag(
+                        run_id, TAG_PARAMS_SHA256, info["params_sha256"]
+                    )
+                )
             if info.get("diverged_epoch") is not None:
                 _retry(
                     lambda run_id=run_id, info=info: self.client.set_tag(

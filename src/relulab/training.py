@@ -11,24 +11,26 @@ on the activation or on ``zero_grad``, so runs that differ only in ``zero_grad``
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from relulab import probes
 from relulab.data import Split
+from relulab.models import DTYPES as DTYPES  # re-exported: job and bifurcation import it here
 from relulab.models import SeedStack, seeded_mlp
 
-DTYPES = {
-    "float64": torch.float64,
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
 OPTIMIZERS = ("sgd", "momentum", "adam")
+
+_NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 # Independent random streams derived from one seed.
 _ORDER_STREAM = 1_000_003
@@ -74,13 +76,108 @@ def build_stack(
     return stack.to(device=device, dtype=dtype)
 
 
+@contextmanager
+def counting_exact_zeros(
+    acts: Iterable[nn.Module], exact_zeros: torch.Tensor, live_zeros: torch.Tensor
+) -> Iterator[None]:
+    """While inside, count per seed (dim 0) the activation inputs that are exactly 0.
+
+    Every forward call of a module in ``acts`` adds its exact zeros to ``exact_zeros``; the
+    backward pass adds to ``live_zeros`` those that meet a non-zero upstream gradient (the
+    gradient with respect to the activation's output). Those are the only elements at which
+    ``zero_grad`` changes a gradient, whatever its value (0 included).
+    """
+
+    def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        z = inputs[0]
+        # Exact zeros are rare in float32/64. On the CPU, where reading a number back stalls
+        # no device queue, one reduction finds the calls without any (min |z| > 0; NaN is not
+        # > 0), which then need neither the exact count nor a backward hook.
+        if z.device.type == "cpu" and z.numel() and bool(z.detach().abs().amin() > 0):
+            return
+        # 1 where the input is exactly 0, as arithmetic (probes.nonzero says why).
+        zero = 1 - probes.nonzero(z)
+        dims = tuple(range(1, zero.dim()))
+        exact_zeros.add_(probes.count(zero, dims))
+        if output.requires_grad:
+
+            def count_live(upstream: torch.Tensor) -> None:
+                live_zeros.add_(probes.count(probes.nonzero(upstream).mul_(zero), dims))
+
+            output.register_hook(count_live)
+
+    handles = [act.register_forward_hook(count) for act in acts]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _cuda_check_without_nvml() -> Iterator[None]:
+    """Undo, while inside, the ``PYTORCH_NVML_BASED_CUDA_CHECK=1`` that importing Lightning sets.
+
+    Lightning sets it so that checking for CUDA does not initialise CUDA before it forks worker
+    processes; relulab trains in one process and forks none. With it set and no CUDA driver,
+    every ``torch.cuda.is_available()`` tries NVML again (0.1-0.2 ms), and ``Adam.step`` asks
+    once per step.
+    """
+    saved = os.environ.pop(_NVML_CHECK, None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ[_NVML_CHECK] = saved
+
+
+def parameter_hashes(model: nn.Module) -> list[str]:
+    """Per seed, the sha256 of its parameters and buffers (names and raw bytes, in order).
+
+    Two seeds' hashes are equal exactly when their weights are bitwise equal. For a
+    ``SeedStack`` a seed is slice ``[s]`` of every tensor; for a model holding one network per
+    seed (``model.models``) it is that network's whole state.
+    """
+    per_seed = getattr(model, "models", None)
+    if per_seed is not None:
+        states = [m.state_dict().items() for m in per_seed]
+    else:
+        state = model.state_dict()
+        states = [[(name, t[s]) for name, t in state.items()] for s in range(model.seeds)]
+    hashes = []
+    for items in states:
+        digest = hashlib.sha256()
+        for name, tensor in items:
+            digest.update(name.encode())
+            raw = tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+            digest.update(raw.numpy().tobytes())
+        hashes.append(digest.hexdigest())
+    return hashes
+
+
 def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+    """SGD, SGD with momentum 0.9, or Adam; Adam (and SGD on a GPU) with fused kernels.
+
+    A fused step is PyTorch's own update in one kernel per tensor instead of several small
+    ops per tensor: Adam's step is otherwise the largest per-step cost of these small models
+    (2-4x less on one CPU thread). SGD's step is a single op per tensor on the CPU already,
+    and its fused CPU kernel splits even tiny tensors across threads.
+    """
+    parameters = list(parameters)
+    devices = {p.device.type for p in parameters}
+    fused = (
+        bool(parameters)
+        and all(p.is_floating_point() for p in parameters)
+        and devices <= {"cpu", "cuda"}
+        and (name == "adam" or devices == {"cuda"})
+    )
+    options = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
     if name == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(parameters, **options)
     if name == "momentum":
-        return torch.optim.SGD(parameters, lr=lr, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.SGD(parameters, momentum=0.9, **options)
     if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(parameters, **options)
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
@@ -227,6 +324,10 @@ class SeedStackModule(L.LightningModule):
     def dtype_of_stack(self) -> torch.dtype:
         return self.stack.weights[0].dtype
 
+    def _measure(self) -> dict[str, torch.Tensor]:
+        """``measure`` on the whole data set; models other than ``SeedStack`` override it."""
+        return measure(self.stack, self.data)
+
     def _noise_generators(self) -> list[torch.Generator]:
         act = self.stack.acts[0]
         return list(getattr(act, "generators", None) or [])
@@ -239,30 +340,22 @@ class SeedStackModule(L.LightningModule):
         live_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
         grad_norms = torch.zeros(stack.depth, seeds, dtype=torch.float64, device=device)
         orders = torch.stack([torch.randperm(n, generator=g) for g in self.order]).to(device)
+        hidden = stack.hidden_weights()
         steps = 0
 
-        def count_live_zeros(z: torch.Tensor):
-            def hook(grad: torch.Tensor) -> None:
-                live_zeros.add_(((z == 0) & (grad != 0)).sum(dim=(1, 2)))
-
-            return hook
-
         stack.train()
-        for start in range(0, n, batch_size):
-            index = orders[:, start : start + batch_size]
-            zs: list[torch.Tensor] = []
-            logits = stack(data.x_train[index], pre_activations=zs)
-            for z in zs:
-                exact_zeros.add_((z == 0).sum(dim=(1, 2)))
-                z.register_hook(count_live_zeros(z))
-            losses = per_seed_cross_entropy(logits, data.y_train[index])
-            self.alive &= torch.isfinite(losses)
-            optimizer.zero_grad(set_to_none=True)
-            torch.where(self.alive, losses, 0).sum().backward()
-            for layer, weight in enumerate(stack.hidden_weights()):
-                grad_norms[layer].add_(torch.linalg.vector_norm(weight.grad, dim=(1, 2)))
-            optimizer.step()
-            steps += 1
+        with counting_exact_zeros(stack.acts, exact_zeros, live_zeros), _cuda_check_without_nvml():
+            for start in range(0, n, batch_size):
+                index = orders[:, start : start + batch_size]
+                logits = stack(data.x_train[index])
+                losses = per_seed_cross_entropy(logits, data.y_train[index])
+                self.alive &= torch.isfinite(losses)
+                optimizer.zero_grad(set_to_none=True)
+                torch.where(self.alive, losses, 0).sum().backward()
+                norms = [torch.linalg.vector_norm(w.grad, dim=(1, 2)) for w in hidden]
+                grad_norms.add_(torch.stack(norms))
+                optimizer.step()
+                steps += 1
         return {
             "exact_zeros": exact_zeros,
             "live_zeros": live_zeros,
@@ -272,7 +365,7 @@ class SeedStackModule(L.LightningModule):
 
     def _record(self, epoch: int, counters: dict | None) -> None:
         """Measure every live seed and append its rows; mark seeds that diverged."""
-        m = measure(self.stack, self.data)
+        m = self._measure()
         alive = self.alive & torch.isfinite(m["train_loss"])
         self.alive.copy_(alive)
         m = {k: [t.cpu() for t in v] if isinstance(v, list) else v.cpu() for k, v in m.items()}
@@ -280,6 +373,7 @@ class SeedStackModule(L.LightningModule):
         alive = alive.cpu()
         dynamics = [self.death[i].update(m["dead"][i]) for i in range(self.stack.depth)]
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.settings.batch_size)
+        hashes = parameter_hashes(self.stack)
         for s, seed in enumerate(self.settings.seeds):
             if seed in self.history.diverged_epoch:
                 continue
@@ -300,6 +394,7 @@ class SeedStackModule(L.LightningModule):
                     "exact_zeros": int(c["exact_zeros"][s]) if c else 0,
                     "live_exact_zeros": int(c["live_zeros"][s]) if c else 0,
                     "status": status,
+                    "params_sha256": hashes[s],
                 }
             )
             for layer, d in enumerate(dynamics):

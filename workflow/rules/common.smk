@@ -1,14 +1,15 @@
 import sys
+from pathlib import Path
 
 from snakemake.utils import update_config
 
 from relulab import config as relulab_config
-from relulab import grid
 from relulab.tracking import tracking_uri
 
-# Values given with --config arrive as untyped strings; restore their YAML types.
+# Values given with --config arrive as untyped strings; restore their YAML types. Values
+# from config files keep their own, so a quoted number there stays an error.
 update_config(
-    config, relulab_config.typed_overrides(workflow.config_settings.overwrite_config)
+    config, relulab_config.typed_overrides(dict(workflow.config_settings.config))
 )
 try:
     config.update(
@@ -22,8 +23,24 @@ try:
 except relulab_config.ConfigError as error:
     sys.exit(f"relulab: invalid configuration: {error}")
 
+# These load torch (seconds); a bad config has been reported by now.
+from relulab import grid, vision
+
 POINTS = grid.by_id(config)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
+
+# Downloaded datasets: stop before any job when their files are missing (a dry run only
+# warns, so the DAG of a study can be inspected before the data is fetched).
+config["data_dir"] = str(vision.resolve_data_dir(config["data_dir"], workflow.basedir))
+if (
+    config["dataset"] in vision.DATASETS
+    and not Path(f"results/data/{config['dataset']}.npz").exists()
+):
+    problem = vision.missing_message(config["dataset"], config["data_dir"])
+    if problem and getattr(workflow.output_settings, "dryrun", False):
+        print(f"relulab: warning (dry run): {problem}", file=sys.stderr)
+    elif problem:
+        sys.exit(f"relulab: {problem}")
 
 
 wildcard_constraints:
@@ -36,7 +53,14 @@ wildcard_constraints:
 
 
 def point_of(wildcards):
+    if wildcards.point not in POINTS:
+        raise ValueError(f"{wildcards.point!r} is not a grid point of this study")
     return POINTS[wildcards.point]
+
+
+def gpus(device):
+    """GPUs a job on `device` (cpu, cuda or auto) asks a cluster for: --gpus on SLURM."""
+    return 0 if device == "cpu" else 1
 
 
 def run_files(name):
@@ -49,8 +73,24 @@ def figures():
         "dead_over_epochs",
         "accuracy_over_epochs",
         "accuracy_vs_lr",
+        "death_over_time",
+        "death_by_layer",
+        "gradient_by_depth",
+        "convergence",
+        "cost",
     ]
     return expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"])
+
+
+def zero_grad_outputs():
+    """Q1: the zero_grad twins table and, when enabled, the bifurcation study."""
+    names = ["zero_grad_effect"]
+    if config["bifurcation"]["enabled"]:
+        names.append("bifurcation")
+    return [
+        expand("results/tables/{name}.{ext}", name=names, ext=["csv", "md", "html"]),
+        expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"]),
+    ]
 
 
 def all_outputs():
@@ -58,4 +98,6 @@ def all_outputs():
         run_files("point.json"),
         expand("results/tables/summary.{ext}", ext=["csv", "md", "html"]),
         figures(),
+        "results/findings.md",
+        zero_grad_outputs(),
     ]

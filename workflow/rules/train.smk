@@ -11,6 +11,9 @@ rule train:
     conda:
         "../envs/relulab.yaml"
     threads: 1
+    resources:
+        # sbatch --gpus (workflow/profiles/slurm); local runs ignore it.
+        gpu=gpus(config["training"]["device"]),
     params:
         point=point_of,
         uri=TRACKING_URI,

@@ -1,4 +1,9 @@
 from relulab import data, logs
 
 logs.to_file(snakemake.log[0])  # noqa: F821
-data.prepare(snakemake.wildcards.dataset, snakemake.output[0], seed=snakemake.params.seed)  # noqa: F821
+data.prepare(
+    snakemake.wildcards.dataset,  # noqa: F821
+    snakemake.output[0],  # noqa: F821
+    seed=snakemake.params.seed,  # noqa: F821
+    data_dir=snakemake.config["data_dir"],  # noqa: F821
+)

@@ -1,0 +1,418 @@
+"""Training speed: relulab's training job against the plain PyTorch loop a researcher would write.
+
+Prints, in one run on one machine:
+
+1. per-seed training time of one grid point for S seeds: (a) the reference, a plain loop
+   (``relulab.models.mlp`` as an ``nn.Sequential``, a shuffling ``DataLoader`` over a
+   ``TensorDataset``, the study's optimizer, cross-entropy) that trains the S seeds one after
+   another and runs ``relulab.probes.dead_units`` on the whole training set before training and
+   after every epoch; (b) relulab's training job, ``job.run_point``, which trains the S seeds as
+   one batched model, with MLflow tracking off and on; their ratio, and seeds per second;
+2. MLflow tracking overhead (tracking on against off, same S, same process);
+3. the study's end-to-end ``snakemake --cores N`` wall time against the ideal: the reference's
+   compute time summed over every grid point and seed, divided by the cores.
+
+Runs are interleaved (reference, relulab off, relulab on, in every repeat) and reported as
+medians over repeats, so slow drifts of a shared machine touch every variant alike.
+
+    python benchmarks/train_speed.py                       # the table of benchmarks/README.md
+    python benchmarks/train_speed.py --skip-end-to-end     # per-seed table and tracking only
+    python benchmarks/train_speed.py --device cuda --seeds 1 4 8 16 32 64 --skip-end-to-end
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import logging
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from relulab import config as cfg
+from relulab import data, grid, job, probes, tracking
+from relulab.models import DTYPES, mlp
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def quiet() -> None:
+    """Keep Lightning's and MLflow's notices and known warnings out of the printed tables."""
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def find_point(config: dict, point_id: str | None) -> grid.Point:
+    """The grid point ``point_id``; by default relu with f'(0) = 0 at the middle learning rate."""
+    points = grid.by_id(config)
+    if point_id is None:
+        relu = [p for p in points.values() if p.activation == "relu" and p.zero_grad == 0.0]
+        if not relu:
+            raise SystemExit("the config has no relu point with zero_grad 0; give --point")
+        lrs = sorted({p.lr for p in relu})
+        return next(p for p in relu if p.lr == lrs[len(lrs) // 2])
+    if point_id not in points:
+        raise SystemExit(f"no grid point {point_id!r}; the config has: {', '.join(points)}")
+    return points[point_id]
+
+
+class Timer:
+    """Wall-clock and CPU seconds (this process, all threads) of the block inside."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def __enter__(self) -> Timer:
+        sync(self.device)
+        self.wall, self.cpu = -time.perf_counter(), -time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sync(self.device)
+        self.wall += time.perf_counter()
+        self.cpu += time.process_time()
+
+
+@contextlib.contextmanager
+def plain_script_environment():
+    """The process as a plain script has it: without Lightning's NVML-based CUDA check.
+
+    Importing Lightning (here, through relulab) sets PYTORCH_NVML_BASED_CUDA_CHECK=1, which
+    makes every torch.cuda.is_available() slower on machines without a CUDA driver; Adam asks
+    once per step. A hand-written loop that never imports Lightning does not pay that.
+    """
+    saved = os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
+    try:
+        yield
+    finally:
+        if saved is not None:
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved
+
+
+def plain_optimizer(name: str, parameters, lr: float, weight_decay: float):
+    """The optimizer as a researcher writes it: PyTorch's defaults (no fused kernels)."""
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
+    momentum = 0.9 if name == "momentum" else 0.0
+    return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+def reference_seed(
+    split: data.Split, point: grid.Point, config: dict, seed: int, device: torch.device
+) -> Timer:
+    """Time to train one seed with the plain loop, dead-unit pass included."""
+    model_cfg, train_cfg = config["model"], config["training"]
+    dtype = DTYPES[point.precision]
+    # The dataset stays where a researcher keeps it (host memory); batches move to the device.
+    x, y = split.x_train.to(dtype), split.y_train
+    x_probe = x.to(device)
+    with plain_script_environment(), Timer(device) as timer:
+        _reference_loop(x, y, x_probe, split, point, model_cfg, train_cfg, seed, device)
+    return timer
+
+
+def _reference_loop(x, y, x_probe, split, point, model_cfg, train_cfg, seed, device) -> None:
+    dtype = DTYPES[point.precision]
+    torch.manual_seed(seed)
+    model = mlp(
+        split.in_features,
+        model_cfg["width"],
+        point.depth,
+        split.classes,
+        point.activation,
+        batch_norm=point.batch_norm,
+        init=model_cfg["init"],
+    ).to(device=device, dtype=dtype)
+    loader = DataLoader(TensorDataset(x, y), batch_size=train_cfg["batch_size"], shuffle=True)
+    optimizer = plain_optimizer(
+        point.optimizer, model.parameters(), point.lr, train_cfg["weight_decay"]
+    )
+    loss_fn = nn.CrossEntropyLoss()
+    dead = [[float(m.float().mean()) for m in probes.dead_units(model, x_probe)]]
+    for _ in range(train_cfg["epochs"]):
+        model.train()
+        for xb, yb in loader:
+            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+        dead.append([float(m.float().mean()) for m in probes.dead_units(model, x_probe)])
+
+
+def relulab_point(
+    point: grid.Point,
+    config: dict,
+    data_path: Path,
+    seeds: int,
+    out_dir: Path,
+    tracking_uri: str | None,
+) -> Timer:
+    """Time for ``job.run_point`` to train ``seeds`` seeds of ``point``, outputs included."""
+    config = {**config, "training": {**config["training"], "seeds": seeds}}
+    shutil.rmtree(out_dir, ignore_errors=True)
+    with Timer(torch.device(config["training"]["device"])) as timer:
+        job.run_point(point, config, data_path, out_dir, tracking_uri)
+    return timer
+
+
+class Store:
+    """A fresh MLflow experiment per tracked run, so no run is found again and skipped."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.uri = f"sqlite:///{root / 'mlflow.db'}"
+        self.count = 0
+
+    def new_experiment(self) -> str:
+        self.count += 1
+        name = f"bench-{self.count}"
+        tracking.ensure_experiment(self.uri, name, self.root / "mlartifacts")
+        return name
+
+
+def per_seed_table(args, config: dict, split, data_path: Path, work: Path) -> pd.DataFrame:
+    device = torch.device(args.device)
+    point = find_point(config, args.point)
+    config = {**config, "training": {**config["training"], "device": args.device}}
+    store = Store(work / "store")
+    n_reference = min(max(args.seeds), args.reference_seeds)
+    print(
+        f"point {point.id}: width {config['model']['width']}, depth {point.depth}, "
+        f"batch {config['training']['batch_size']}, {config['training']['epochs']} epochs, "
+        f"{point.optimizer}, {point.precision}, device {device}, torch threads "
+        f"{torch.get_num_threads()}; reference timed on seeds 0..{n_reference - 1}",
+        flush=True,
+    )
+    # Warm-up: first-call costs (kernels, Lightning's lazy set-up) stay out of the timings.
+    warm = {**config, "training": {**config["training"], "epochs": 1}}
+    reference_seed(split, point, warm, 0, device)
+    relulab_point(point, warm, data_path, 1, work / "warm", None)
+    rows = []
+    for repeat in range(args.repeats):
+        reference = [
+            reference_seed(split, point, config, seed, device) for seed in range(n_reference)
+        ]
+        for seeds in args.seeds:
+            timed = reference[: min(seeds, n_reference)]
+            row = {
+                "repeat": repeat,
+                "S": seeds,
+                "reference": statistics.fmean(t.wall for t in timed),
+                "reference_cpu": statistics.fmean(t.cpu for t in timed),
+            }
+            out = work / "runs" / point.id
+            timer = relulab_point(point, config, data_path, seeds, out, None)
+            row["relulab"], row["relulab_cpu"] = timer.wall / seeds, timer.cpu / seeds
+            if not args.skip_tracking:
+                tracked = {**config, "study": store.new_experiment()}
+                timer = relulab_point(point, tracked, data_path, seeds, out, store.uri)
+                row["tracked"], row["tracked_cpu"] = timer.wall / seeds, timer.cpu / seeds
+            rows.append(row)
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
+            print(f"  repeat {repeat}, S {seeds}: {shown}", flush=True)
+    return pd.DataFrame(rows)
+
+
+def summarise_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """Medians over repeats of per-seed times and of each repeat's ratios."""
+    runs = runs.assign(
+        ratio=runs.relulab / runs.reference,
+        ratio_cpu=runs.relulab_cpu / runs.reference_cpu,
+    )
+    if "tracked" in runs:
+        runs = runs.assign(
+            ratio_tracked=runs.tracked / runs.reference,
+            tracking_overhead=runs.tracked / runs.relulab - 1,
+            tracking_overhead_cpu=runs.tracked_cpu / runs.relulab_cpu - 1,
+        )
+    table = runs.drop(columns="repeat").groupby("S").median()
+    table["seeds_per_s"] = 1 / table.relulab
+    table["ratio_range"] = runs.groupby("S").ratio.agg(lambda r: f"{r.min():.2f}-{r.max():.2f}")
+    names = {
+        "reference": "reference s/seed",
+        "relulab": "relulab s/seed",
+        "ratio": "ratio",
+        "ratio_range": "ratio min-max",
+        "ratio_cpu": "ratio (CPU time)",
+        "tracked": "relulab+MLflow s/seed",
+        "ratio_tracked": "ratio (MLflow on)",
+        "tracking_overhead": "MLflow overhead",
+        "tracking_overhead_cpu": "MLflow overhead (CPU time)",
+        "seeds_per_s": "relulab seeds/s",
+    }
+    return table[[c for c in names if c in table]].rename(columns=names)
+
+
+def startup_seconds(statement: str, repeats: int) -> float:
+    """Median wall time of a fresh interpreter running ``statement`` (imports, mostly)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", statement], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def end_to_end(args, config: dict, split, work: Path) -> dict:
+    """The study through ``snakemake --cores N`` in a scratch copy, and the ideal time."""
+    points = grid.expand(config)
+    seeds = cfg.seeds(config)
+    timed = seeds if args.ideal_seeds is None else seeds[: args.ideal_seeds]
+    device = torch.device("cpu")
+    print(f"ideal: reference on {len(points)} points x {len(timed)} seed(s)", flush=True)
+    compute = 0.0
+    for point in points:
+        per_seed = [reference_seed(split, point, config, seed, device).wall for seed in timed]
+        compute += statistics.fmean(per_seed) * len(seeds)
+    ideal = compute / args.cores
+
+    study = work / "study"
+    study.mkdir(parents=True)
+    shutil.copy(ROOT / "Snakefile", study / "Snakefile")
+    shutil.copytree(ROOT / "workflow", study / "workflow")
+    shutil.copytree(ROOT / "config", study / "config")
+    snakemake = Path(sys.executable).parent / "snakemake"
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    command = [str(snakemake), "--cores", str(args.cores)]
+    if args.config != ROOT / "config" / "config.yaml":
+        command += ["--configfile", str(args.config.resolve())]
+    print(f"end-to-end: {' '.join(command[1:])} ({len(points)} training jobs)", flush=True)
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=study, env=environment, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"snakemake failed:\n{result.stderr[-4000:]}")
+    summary = {
+        "points": len(points),
+        "reference compute s": compute,
+        "ideal s": ideal,
+        "snakemake s": wall,
+        "ratio to ideal": wall / ideal,
+    }
+    logs = sorted((study / ".snakemake" / "log").glob("*.snakemake.log"))
+    return {"summary": summary, "jobs": job_seconds(logs[-1]) if logs else pd.DataFrame()}
+
+
+def job_seconds(log: Path) -> pd.DataFrame:
+    """Jobs and their summed wall seconds per rule, from Snakemake's log (1 s resolution)."""
+    stamp = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$")
+    rule = re.compile(r"^(?:local)?rule (\w+):$")
+    jobid = re.compile(r"^\s+jobid: (\d+)$")
+    finished = re.compile(r"^Finished job(?:id:)? (\d+)")
+    now, pending = None, None
+    started: dict[str, tuple[str, datetime.datetime]] = {}
+    spans: list[tuple[str, float]] = []
+    for line in log.read_text().splitlines():
+        if match := stamp.match(line):
+            now = datetime.datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+        elif match := rule.match(line):
+            pending = match.group(1)
+        elif (match := jobid.match(line)) and pending is not None:
+            started[match.group(1)] = (pending, now)
+            pending = None
+        elif (match := finished.match(line)) and match.group(1) in started:
+            name, start = started.pop(match.group(1))
+            spans.append((name, (now - start).total_seconds()))
+    jobs = pd.DataFrame(spans, columns=["rule", "seconds"])
+    return jobs.groupby("rule").seconds.agg(jobs="count", total_s="sum", mean_s="mean")
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores visible, load average {os.getloadavg()[0]:.1f}"
+    if torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (rule train: 1)")
+    parser.add_argument(
+        "--point", help="grid point id (default: relu, f'(0) = 0, the middle learning rate)"
+    )
+    parser.add_argument("--epochs", type=int, help="override training.epochs (quick checks)")
+    parser.add_argument(
+        "--reference-seeds",
+        type=int,
+        default=16,
+        help="time the reference on at most this many seeds; larger S use their mean",
+    )
+    parser.add_argument("--cores", type=int, default=2, help="snakemake --cores")
+    parser.add_argument(
+        "--ideal-seeds", type=int, help="seeds per point timed for the ideal (default: all)"
+    )
+    parser.add_argument("--skip-per-seed", action="store_true")
+    parser.add_argument("--skip-tracking", action="store_true")
+    parser.add_argument("--skip-end-to-end", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    quiet()
+    torch.set_num_threads(args.threads)
+    config = cfg.validate(yaml.safe_load(args.config.read_text()))
+    if args.epochs is not None:
+        config["training"]["epochs"] = args.epochs
+    print(f"{datetime.datetime.now():%Y-%m-%d %H:%M}  {machine()}")
+    print(f"torch {torch.__version__}, python {platform.python_version()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="relulab-bench-") as tmp:
+        work = Path(tmp)
+        data_path = data.prepare(config["dataset"], work / "data.npz", seed=config["data_seed"])
+        split = data.load(data_path)
+
+        if not args.skip_per_seed:
+            runs = per_seed_table(args, config, split, data_path, work)
+            print("\nPer-seed training time, medians over repeats:\n")
+            print(summarise_per_seed(runs).to_markdown(floatfmt=".3f"))
+
+        statement = "import torch, relulab.job"
+        print(f"\nstart-up of a training process ({statement!r}):", end=" ")
+        print(f"{startup_seconds(statement, 3):.2f} s;", end=" ")
+        statement = "import mlflow.tracking"
+        print(f"MLflow import ({statement!r}): {startup_seconds(statement, 3):.2f} s", flush=True)
+
+        if not args.skip_end_to_end:
+            result = end_to_end(args, config, split, work)
+            print()
+            print(pd.DataFrame([result["summary"]]).to_markdown(index=False, floatfmt=".2f"))
+            print("\nSnakemake jobs per rule (wall seconds from its log, 1 s resolution):\n")
+            print(result["jobs"].to_markdown(floatfmt=".1f"))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""What an activation costs: forward plus backward time per element, medians over repeats.
+
+Every variant runs on the same random input of each size, and the repeats are interleaved
+(every variant once per repeat, in a shuffled order), so slow drifts of a shared machine touch
+all variants alike. The reference is PyTorch's own ReLU; relulab's zero-gradient variants
+(f'(0) := 0, 0.5, 1) are timed next to it and next to PyTorch's own module of each kinked
+activation. This is a benchmark, not a test: its numbers depend on the machine and its load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from relulab import activations
+from relulab.models import DTYPES  # not relulab.training, which imports Lightning
+
+REFERENCE = "torch.relu"
+# relulab's zero-gradient ReLU may cost at most this multiple of torch.relu.
+ZERO_GRAD_RELU_LIMIT = 1.5
+_TORCH_MODULES = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "prelu": nn.PReLU,
+    "rrelu": nn.RReLU,
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One activation implementation: PyTorch's own module, or relulab's with f'(0) := zero_grad."""
+
+    activation: str
+    zero_grad: float | None = None
+    torch_own: bool = False
+
+    @property
+    def label(self) -> str:
+        if self.torch_own:
+            return f"torch.{self.activation}"
+        if self.zero_grad is None:
+            return self.activation
+        return f"{self.activation} (f'(0)={self.zero_grad:g})"
+
+    @property
+    def implementation(self) -> str:
+        return "pytorch" if self.torch_own or self.zero_grad is None else "relulab"
+
+    def build(self) -> nn.Module:
+        if self.torch_own:
+            return _TORCH_MODULES[self.activation]()
+        return activations.build(self.activation, self.zero_grad)
+
+
+def variants(zero_grads: Iterable[float] = (0.0, 0.5, 1.0)) -> list[Variant]:
+    """PyTorch's own kinked activations, relulab's at each ``zero_grad``, the smooth ones."""
+    found = []
+    for name in activations.KINKED:
+        found.append(Variant(name, torch_own=True))
+        found += [Variant(name, float(z)) for z in zero_grads]
+    found += [Variant(name) for name in activations.SMOOTH]
+    return found
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _once(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> float:
+    """Seconds of one forward + backward (input and parameter gradients) of ``module``."""
+    inputs = [x, *module.parameters()]
+    _sync(x.device)
+    start = time.perf_counter()
+    torch.autograd.grad(module(x), inputs, upstream)
+    _sync(x.device)
+    return time.perf_counter() - start
+
+
+def time_variants(
+    modules: dict[str, nn.Module],
+    elements: int,
+    repeats: int,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    warmup: int = 3,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Seconds of forward + backward per repeat, for each module.
+
+    All modules see the same input and upstream gradient. Each repeat times every module
+    once, in a shuffled order, each timing right after an untimed call of the same module, so
+    that every module is timed with its data in cache and a load that comes and goes on a
+    shared machine touches all modules alike.
+    """
+    device = torch.device(device)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(elements, generator=g, dtype=torch.float64).to(device, dtype)
+    upstream = torch.randn(elements, generator=g, dtype=torch.float64).to(device, dtype)
+    x.requires_grad_(True)
+    modules = {k: m.to(device=device, dtype=dtype).train() for k, m in modules.items()}
+    times: dict[str, list[float]] = {k: [] for k in modules}
+    keys = list(modules)
+    for repeat in range(warmup + repeats):
+        for index in torch.randperm(len(keys), generator=g).tolist():
+            module = modules[keys[index]]
+            _once(module, x, upstream)
+            seconds = _once(module, x, upstream)
+            if repeat >= warmup:
+                times[keys[index]].append(seconds)
+    return times
+
+
+def benchmark(
+    sizes: Iterable[int] = (10_000, 100_000, 1_000_000),
+    repeats: int = 30,
+    devices: Iterable[str] | None = None,
+    precision: str = "float32",
+    zero_grads: Iterable[float] = (0.0, 0.5, 1.0),
+) -> pd.DataFrame:
+    """One row per (device, size, variant): median seconds and nanoseconds per element.
+
+    ``devices`` defaults to the CPU and, when one is present, the GPU. ``relative`` is the
+    variant's median over PyTorch's own ReLU's median at the same device and size.
+    """
+    if devices is None:
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    dtype = DTYPES[precision]
+    chosen = variants(zero_grads)
+    rows = []
+    for device in devices:
+        for elements in sizes:
+            modules = {v.label: v.build() for v in chosen}
+            times = time_variants(modules, int(elements), repeats, device, dtype)
+            reference = float(np.median(times[REFERENCE]))
+            for variant in chosen:
+                seconds = np.asarray(times[variant.label])
+                median = float(np.median(seconds))
+                rows.append(
+                    {
+                        "device": device,
+                        "precision": precision,
+                        "elements": int(elements),
+                        "activation": variant.activation,
+                        "zero_grad": variant.zero_grad,
+                        "implementation": variant.implementation,
+                        "variant": variant.label,
+                        "repeats": len(seconds),
+                        "median_s": median,
+                        "q25_s": float(np.quantile(seconds, 0.25)),
+                        "q75_s": float(np.quantile(seconds, 0.75)),
+                        "ns_per_element": median / elements * 1e9,
+                        "relative": median / reference,
+                        "threads": torch.get_num_threads() if device == "cpu" else None,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def zero_grad_relu_overhead(table: pd.DataFrame) -> pd.DataFrame:
+    """relulab's ReLU at each f'(0) against PyTorch's, per device and size (``relative``)."""
+    ours = table[(table["activation"] == "relu") & (table["implementation"] == "relulab")]
+    return ours[["device", "elements", "zero_grad", "variant", "ns_per_element", "relative"]]

@@ -1,0 +1,282 @@
+"""Figures of death over time, gradient flow, convergence and activation cost.
+
+Each figure is saved as PNG and SVG with ``plots.save``. Diverged seeds are left out of the
+curves and counted in the tables; bands and error bars are 95 % intervals over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from relulab import dynamics
+from relulab.plots import BAND, save
+
+
+def _lr_label(lr: float) -> str:
+    return f"lr = {lr:g}"
+
+
+def _empty(path: str | Path, title: str, message: str) -> None:
+    figure, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.set_title(title)
+    ax.text(0.5, 0.4, message, ha="center", va="center", wrap=True)
+    save(figure, path)
+
+
+def _variant_order(frame: pd.DataFrame) -> list[str]:
+    return sorted(frame["variant"].unique())
+
+
+def variants_that_died(layers: pd.DataFrame) -> list[str]:
+    """Variants with at least one unit dead at some measurement of some finished seed."""
+    finished = layers[layers["final_status"] != "diverged"]
+    died = finished.groupby("variant")["ever_dead_fraction"].max()
+    return sorted(died[died > 0].index)
+
+
+def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
+    """Dead fraction of all hidden units over epochs, with the revived share stacked on top.
+
+    One row per activation variant in which any unit died, one column per learning rate; the
+    stack (dead now + revived) is the fraction that was ever dead, and the dashed line the
+    fraction dead at every measurement since it first died. Means over finished seeds.
+    """
+    title = "Dead hidden units over training"
+    shown = variants_that_died(layers)
+    if not shown:
+        _empty(path, title, "No unit died in any run of the main grid.")
+        return
+    whole = dynamics.network(layers[layers["variant"].isin(shown)])
+    whole = whole[whole["final_status"] != "diverged"]
+    mean = whole.groupby(["variant", "lr", "epoch"], as_index=False)[
+        ["dead_fraction", "revived_fraction", "permanently_dead_fraction"]
+    ].mean()
+    lrs = sorted(mean["lr"].unique())
+    figure, axes = plt.subplots(
+        len(shown),
+        len(lrs),
+        figsize=(3.2 * len(lrs) + 1.5, 2.4 * len(shown) + 0.6),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    colours = sns.color_palette("rocket", 3)
+    for i, variant in enumerate(shown):
+        for j, lr in enumerate(lrs):
+            ax = axes[i][j]
+            part = mean[(mean["variant"] == variant) & (mean["lr"] == lr)].sort_values("epoch")
+            if part.empty:
+                ax.set_visible(False)
+                continue
+            ax.stackplot(
+                part["epoch"],
+                part["dead_fraction"],
+                part["revived_fraction"],
+                colors=[colours[0], colours[2]],
+                labels=["dead now", "revived (dead before, alive now)"],
+                alpha=0.85,
+            )
+            ax.plot(
+                part["epoch"],
+                part["permanently_dead_fraction"],
+                color="black",
+                linestyle="--",
+                linewidth=1,
+                label="permanently dead",
+            )
+            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("fraction of hidden units")
+            if i == len(shown) - 1:
+                ax.set_xlabel("epoch (0 = initialisation)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02))
+    figure.suptitle(f"{title} (mean over seeds)")
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    save(figure, path)
+
+
+def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
+    """Dead and revived fraction over epochs, first hidden layer against the deeper ones."""
+    title = "Dead units by layer: first hidden layer against deeper layers"
+    shown = variants_that_died(layers)
+    if not shown:
+        _empty(path, title, "No unit died in any run of the main grid.")
+        return
+    groups = dynamics.by_layer_group(layers[layers["variant"].isin(shown)])
+    groups = groups[groups["final_status"] != "diverged"]
+    long = groups.melt(
+        id_vars=["variant", "lr", "seed", "epoch", "layer_group"],
+        value_vars=["dead_fraction", "revived_fraction"],
+        var_name="measure",
+        value_name="fraction",
+    )
+    long["measure"] = long["measure"].map(
+        {"dead_fraction": "dead now", "revived_fraction": "revived"}
+    )
+    long["panel"] = long["lr"].map(_lr_label)
+    order = [_lr_label(v) for v in sorted(long["lr"].unique())]
+    grid = sns.relplot(
+        data=long,
+        x="epoch",
+        y="fraction",
+        hue="layer_group",
+        hue_order=[dynamics.FIRST_LAYER, dynamics.DEEPER_LAYERS],
+        style="measure",
+        style_order=["dead now", "revived"],
+        row="variant",
+        row_order=shown,
+        col="panel",
+        col_order=order,
+        kind="line",
+        errorbar=BAND,
+        seed=0,
+        height=2.4,
+        aspect=1.4,
+    )
+    grid.set_axis_labels("epoch (0 = initialisation)", "fraction of the layers' units")
+    grid.set_titles("{row_name}, {col_name}", size=9)
+    grid.legend.set_title("")
+    grid.figure.suptitle(title, y=1.01)
+    save(grid.figure, path)
+
+
+def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) -> None:
+    """Mean weight-gradient norm of each hidden layer (1 = next to the input), per activation.
+
+    One panel per network depth (and per learning rate when there are several), log scale.
+    """
+    data = layers[(layers["final_status"] != "diverged") & (layers["epoch"] == epoch)]
+    data = data.dropna(subset=["grad_norm"])
+    title = f"Gradient norm by layer, epoch {epoch}"
+    if data.empty:
+        _empty(path, title, "No gradient norms were recorded.")
+        return
+    data = data.assign(panel=data["depth"].map(lambda d: f"{d} hidden layers"))
+    order = [f"{d} hidden layers" for d in sorted(data["depth"].unique())]
+    several_lrs = data["lr"].nunique() > 1
+    if several_lrs:
+        data = data.assign(rate=data["lr"].map(_lr_label))
+    grid = sns.relplot(
+        data=data,
+        x="layer",
+        y="grad_norm",
+        hue="variant",
+        hue_order=_variant_order(data),
+        col="panel",
+        col_order=order,
+        row="rate" if several_lrs else None,
+        row_order=[_lr_label(v) for v in sorted(data["lr"].unique())] if several_lrs else None,
+        kind="line",
+        marker="o",
+        errorbar=BAND,
+        seed=0,
+        height=3.2,
+        aspect=1.1,
+        facet_kws={"sharex": False},
+    )
+    grid.set(yscale="log")
+    grid.set_axis_labels("hidden layer (1 = next to the input)", "mean ‖∂loss/∂W‖ over the epoch")
+    grid.set_titles("{col_name}" if not several_lrs else "{col_name}, {row_name}")
+    for ax in grid.axes.flat:
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    grid.legend.set_title("activation")
+    grid.figure.suptitle(f"{title} (95 % interval over seeds)", y=1.03)
+    save(grid.figure, path)
+
+
+def _errorbars(ax, table: pd.DataFrame, x: str, metric: str, order: list[str], log_x: bool):
+    palette = dict(zip(order, sns.color_palette("tab20", len(order)), strict=True))
+    offsets = np.linspace(-0.06, 0.06, len(order)) if len(order) > 1 else [0.0]
+    for offset, variant in zip(offsets, order, strict=True):
+        part = table[table["variant"] == variant].sort_values(x)
+        if part.empty:
+            continue
+        xs = part[x].to_numpy(dtype=float)
+        xs = xs * 10**offset if log_x else xs + offset * 5
+        ax.errorbar(
+            xs,
+            part[f"{metric}_mean"],
+            yerr=part[f"{metric}_ci95"].fillna(0),
+            marker="o",
+            markersize=4,
+            capsize=2,
+            color=palette[variant],
+            label=variant,
+        )
+    if log_x:
+        ax.set_xscale("log")
+        ax.minorticks_off()
+    values = sorted(table[x].unique())
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+    if table[f"{metric}_mean"].isna().all():
+        ax.text(0.5, 0.5, "no seed reached it", transform=ax.transAxes, ha="center")
+
+
+def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> None:
+    """Area under the accuracy curve and epochs to target, by learning rate and by depth.
+
+    ``points`` is the per-point convergence table; ``main_ids`` the main grid's points and
+    ``depth_ids`` the depth study's (may be empty, then the third panel is left out).
+    """
+    main = points[points["point"].isin(set(main_ids))]
+    deep = points[points["point"].isin(set(depth_ids))]
+    order = sorted(points["variant"].unique())
+    panels = 3 if deep["depth"].nunique() > 1 else 2
+    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
+    axes = axes[0]
+    target = points["target"].iloc[0] if len(points) else float("nan")
+    _errorbars(axes[0], main, "lr", "auc", order, log_x=True)
+    axes[0].set_xlabel("learning rate (log scale)")
+    axes[0].set_ylabel("area under validation accuracy\n(mean accuracy over training)")
+    axes[0].set_title("Speed and level of learning")
+    _errorbars(axes[1], main, "lr", "epochs_to_target", order, log_x=True)
+    axes[1].set_xlabel("learning rate (log scale)")
+    axes[1].set_ylabel(f"epochs to reach {target:.0%} validation accuracy")
+    axes[1].set_title("Epochs to target (seeds that reached it)")
+    if panels == 3:
+        _errorbars(axes[2], deep, "depth", "auc", order, log_x=False)
+        axes[2].set_xlabel("hidden layers")
+        axes[2].set_ylabel("area under validation accuracy")
+        lrs = ", ".join(f"{v:g}" for v in sorted(deep["lr"].unique()))
+        axes[2].set_title(f"As networks get deeper (lr {lrs})")
+    handles, labels = axes[0].get_legend_handles_labels()
+    figure.legend(handles, labels, title="activation", loc="center left", bbox_to_anchor=(1, 0.5))
+    figure.suptitle("Convergence (95 % interval over seeds; diverged seeds left out)")
+    figure.tight_layout()
+    save(figure, path)
+
+
+def cost(table: pd.DataFrame, path: str | Path) -> None:
+    """Forward + backward nanoseconds per element for every variant, one panel per device."""
+    devices = list(dict.fromkeys(table["device"]))
+    order = list(dict.fromkeys(table["variant"]))
+    figure, axes = plt.subplots(
+        1, len(devices), figsize=(7 * len(devices), 0.32 * len(order) + 1.8), squeeze=False
+    )
+    for ax, device in zip(axes[0], devices, strict=True):
+        part = table[table["device"] == device].copy()
+        part["size"] = part["elements"].map(lambda n: f"{n:,} elements")
+        sns.barplot(
+            data=part,
+            y="variant",
+            x="ns_per_element",
+            hue="size",
+            order=order,
+            ax=ax,
+            orient="h",
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel("forward + backward, ns per element (median, log scale)")
+        ax.set_ylabel("")
+        precision = part["precision"].iloc[0]
+        ax.set_title(f"Activation cost on {device} ({precision})")
+        ax.legend(title="tensor size", loc="lower right", fontsize=8)
+    figure.tight_layout()
+    save(figure, path)

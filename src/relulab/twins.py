@@ -1,0 +1,279 @@
+"""Exact twins: does the value of f'(0) change what training does?
+
+Two runs that differ only in ``zero_grad`` (same seed: same initial weights, same data order,
+same noise) compute bitwise the same thing until an exact zero meets a non-zero upstream
+gradient, and may differ from then on. Each training seed records, per epoch, a hash of its
+parameters (``params_sha256``) and the exact zeros it met with a non-zero upstream gradient
+(``live_exact_zeros``). Here each seed at ``zero_grad=a`` is paired with the same seed at
+``zero_grad=0`` (all other settings equal), and per grid point we report: the fraction of seeds
+whose trajectory departs from its twin, the first epoch at which it does, and the paired
+difference in final validation accuracy with a 95 % interval over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from relulab import analysis, plots
+from relulab.bifurcation import PRECISIONS, wilson_interval
+from relulab.grid import Point
+
+REFERENCE = 0.0
+# Every grid axis but zero_grad: twins agree on all of them.
+AXES = [f.name for f in dataclasses.fields(Point) if f.name != "zero_grad"]
+COLUMNS = [
+    *AXES,
+    "zero_grad",
+    "reference_zero_grad",
+    "variant",
+    "seeds",
+    "departed",
+    "fraction_departed",
+    "departed_ci_low",
+    "departed_ci_high",
+    "first_departure_epoch_min",
+    "first_departure_epoch_median",
+    "live_exact_zeros_mean",
+    "unexplained_departures",
+    "both_finished",
+    "accuracy_difference_mean",
+    "accuracy_difference_ci_low",
+    "accuracy_difference_ci_high",
+]
+
+
+def load(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
+    """Every point's epoch rows, with all of the point's grid values as columns."""
+    frames = []
+    for run_dir in run_dirs:
+        epochs, _, info = analysis.load_point(run_dir)
+        for key, value in info["params"].items():
+            if key not in epochs.columns:
+                epochs[key] = value
+        frames.append(epochs)
+    if not frames:
+        return pd.DataFrame(columns=[*AXES, "zero_grad", "seed", "epoch"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def first_departure(reference: pd.DataFrame, twin: pd.DataFrame) -> int | None:
+    """The first epoch after which the two runs' parameters differ bitwise; None if never.
+
+    ``reference``/``twin``: one seed's epoch rows each. A run that stopped earlier (diverged)
+    departs at the first epoch the other one has alone.
+    """
+    a = reference.set_index("epoch")["params_sha256"]
+    b = twin.set_index("epoch")["params_sha256"]
+    for epoch in sorted(set(a.index) | set(b.index)):
+        if epoch not in a.index or epoch not in b.index or a[epoch] != b[epoch]:
+            return int(epoch)
+    return None
+
+
+def first_live_epoch(*runs: pd.DataFrame) -> int | None:
+    """The first epoch in which any of the runs met an exact zero with a non-zero upstream
+    gradient (epoch e counts the training steps of epoch e)."""
+    epochs = [int(e) for run in runs for e in run.loc[run["live_exact_zeros"] > 0, "epoch"]]
+    return min(epochs) if epochs else None
+
+
+def pairs(epochs: pd.DataFrame, reference: float = REFERENCE) -> pd.DataFrame:
+    """One row per (grid point with ``zero_grad`` != ``reference``, seed) that has a twin.
+
+    Columns: the grid axes, ``zero_grad``, ``seed``, ``departs``, ``first_departure_epoch``,
+    ``first_live_epoch``, ``unexplained`` (departed before either run met a live exact zero:
+    non-deterministic kernels, never expected), ``live_exact_zeros`` (the reference run's
+    total), ``both_finished`` and ``accuracy_difference`` (final val accuracy, twin minus
+    reference, NaN unless both finished).
+    """
+    if "params_sha256" not in epochs.columns:
+        raise ValueError("epoch rows carry no params_sha256: retrain with this relulab version")
+    kinked = epochs[epochs["zero_grad"].notna()]
+    axes = [a for a in AXES if a in kinked.columns]
+    rows = []
+    for key, group in kinked.groupby(axes, sort=False, dropna=False):
+        by_value = {float(z): part for z, part in group.groupby("zero_grad")}
+        if reference not in by_value:
+            continue
+        base = by_value[reference]
+        for value, part in by_value.items():
+            if value == reference:
+                continue
+            for seed, twin in part.groupby("seed"):
+                ref = base[base["seed"] == seed]
+                if ref.empty:
+                    continue
+                ref, twin = ref.sort_values("epoch"), twin.sort_values("epoch")
+                departure = first_departure(ref, twin)
+                live = first_live_epoch(ref, twin)
+                finished = (ref["final_status"].iloc[-1] != "diverged") and (
+                    twin["final_status"].iloc[-1] != "diverged"
+                )
+                difference = (
+                    float(twin["val_accuracy"].iloc[-1] - ref["val_accuracy"].iloc[-1])
+                    if finished
+                    else math.nan
+                )
+                rows.append(
+                    {
+                        **dict(zip(axes, key if isinstance(key, tuple) else (key,), strict=True)),
+                        "zero_grad": value,
+                        "seed": int(seed),
+                        "departs": departure is not None,
+                        "first_departure_epoch": departure,
+                        "first_live_epoch": live,
+                        "unexplained": departure is not None and (live is None or live > departure),
+                        "live_exact_zeros": int(ref["live_exact_zeros"].sum()),
+                        "both_finished": finished,
+                        "accuracy_difference": difference,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def effect_table(epochs: pd.DataFrame, reference: float = REFERENCE) -> pd.DataFrame:
+    """The zero_grad effect table: one row per grid point with ``zero_grad`` != ``reference``
+    that has twins (``COLUMNS``)."""
+    paired = pairs(epochs, reference)
+    if paired.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    axes = [a for a in AXES if a in paired.columns]
+    rows = []
+    for key, group in paired.groupby([*axes, "zero_grad"], sort=False, dropna=False):
+        values = dict(zip([*axes, "zero_grad"], key, strict=True))
+        n, departed = len(group), int(group["departs"].sum())
+        low, high = wilson_interval(departed, n)
+        epochs_departed = group["first_departure_epoch"].dropna().astype(float)
+        finished = group[group["both_finished"]]
+        mean, half = analysis.mean_ci95(finished["accuracy_difference"])
+        rows.append(
+            {
+                **values,
+                "reference_zero_grad": reference,
+                "variant": analysis.variant_label(values["activation"], values["zero_grad"]),
+                "seeds": n,
+                "departed": departed,
+                "fraction_departed": departed / n,
+                "departed_ci_low": low,
+                "departed_ci_high": high,
+                "first_departure_epoch_min": (
+                    float(epochs_departed.min()) if len(epochs_departed) else math.nan
+                ),
+                "first_departure_epoch_median": (
+                    float(epochs_departed.median()) if len(epochs_departed) else math.nan
+                ),
+                "live_exact_zeros_mean": float(group["live_exact_zeros"].mean()),
+                "unexplained_departures": int(group["unexplained"].sum()),
+                "both_finished": len(finished),
+                "accuracy_difference_mean": mean,
+                "accuracy_difference_ci_low": mean - half,
+                "accuracy_difference_ci_high": mean + half,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table = table[[c for c in COLUMNS if c in table.columns]]
+    keys = [*[a for a in AXES if a in table.columns], "zero_grad"]
+    return table.sort_values(keys, key=_precision_order).reset_index(drop=True)
+
+
+def _precision_order(column: pd.Series) -> pd.Series:
+    """Sort key: precisions from the widest to the narrowest, other columns as they are."""
+    if column.name != "precision":
+        return column
+    return column.map({p: i for i, p in enumerate(PRECISIONS)}).fillna(len(PRECISIONS))
+
+
+def _setting(table: pd.DataFrame) -> pd.Series:
+    """A label per row: the variant, plus the axes that vary in the table (besides lr and
+    precision, which the figure shows itself)."""
+    extra = [
+        a
+        for a in AXES
+        if a not in ("activation", "lr", "precision") and a in table and table[a].nunique() > 1
+    ]
+    labels = table["variant"].astype(str)
+    for axis in extra:
+        labels = labels + ", " + axis + "=" + table[axis].astype(str)
+    return labels
+
+
+def plot(table: pd.DataFrame, path: str | Path) -> None:
+    """Fraction of seeds whose trajectory departs from the f'(0)=0 twin (Wilson 95 %) and
+    the paired final-accuracy difference (Student t 95 % over seeds); one column per
+    precision, one colour per learning rate."""
+    import matplotlib.pyplot as plt
+
+    if table.empty:
+        figure, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(
+            0.5,
+            0.5,
+            "No zero_grad twins in this study:\nthe grid needs a kinked activation at zero_grad 0 "
+            "and another value.",
+            ha="center",
+            va="center",
+        )
+        plots.save(figure, path)
+        return
+    table = table.assign(setting=_setting(table))
+    present = set(table["precision"])
+    precisions = [p for p in PRECISIONS if p in present] + sorted(present - set(PRECISIONS))
+    settings = list(dict.fromkeys(table["setting"]))
+    lrs = sorted(table["lr"].unique())
+    colours = dict(zip(lrs, plots.sns.color_palette(n_colors=len(lrs)), strict=True))
+    figure, axes = plt.subplots(
+        2,
+        len(precisions),
+        figsize=(3 + 1.2 * max(len(settings), 2) * len(precisions), 6.5),
+        squeeze=False,
+        sharex=True,
+        sharey="row",
+    )
+    width = 0.7 / max(len(lrs), 1)
+    for c, precision in enumerate(precisions):
+        part = table[table["precision"] == precision]
+        for i, lr in enumerate(lrs):
+            rows = part[part["lr"] == lr].set_index("setting").reindex(settings)
+            x = np.arange(len(settings)) + (i - (len(lrs) - 1) / 2) * width
+            fraction = rows["fraction_departed"].to_numpy(dtype=float)
+            axes[0][c].errorbar(
+                x,
+                fraction,
+                yerr=[
+                    fraction - rows["departed_ci_low"].to_numpy(dtype=float),
+                    rows["departed_ci_high"].to_numpy(dtype=float) - fraction,
+                ],
+                fmt="o",
+                capsize=3,
+                color=colours[lr],
+                label=f"lr = {lr:g}",
+            )
+            difference = rows["accuracy_difference_mean"].to_numpy(dtype=float)
+            axes[1][c].errorbar(
+                x,
+                difference,
+                yerr=[
+                    difference - rows["accuracy_difference_ci_low"].to_numpy(dtype=float),
+                    rows["accuracy_difference_ci_high"].to_numpy(dtype=float) - difference,
+                ],
+                fmt="o",
+                capsize=3,
+                color=colours[lr],
+            )
+        axes[0][c].set_title(precision)
+        axes[0][c].set_ylim(-0.05, 1.05)
+        axes[1][c].axhline(0, color="grey", linewidth=0.8)
+        axes[1][c].set_xticks(np.arange(len(settings)), settings, rotation=35, ha="right")
+    axes[0][0].set_ylabel("seeds departing from\nthe f'(0)=0 twin")
+    axes[1][0].set_ylabel("final val accuracy,\ntwin minus f'(0)=0")
+    axes[0][-1].legend(title="learning rate", bbox_to_anchor=(1.02, 1), loc="upper left")
+    figure.suptitle("Does f'(0) change training? Paired seeds, 95 % intervals", fontsize=11)
+    figure.tight_layout()
+    plots.save(figure, path)

@@ -1,0 +1,133 @@
+"""The cost benchmark's table, and the fast zero-gradient ReLU being exactly the slow one.
+
+The benchmark's numbers depend on the machine; these tests check what it reports and that
+the one- and two-pass backward kernels relulab uses for speed compute, bit for bit, the
+definition ``where(x == 0, zero_grad * grad, PyTorch's ReLU backward)``.
+"""
+
+import pytest
+import torch
+
+from relulab import activations, cost
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+INTEGER = {torch.float64: torch.int64, torch.float32: torch.int32}
+
+
+def bits(tensor):
+    return tensor.view(INTEGER.get(tensor.dtype, torch.int16))
+
+
+def hard_inputs(dtype):
+    """Every pairing of awkward inputs and upstream gradients, then random ones with zeros."""
+    info = torch.finfo(dtype)
+    subnormal = info.smallest_normal * info.eps
+    specials = [0.0, -0.0, 1.0, -1.0, float("inf"), float("-inf"), subnormal, -subnormal]
+    specials += [info.smallest_normal, -info.smallest_normal, info.max, -info.max]
+    upstream = [0.0, -0.0, 2.5, -3.0, float("inf"), float("-inf"), float("nan"), subnormal]
+    x = torch.tensor(specials, dtype=torch.float64).repeat_interleave(len(upstream))
+    g = torch.tensor(upstream, dtype=torch.float64).repeat(len(specials))
+    generator = torch.Generator().manual_seed(0)
+    random_x = torch.randn(4096, generator=generator, dtype=torch.float64)
+    random_x[::5] = 0.0
+    random_x[1::10] = -0.0
+    random_g = torch.randn(4096, generator=generator, dtype=torch.float64)
+    return torch.cat([x, random_x]).to(dtype), torch.cat([g, random_g]).to(dtype)
+
+
+def gradient(module, x, upstream):
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(module(x), x, upstream)
+    return grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("zero_grad", [1.0, 0.5, 0.3, 2.0, 1e-3, -0.5])
+def test_fast_relu_backward_is_bitwise_the_definition(dtype, zero_grad):
+    # NaN inputs are left out: the two-pass kernel gives NaN there (see activations._ReLU).
+    x, upstream = hard_inputs(dtype)
+    got = gradient(activations.build("relu", zero_grad), x, upstream)
+    want = activations._ReLU._exact(x, upstream, zero_grad)
+    assert torch.equal(bits(got), bits(want))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_grad_zero_is_torch_relu_bit_for_bit(dtype):
+    x, upstream = hard_inputs(dtype)
+    nan_x = torch.full((3,), float("nan"), dtype=dtype)
+    x, upstream = torch.cat([x, nan_x]), torch.cat([upstream, torch.ones(3, dtype=dtype)])
+    ours = gradient(activations.build("relu", 0.0), x, upstream)
+    theirs = gradient(torch.nn.ReLU(), x, upstream)
+    assert torch.equal(bits(ours), bits(theirs))
+
+
+def test_zero_grad_one_passes_the_gradient_at_nan_as_torch_relu_does():
+    x = torch.full((64,), float("nan"))
+    upstream = torch.arange(64.0)
+    assert torch.equal(gradient(activations.build("relu", 1.0), x, upstream), upstream)
+
+
+def test_flushed_subnormals_fall_back_to_the_exact_backward():
+    x = torch.tensor([0.0, -0.0, -1.0, 1.0, -1e-45] * 20)
+    upstream = torch.arange(100.0) + 1
+    expected = activations._ReLU._exact(x, upstream, 0.5)
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush subnormals")
+    try:
+        flushed = gradient(activations.build("relu", 0.5), x, upstream)
+        flushed_one = gradient(activations.build("relu", 1.0), x, upstream)
+    finally:
+        torch.set_flush_denormal(False)
+    # With subnormals flushed, -1e-45 reads as -0: a zero, whose gradient is zero_grad * g.
+    assert torch.equal(flushed[:4], expected[:4])
+    assert torch.equal(flushed_one[:4], upstream[:4] * torch.tensor([1.0, 1.0, 0.0, 1.0]))
+
+
+def test_variants_cover_every_activation_and_the_zero_grad_values_next_to_torch():
+    labels = [v.label for v in cost.variants((0.0, 0.5, 1.0))]
+    assert labels[0] == cost.REFERENCE == "torch.relu"
+    for name in activations.KINKED:
+        assert f"torch.{name}" in labels
+        for z in ("0", "0.5", "1"):
+            assert f"{name} (f'(0)={z})" in labels
+    for name in activations.SMOOTH:
+        assert name in labels
+    assert len(labels) == len(set(labels))
+
+
+def test_benchmark_reports_medians_per_element_and_relative_to_torch_relu():
+    table = cost.benchmark(sizes=[256, 1024], repeats=3, devices=["cpu"], zero_grads=(0.5,))
+    variants = cost.variants((0.5,))
+    assert len(table) == 2 * len(variants)
+    assert set(table["elements"]) == {256, 1024}
+    assert (table["repeats"] == 3).all()
+    assert (table["median_s"] > 0).all()
+    assert (table["q25_s"] <= table["median_s"]).all()
+    assert (table["median_s"] <= table["q75_s"]).all()
+    per_element = table["median_s"] / table["elements"] * 1e9
+    assert table["ns_per_element"].tolist() == pytest.approx(per_element.tolist())
+    reference = table[table["variant"] == cost.REFERENCE]
+    assert reference["relative"].tolist() == pytest.approx([1.0, 1.0])
+    ours = cost.zero_grad_relu_overhead(table)
+    assert set(ours["variant"]) == {"relu (f'(0)=0.5)"}
+    assert len(ours) == 2
+
+
+def test_timing_sees_every_module_once_per_repeat():
+    calls = {"a": 0, "b": 0}
+
+    class Counting(torch.nn.Module):
+        def __init__(self, key):
+            super().__init__()
+            self.key = key
+
+        def forward(self, x):
+            calls[self.key] += 1
+            return torch.relu(x)
+
+    times = cost.time_variants(
+        {"a": Counting("a"), "b": Counting("b")}, elements=64, repeats=4, warmup=1
+    )
+    assert {k: len(v) for k, v in times.items()} == {"a": 4, "b": 4}
+    # Each repeat (warm-up included) runs each module twice: once untimed, once timed.
+    assert calls == {"a": 10, "b": 10}

@@ -1,0 +1,299 @@
+"""The findings report: its sentences follow the numbers, and it survives missing tables."""
+
+import dataclasses
+import functools
+import math
+import re
+
+import pandas as pd
+import pytest
+
+from relulab import analysis, convergence, dynamics, findings
+
+EPOCHS = 3
+SEEDS = 3
+
+
+def point_id(activation, lr, depth):
+    zero_grad = "_zg0" if activation == "relu" else ""
+    return f"{activation}{zero_grad}_lr{lr:g}_float32_d{depth}_nobn"
+
+
+def synthetic_study(**changes):
+    """A fresh ``findings.Inputs`` of ``study(**changes)`` (tests may set its optional tables)."""
+    return dataclasses.replace(study(**changes))
+
+
+@functools.cache
+def study(
+    dead=0.5,
+    born=0.0,
+    relu_ratio=0.5,
+    sigmoid_ratio=0.01,
+    accuracy=0.0,
+    revive=0.5,
+    sigmoid_dead=0.0,
+):
+    """A small study: ReLU and sigmoid at two learning rates (2 hidden layers), and both at
+    4 hidden layers in a depth study. ``dead`` is ReLU's final dead fraction at lr 0.1;
+    ``revive`` the share of it that comes back in the last epoch, in deeper layers only."""
+    layer_rows, epoch_rows = [], []
+    points = [
+        ("relu", 0.01, 2, dead / 4),
+        ("relu", 0.1, 2, dead),
+        ("sigmoid", 0.01, 2, 0.0),
+        ("sigmoid", 0.1, 2, sigmoid_dead),
+        ("relu", 0.01, 4, dead / 4),
+        ("sigmoid", 0.01, 4, 0.0),
+    ]
+    for activation, lr, depth, final_dead in points:
+        point = point_id(activation, lr, depth)
+        ratio = relu_ratio if activation == "relu" else sigmoid_ratio
+        curve = [0.1, 0.6, 0.7, 0.75] if activation == "relu" else [0.1, 0.3, 0.5, 0.62]
+        params = {
+            "point": point,
+            "activation": activation,
+            "zero_grad": 0.0 if activation == "relu" else math.nan,
+            "lr": lr,
+            "precision": "float32",
+            "depth": depth,
+            "batch_norm": False,
+            "variant": analysis.variant_label(activation, 0.0 if activation == "relu" else None),
+            "final_status": "finished",
+        }
+        for seed in range(SEEDS):
+            jitter = 0.01 * seed
+            for epoch in range(EPOCHS + 1):
+                born_now = born if activation == "relu" else 0.0
+                now = born_now if epoch == 0 else final_dead + jitter * (final_dead > 0)
+                layer_dead = []
+                for layer in range(1, depth + 1):
+                    first = layer == 1
+                    revived = 0.0 if first or epoch < EPOCHS else now * revive
+                    layer_dead.append(now)
+                    layer_rows.append(
+                        {
+                            **params,
+                            "seed": seed,
+                            "epoch": epoch,
+                            "layer": layer,
+                            "dead_fraction": now,
+                            "inactive_fraction": now,
+                            "ever_dead_fraction": now + revived,
+                            "revived_fraction": revived,
+                            "permanently_dead_fraction": now,
+                            "sparsity": 0.5 + now / 2 if activation == "relu" else 0.0,
+                            "grad_norm": math.nan
+                            if epoch == 0
+                            else ratio ** ((depth - layer) / (depth - 1)) * (1 + jitter),
+                        }
+                    )
+                epoch_rows.append(
+                    {
+                        **params,
+                        "seed": seed,
+                        "epoch": epoch,
+                        "step": 10 * epoch,
+                        "train_loss": 1.0,
+                        "val_loss": 1.0,
+                        "val_accuracy": curve[epoch] + accuracy + jitter,
+                        "dead_fraction": sum(layer_dead) / depth,
+                        "inactive_fraction": sum(layer_dead) / depth,
+                        "exact_zeros": 0,
+                        "live_exact_zeros": 0,
+                        "status": "ok",
+                    }
+                )
+    layers, epochs = pd.DataFrame(layer_rows), pd.DataFrame(epoch_rows)
+    main = {point_id(a, lr, 2) for a in ("relu", "sigmoid") for lr in (0.01, 0.1)}
+    deep = {point_id(a, 0.01, d) for a in ("relu", "sigmoid") for d in (2, 4)}
+    runs = convergence.run_table(epochs, 0.6)
+    return findings.Inputs(
+        summary=analysis.summary(epochs, layers),
+        death=dynamics.death_table(layers),
+        revival=dynamics.revival_table(layers),
+        gradient=dynamics.gradient_table(layers),
+        convergence=convergence.point_table(runs),
+        epochs=epochs,
+        main_ids=main,
+        depth_ids=deep,
+        config={
+            "study": "synthetic",
+            "dataset": "mnist1d",
+            "model": {"width": 8},
+            "training": {"optimizer": "sgd", "epochs": EPOCHS, "batch_size": 16},
+        },
+    )
+
+
+def cost_table(zero_grad_relative=1.2, sigmoid_relative=1.4, prelu_relative=9.0):
+    rows = []
+    for variant, activation, zero_grad, implementation, relative in [
+        ("torch.relu", "relu", None, "pytorch", 1.0),
+        ("relu (f'(0)=0)", "relu", 0.0, "relulab", 1.0),
+        ("relu (f'(0)=0.5)", "relu", 0.5, "relulab", zero_grad_relative),
+        ("relu (f'(0)=1)", "relu", 1.0, "relulab", 1.1),
+        ("prelu (f'(0)=0)", "prelu", 0.0, "relulab", prelu_relative),
+        ("sigmoid", "sigmoid", None, "pytorch", sigmoid_relative),
+    ]:
+        rows.append(
+            {
+                "device": "cpu",
+                "precision": "float32",
+                "elements": 1_000_000,
+                "activation": activation,
+                "zero_grad": zero_grad,
+                "implementation": implementation,
+                "variant": variant,
+                "repeats": 30,
+                "median_s": 1e-3 * relative,
+                "ns_per_element": relative,
+                "relative": relative,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def texts(inputs, title_start):
+    section = next(s for s in findings.build(inputs) if s.title.startswith(title_start))
+    return [f.text for f in section.findings]
+
+
+def find(sentences, pattern):
+    found = [s for s in sentences if re.search(pattern, s)]
+    assert found, f"no sentence matches {pattern!r} in {sentences}"
+    return found[0]
+
+
+@pytest.mark.parametrize(("dead", "verdict"), [(0.5, "above"), (0.1, "below")])
+def test_largest_dead_fraction_names_its_activation_lr_and_the_40_percent_claim(dead, verdict):
+    sentence = find(texts(synthetic_study(dead=dead), "Q2"), "largest dead fraction")
+    mean = 100 * (dead + 0.01)  # seeds add 0, 0.01, 0.02
+    assert f"{mean:.1f} %" in sentence
+    assert "relu (f'(0)=0), lr 0.1, 2 hidden layers" in sentence
+    assert f"{verdict} the" in sentence
+
+
+def test_no_sentence_stays_the_same_when_every_number_changes():
+    one = synthetic_study(dead=0.5, born=0.05, relu_ratio=0.5, sigmoid_ratio=0.01)
+    other = synthetic_study(
+        dead=0.2,
+        born=0.1,
+        relu_ratio=0.8,
+        sigmoid_ratio=0.02,
+        accuracy=0.11,
+        revive=0.25,
+        sigmoid_dead=0.05,
+    )
+    one.cost, other.cost = cost_table(1.2, 1.4, 9.0), cost_table(1.3, 1.6, 12.0)
+    for title in ("The study", "Q2", "Q3"):
+        a, b = set(texts(one, title)), set(texts(other, title))
+        same = a & b
+        if title == "The study":  # the study itself did not change, only its results
+            same = {s for s in same if "None of the" not in s and "Study `" not in s}
+        assert not same, f"sentences independent of the data: {same}"
+
+
+def test_revival_is_reported_by_layer_group():
+    sentence = find(texts(synthetic_study(dead=0.4), "Q2"), "alive again")
+    assert "died in the first hidden layer, 0.0 % were alive again" in sentence
+    deeper = re.search(r"deeper hidden layers, ([\d.]+) %", sentence)
+    assert deeper and 30 < float(deeper.group(1)) < 40  # revived 0.2 of 0.6 ever dead
+    assert "some revival at 3 of the 3 grid points with deaths there" in sentence
+
+
+def test_no_death_means_no_revival_sentence():
+    sentences = texts(synthetic_study(dead=0.0), "Q2")
+    find(sentences, "No unit was dead at any measurement")
+    find(sentences, "No unit died, so none could come back")
+
+
+def test_gradient_flow_compares_relu_with_sigmoid_at_the_deepest_depth():
+    sentences = texts(synthetic_study(relu_ratio=0.5, sigmoid_ratio=0.01), "Q3")
+    sentence = find(sentences, "Vanishing gradients")
+    assert "4 hidden layers" in sentence
+    assert re.search(r"sigmoid 0\.01\d*", sentence) and re.search(
+        r"relu \(f'\(0\)=0\) 0\.5", sentence
+    )
+    comparison = find(sentences, "ReLU's first-to-last ratio")
+    ratio = float(re.search(r"was ([\d.]+)× that of sigmoid", comparison).group(1))
+    assert ratio == pytest.approx(50, rel=0.05)
+
+
+def test_convergence_ranks_activations_and_counts_seeds_at_target():
+    sentences = texts(synthetic_study(), "Q3")
+    ranking = find(sentences, "ranked by the area")
+    assert ranking.index("relu") < ranking.index("sigmoid")
+    reached = find(sentences, "60 % validation accuracy was reached")
+    assert "relu (f'(0)=0) after 1 epochs (3/3 seeds)" in reached
+    assert "sigmoid after 3 epochs (3/3 seeds)" in reached
+
+
+@pytest.mark.parametrize(("relative", "word"), [(1.2, "within"), (1.8, "more than")])
+def test_cost_reports_the_zero_grad_relu_against_its_limit(relative, word):
+    inputs = synthetic_study()
+    inputs.cost = cost_table(zero_grad_relative=relative)
+    sentence = find(texts(inputs, "Q3"), "relulab's ReLU with a chosen f'\\(0\\)")
+    assert f"{relative:.2f}× for f'(0)=0.5" in sentence
+    assert f"{word} the 1.5×" in sentence
+
+
+def test_missing_optional_tables_are_said_and_the_rest_still_written(tmp_path):
+    inputs = synthetic_study()
+    markdown, html = tmp_path / "findings.md", tmp_path / "findings.html"
+    findings.write(inputs, markdown, html)
+    text = markdown.read_text()
+    for heading in ("## The study", "## Q1.", "## Q2.", "## Q3."):
+        assert heading in text
+    assert "bifurcation study was not run" in text
+    assert "cost benchmark was not run" in text
+    assert text.count("<h2>") == 0 and html.read_text().count("<h2>") == 4
+
+
+def test_every_finding_points_at_a_table_or_figure():
+    inputs = synthetic_study()
+    inputs.cost = cost_table()
+    known = set(findings.SOURCES.values())
+    for section in findings.build(inputs):
+        for finding in section.findings:
+            if "not run" in finding.text:
+                continue
+            assert finding.sources, finding.text
+            assert set(finding.sources) <= known
+
+
+def test_q1_uses_the_bifurcation_and_twin_tables_when_present():
+    inputs = synthetic_study()
+    inputs.bifurcation = pd.DataFrame(
+        {
+            "precision": ["float64", "float32", "float16"] * 2,
+            "width": [64] * 3 + [256] * 3,
+            "depth": [3] * 6,
+            "inits": [32] * 6,
+            "fraction_differ": [0.0, 0.25, 0.5, 0.0, 0.375, 1.0],
+            "ci_low": [0.0, 0.1, 0.3, 0.0, 0.2, 0.9],
+            "ci_high": [0.1, 0.4, 0.7, 0.1, 0.5, 1.0],
+            "exact_zero_rate": [0.0, 1e-6, 1e-3, 0.0, 2e-6, 2e-3],
+        }
+    )
+    inputs.zero_grad_effect = pd.DataFrame(
+        {
+            "activation": ["relu", "relu"],
+            "lr": [0.01, 0.1],
+            "variant": ["relu (f'(0)=1)", "relu (f'(0)=1)"],
+            "seeds": [4, 4],
+            "departed": [1, 4],
+            "accuracy_difference_mean": [0.001, -0.02],
+            "accuracy_difference_ci_low": [-0.002, -0.03],
+            "accuracy_difference_ci_high": [0.004, -0.01],
+        }
+    )
+    sentences = texts(inputs, "Q1")
+    widest = find(sentences, "Untrained MLPs")
+    assert "width 256" in widest and "float32 38 %" in widest and "float16 100 %" in widest
+    assert "float32 46 %" in widest  # the published number, for comparison
+    find(sentences, "float32 the fraction was 25 % at width 64, depth 3 and 38 % at width 256")
+    twins = find(sentences, "5 of 8 runs with f'\\(0\\) other than 0 parted")
+    assert "lr 0.1" in twins
+    effect = find(sentences, "largest mean change")
+    assert "-2.00 points" in effect and "excludes no change" in effect

@@ -1,0 +1,51 @@
+from relulab import bifurcation
+
+BIFURCATION = config["bifurcation"]
+
+
+rule bifurcation:
+    input:
+        data=f"results/data/{BIFURCATION['dataset']}.npz",
+    output:
+        "results/bifurcation/{precision}.csv",
+    log:
+        "results/logs/bifurcation/{precision}.log",
+    wildcard_constraints:
+        precision="|".join(bifurcation.PRECISIONS),
+    conda:
+        "../envs/relulab.yaml"
+    threads: 1
+    params:
+        settings=BIFURCATION,
+    script:
+        "../scripts/bifurcation.py"
+
+
+rule bifurcation_table:
+    input:
+        expand(
+            "results/bifurcation/{precision}.csv", precision=BIFURCATION["precisions"]
+        ),
+    output:
+        inits="results/tables/bifurcation_inits.csv",
+        csv="results/tables/bifurcation.csv",
+        md="results/tables/bifurcation.md",
+        html=report(
+            "results/tables/bifurcation.html",
+            caption="../report/bifurcation_table.rst",
+            category="Q1 ReLU'(0)",
+            labels={"table": "bifurcation per precision, width and depth"},
+        ),
+        figure=report(
+            "results/figures/bifurcation.png",
+            caption="../report/bifurcation.rst",
+            category="Q1 ReLU'(0)",
+        ),
+        svg="results/figures/bifurcation.svg",
+    log:
+        "results/logs/bifurcation_table.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    script:
+        "../scripts/bifurcation_table.py"

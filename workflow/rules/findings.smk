@@ -1,0 +1,131 @@
+# Q1 tables the findings read: the zero_grad twins, and the bifurcation study when enabled.
+Q1_TABLES = {"zero_grad_effect": "results/tables/zero_grad_effect.csv"}
+if config["bifurcation"]["enabled"]:
+    Q1_TABLES["bifurcation"] = "results/tables/bifurcation.csv"
+
+
+rule dynamics_tables:
+    input:
+        epochs="results/tables/epochs.csv",
+        layers="results/tables/layers.csv",
+    output:
+        death="results/tables/death.csv",
+        death_md="results/tables/death.md",
+        death_html=report(
+            "results/tables/death.html",
+            caption="../report/death.rst",
+            category="Q2 Dead units",
+            labels={"table": "death over time per grid point"},
+        ),
+        revival="results/tables/revival.csv",
+        revival_md="results/tables/revival.md",
+        revival_html=report(
+            "results/tables/revival.html",
+            caption="../report/revival.rst",
+            category="Q2 Dead units",
+            labels={"table": "revival per layer"},
+        ),
+        gradient="results/tables/gradient_flow.csv",
+        gradient_md="results/tables/gradient_flow.md",
+        gradient_html=report(
+            "results/tables/gradient_flow.html",
+            caption="../report/gradient_flow.rst",
+            category="Q3 Gradient flow",
+            labels={"table": "gradient norm per layer"},
+        ),
+        convergence="results/tables/convergence.csv",
+        convergence_md="results/tables/convergence.md",
+        convergence_html=report(
+            "results/tables/convergence.html",
+            caption="../report/convergence_table.rst",
+            category="Q3 Convergence",
+            labels={"table": "convergence per grid point"},
+        ),
+        convergence_runs="results/tables/convergence_runs.csv",
+    log:
+        "results/logs/dynamics_tables.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    params:
+        target=config["convergence"]["target_accuracy"],
+    script:
+        "../scripts/dynamics_tables.py"
+
+
+rule dynamics_figures:
+    input:
+        layers="results/tables/layers.csv",
+        convergence="results/tables/convergence.csv",
+    output:
+        death_over_time=report(
+            "results/figures/death_over_time.png",
+            caption="../report/death_over_time.rst",
+            category="Q2 Dead units",
+        ),
+        death_by_layer=report(
+            "results/figures/death_by_layer.png",
+            caption="../report/death_by_layer.rst",
+            category="Q2 Dead units",
+        ),
+        gradient_by_depth=report(
+            "results/figures/gradient_by_depth.png",
+            caption="../report/gradient_by_depth.rst",
+            category="Q3 Gradient flow",
+        ),
+        convergence=report(
+            "results/figures/convergence.png",
+            caption="../report/convergence.rst",
+            category="Q3 Convergence",
+        ),
+        svgs=expand(
+            "results/figures/{name}.svg",
+            name=[
+                "death_over_time",
+                "death_by_layer",
+                "gradient_by_depth",
+                "convergence",
+            ],
+        ),
+    log:
+        "results/logs/dynamics_figures.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    params:
+        main_ids=[point.id for point in grid.main_grid(config)],
+        depth_ids=[point.id for point in grid.depth_study_points(config)],
+    script:
+        "../scripts/dynamics_figures.py"
+
+
+rule findings:
+    input:
+        summary="results/tables/summary.csv",
+        epochs="results/tables/epochs.csv",
+        death="results/tables/death.csv",
+        revival="results/tables/revival.csv",
+        gradient="results/tables/gradient_flow.csv",
+        convergence="results/tables/convergence.csv",
+        cost="results/tables/cost.csv",
+        q1=list(Q1_TABLES.values()),
+        figures=rules.dynamics_figures.output,
+    output:
+        markdown="results/findings.md",
+        html=report(
+            "results/findings.html",
+            caption="../report/findings.rst",
+            category="Findings",
+            labels={"report": "findings, every question"},
+        ),
+    log:
+        "results/logs/findings.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    params:
+        main_ids=[point.id for point in grid.main_grid(config)],
+        depth_ids=[point.id for point in grid.depth_study_points(config)],
+        q1_tables=Q1_TABLES,
+    script:
+        "../scripts/findings.py"

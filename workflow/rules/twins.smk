@@ -1,0 +1,28 @@
+rule zero_grad_effect:
+    input:
+        run_files("point.json"),
+        run_files("epochs.csv"),
+    output:
+        csv="results/tables/zero_grad_effect.csv",
+        md="results/tables/zero_grad_effect.md",
+        html=report(
+            "results/tables/zero_grad_effect.html",
+            caption="../report/zero_grad_effect_table.rst",
+            category="Q1 ReLU'(0)",
+            labels={"table": "zero_grad twins per grid point"},
+        ),
+        figure=report(
+            "results/figures/zero_grad_effect.png",
+            caption="../report/zero_grad_effect.rst",
+            category="Q1 ReLU'(0)",
+        ),
+        svg="results/figures/zero_grad_effect.svg",
+    log:
+        "results/logs/zero_grad_effect.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    params:
+        run_dirs=expand("results/runs/{point}", point=POINTS),
+    script:
+        "../scripts/twins.py"

@@ -1,0 +1,25 @@
+import torch
+
+from relulab import bifurcation, data, logs
+from relulab.job import resolve_device
+
+logs.to_file(snakemake.log[0])  # noqa: F821
+torch.set_num_threads(snakemake.threads)  # noqa: F821
+settings = snakemake.params.settings  # noqa: F821
+split = data.load(snakemake.input.data)  # noqa: F821
+per_init = bifurcation.measure_grid(
+    split.x_train,
+    split.y_train,
+    snakemake.wildcards.precision,  # noqa: F821
+    settings["widths"],
+    settings["depths"],
+    settings["batch_size"],
+    settings["inits"],
+    activation=settings["activation"],
+    zero_grad=settings["zero_grad"],
+    init=settings["init"],
+    device=resolve_device(settings["device"]),
+    inits_at_once=settings["inits_at_once"],
+    dataset=settings["dataset"],
+)
+per_init.to_csv(snakemake.output[0], index=False)  # noqa: F821

@@ -1,0 +1,15 @@
+import pandas as pd
+
+from relulab import dynamics_plots, logs
+
+logs.to_file(snakemake.log[0])  # noqa: F821
+out = snakemake.output  # noqa: F821
+params = snakemake.params  # noqa: F821
+layers = pd.read_csv(snakemake.input.layers)  # noqa: F821
+main = layers[layers["point"].isin(params.main_ids)]
+deeper = layers[layers["point"].isin(params.depth_ids)]
+dynamics_plots.death_over_time(main, out.death_over_time)
+dynamics_plots.death_by_layer(main, out.death_by_layer)
+dynamics_plots.gradient_by_depth(deeper if len(deeper) else main, out.gradient_by_depth)
+points = pd.read_csv(snakemake.input.convergence)  # noqa: F821
+dynamics_plots.convergence(points, params.main_ids, params.depth_ids, out.convergence)
