@@ -61,6 +61,15 @@ def test_zero_grad_zero_is_torch_relu_bit_for_bit(dtype):
     assert torch.equal(bits(ours), bits(theirs))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("zero_grad", [1.0, 0.5])
+def test_forward_is_torch_relu_bit_for_bit(dtype, zero_grad):
+    x, _ = hard_inputs(dtype)
+    x = torch.cat([x, torch.full((3,), float("nan"), dtype=dtype)])
+    ours = activations.build("relu", zero_grad)(x)
+    assert torch.equal(bits(ours), bits(torch.relu(x)))
+
+
 def test_zero_grad_one_passes_the_gradient_at_nan_as_torch_relu_does():
     x = torch.full((64,), float("nan"))
     upstream = torch.arange(64.0)
@@ -125,9 +134,11 @@ def test_timing_sees_every_module_once_per_repeat():
             calls[self.key] += 1
             return torch.relu(x)
 
-    times = cost.time_variants(
-        {"a": Counting("a"), "b": Counting("b")}, elements=64, repeats=4, warmup=1
+    times, ratios = cost.time_variants(
+        {"a": Counting("a"), "b": Counting("b")}, "a", elements=64, repeats=4, warmup=1
     )
     assert {k: len(v) for k, v in times.items()} == {"a": 4, "b": 4}
-    # Each repeat (warm-up included) runs each module twice: once untimed, once timed.
-    assert calls == {"a": 10, "b": 10}
+    assert {k: len(v) for k, v in ratios.items()} == {"a": 4, "b": 4}
+    # Each repeat (warm-up included) runs each module twice (once untimed, once timed), and
+    # the reference "a" twice more before each of the two modules.
+    assert calls == {"a": 5 * (2 + 2 * 2), "b": 5 * 2}

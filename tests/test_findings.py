@@ -236,6 +236,7 @@ def test_cost_reports_the_zero_grad_relu_against_its_limit(relative, word):
     sentence = find(texts(inputs, "Q3"), "relulab's ReLU with a chosen f'\\(0\\)")
     assert f"{relative:.2f}× for f'(0)=0.5" in sentence
     assert f"{word} the 1.5×" in sentence
+    assert sentence.endswith("for f'(0)=0.5.") == (word == "more than")
 
 
 def test_missing_optional_tables_are_said_and_the_rest_still_written(tmp_path):

@@ -53,13 +53,9 @@ FIGURES = ["dead_heatmap", "dead_over_epochs", "accuracy_over_epochs", "accuracy
 
 
 def study_config(workdir: Path, configfile: str = "config/smoke.yaml") -> dict:
-    """The validated config a study in ``workdir`` ran with: config/config.yaml with
-    ``configfile`` merged on top, as Snakemake merges ``--configfile``."""
-    from snakemake.utils import update_config
-
-    merged = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    update_config(merged, yaml.safe_load((workdir / configfile).read_text()))
-    return cfg.validate(merged)
+    """The validated config a study in ``workdir`` ran with: a ``--configfile`` replaces
+    config/config.yaml (see the Snakefile), so it is ``configfile`` alone."""
+    return cfg.validate(yaml.safe_load((workdir / configfile).read_text()))
 
 
 def check_tables(workdir: Path, config: dict) -> None:

@@ -33,10 +33,11 @@ def _at_zero(x: torch.Tensor, grad: torch.Tensor, zero_grad: float, elsewhere: t
 
 
 # The negative number closest to 0 in each floating dtype (minus the smallest subnormal), so that
-# ``x <= below_zero`` is exactly ``x < 0`` and PyTorch's one-pass ``threshold_backward`` can tell
-# 0 from the negatives. Comparisons against it hold only while the CPU keeps subnormals, which is
-# PyTorch's default; ``torch.set_flush_denormal(True)`` flushes them, and ``_subnormals_kept``
-# notices that (Python floats are flushed the same way) and the slower exact path is taken.
+# ``x <= below_zero`` is exactly ``x < 0`` and PyTorch's one-pass ``threshold`` and
+# ``threshold_backward`` can tell 0 from the negatives. Comparisons against it hold only while
+# the CPU keeps subnormals, which is PyTorch's default; ``torch.set_flush_denormal(True)``
+# flushes them, ``_subnormals_kept`` notices that (Python floats are flushed the same way), and
+# the slower exact path is taken.
 _BELOW_ZERO = {
     dtype: -torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16)
@@ -52,24 +53,19 @@ def _subnormals_kept() -> bool:
 
 
 class _ReLU(torch.autograd.Function):
-    """ReLU with f'(0) := zero_grad (``ZeroGradReLU`` uses ``torch.relu`` itself for 0).
+    """ReLU with f'(0) := zero_grad, for the values ``ZeroGradReLU`` has no native op for.
 
     The backward pass is ``where(x == 0, zero_grad * grad, threshold_backward(grad, x, 0))``
-    (``_exact``), computed with PyTorch's own vectorised kernels in one or two passes, because
-    boolean masks and ``where`` cost several times a ReLU on the CPU:
-
-    - zero_grad == 1: ``threshold_backward`` at the negative number closest to 0 passes the
-      upstream gradient for x >= 0 and gives 0 for x < 0;
-    - other zero_grad >= 0: ``elu_backward`` in its result form computes ``grad * (x + a)`` for
-      x <= 0 (``grad * a`` exactly at x == 0) and ``grad`` for x > 0; the same threshold then
-      zeroes x < 0.
-
-    Both are bitwise equal to ``_exact`` (tests/test_cost.py checks every dtype, signed zeros,
-    subnormals and infinities), with one exception on the second path: at a NaN input the
-    gradient is NaN where PyTorch passes the upstream gradient through. A NaN pre-activation
-    means the run has already diverged (its loss is NaN and so are its gradients). ``_exact``
-    runs where the kernels cannot be used: negative zero_grad, other dtypes, or subnormals
-    flushed to zero by ``torch.set_flush_denormal(True)``.
+    (``_exact``), computed in two passes of PyTorch's own vectorised kernels, because boolean
+    masks and ``where`` cost several times a ReLU on the CPU: ``elu_backward`` in its result
+    form computes ``grad * (x + a)`` for x <= 0 (``grad * a`` exactly at x == 0) and ``grad``
+    for x > 0; ``threshold_backward`` at the negative number closest to 0 then zeroes x < 0.
+    This is bitwise ``_exact`` (tests/test_cost.py checks every dtype, signed zeros, subnormals
+    and infinities) except at a NaN input, where the gradient is NaN while PyTorch passes the
+    upstream gradient through: a NaN pre-activation means the run has already diverged (its
+    loss is NaN and so are its gradients). ``_exact`` itself runs where the kernels cannot be
+    used: negative zero_grad, other dtypes, or subnormals flushed by
+    ``torch.set_flush_denormal(True)``.
     """
 
     @staticmethod
@@ -85,8 +81,6 @@ class _ReLU(torch.autograd.Function):
         below_zero = _BELOW_ZERO.get(x.dtype)
         if below_zero is None or zero_grad < 0 or not _subnormals_kept():
             return _ReLU._exact(x, grad, zero_grad), None
-        if zero_grad == 1.0:
-            return _THRESHOLD_BACKWARD(grad, x, below_zero), None
         scaled = _ELU_BACKWARD(grad, zero_grad, 1, 1, True, x)
         # In place: the second pass writes over the first one's buffer.
         _THRESHOLD_BACKWARD_INTO(scaled, x, below_zero, grad_input=scaled)
@@ -158,6 +152,12 @@ class ZeroGradReLU(nn.Module):
         if self.zero_grad == 0.0:
             # PyTorch's own ReLU already uses f'(0) = 0; its backward is the reference.
             return torch.relu(x)
+        if self.zero_grad == 1.0:
+            below_zero = _BELOW_ZERO.get(x.dtype)
+            if below_zero is not None and _subnormals_kept():
+                # x <= below_zero is x < 0: the forward is torch.relu's bit for bit (-0.0
+                # included) and PyTorch's own backward passes the gradient for x >= 0.
+                return F.threshold(x, below_zero, 0.0)
         return _ReLU.apply(x, self.zero_grad)
 
     def extra_repr(self) -> str:

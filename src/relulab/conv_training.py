@@ -202,18 +202,20 @@ class ConvSeedsModule(SeedStackModule):
         orders = torch.stack([torch.randperm(n, generator=g) for g in self.order]).to(device)
         steps = 0
 
-        def count_zeros(seed: int, _module, inputs) -> None:
-            z = inputs[0]
-            exact_zeros[seed] += (z == 0).sum()
-            if z.requires_grad:
+        def count_zeros(seed: int, _module, inputs, output) -> None:
+            # The live count needs the gradient with respect to the activation's output: the
+            # gradient at its input is already multiplied by f'(0), so it is 0 when f'(0) = 0.
+            zero = inputs[0].detach() == 0
+            exact_zeros[seed] += zero.sum()
+            if output.requires_grad:
 
-                def count_live(grad: torch.Tensor) -> None:
-                    live_zeros[seed] += ((z == 0) & (grad != 0)).sum()
+                def count_live(upstream: torch.Tensor) -> None:
+                    live_zeros[seed] += (zero & (upstream != 0)).sum()
 
-                z.register_hook(count_live)
+                output.register_hook(count_live)
 
         handles = [
-            act.register_forward_pre_hook(partial(count_zeros, s))
+            act.register_forward_hook(partial(count_zeros, s))
             for s, model in enumerate(models.models)
             for act in convnets.activation_modules(model)
         ]

@@ -1,10 +1,11 @@
 """What an activation costs: forward plus backward time per element, medians over repeats.
 
-Every variant runs on the same random input of each size, and the repeats are interleaved
-(every variant once per repeat, in a shuffled order), so slow drifts of a shared machine touch
-all variants alike. The reference is PyTorch's own ReLU; relulab's zero-gradient variants
-(f'(0) := 0, 0.5, 1) are timed next to it and next to PyTorch's own module of each kinked
-activation. This is a benchmark, not a test: its numbers depend on the machine and its load.
+Every variant runs on the same random input of each size; the repeats are interleaved (every
+variant once per repeat, in a shuffled order), and each timing is paired with a timing of the
+reference taken just before it, so that the load of a shared machine cancels out of the ratio.
+The reference is PyTorch's own ReLU; relulab's zero-gradient variants (f'(0) := 0, 0.5, 1) are
+timed next to it and next to PyTorch's own module of each kinked activation. This is a
+benchmark, not a test: its numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
@@ -85,19 +86,21 @@ def _once(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor) -> float:
 
 def time_variants(
     modules: dict[str, nn.Module],
+    reference: str,
     elements: int,
     repeats: int,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     warmup: int = 3,
     seed: int = 0,
-) -> dict[str, list[float]]:
-    """Seconds of forward + backward per repeat, for each module.
+) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Seconds of forward + backward per repeat for each module, and its time over the
+    reference's, timed right before it.
 
-    All modules see the same input and upstream gradient. Each repeat times every module
-    once, in a shuffled order, each timing right after an untimed call of the same module, so
-    that every module is timed with its data in cache and a load that comes and goes on a
-    shared machine touches all modules alike.
+    All modules see the same input and upstream gradient. Each repeat times every module once,
+    in a shuffled order, each timing right after an untimed call of the same module (so that
+    its data is in cache) and right after a timing of ``reference``: the ratio of the two is
+    paired in time, so a load that comes and goes on a shared machine cancels out of it.
     """
     device = torch.device(device)
     g = torch.Generator().manual_seed(seed)
@@ -106,20 +109,26 @@ def time_variants(
     x.requires_grad_(True)
     modules = {k: m.to(device=device, dtype=dtype).train() for k, m in modules.items()}
     times: dict[str, list[float]] = {k: [] for k in modules}
+    ratios: dict[str, list[float]] = {k: [] for k in modules}
     keys = list(modules)
+
+    def warm_timing(module: nn.Module) -> float:
+        _once(module, x, upstream)
+        return _once(module, x, upstream)
+
     for repeat in range(warmup + repeats):
         for index in torch.randperm(len(keys), generator=g).tolist():
-            module = modules[keys[index]]
-            _once(module, x, upstream)
-            seconds = _once(module, x, upstream)
+            before = warm_timing(modules[reference])
+            seconds = warm_timing(modules[keys[index]])
             if repeat >= warmup:
                 times[keys[index]].append(seconds)
-    return times
+                ratios[keys[index]].append(seconds / before)
+    return times, ratios
 
 
 def benchmark(
     sizes: Iterable[int] = (10_000, 100_000, 1_000_000),
-    repeats: int = 30,
+    repeats: int = 20,
     devices: Iterable[str] | None = None,
     precision: str = "float32",
     zero_grads: Iterable[float] = (0.0, 0.5, 1.0),
@@ -127,7 +136,9 @@ def benchmark(
     """One row per (device, size, variant): median seconds and nanoseconds per element.
 
     ``devices`` defaults to the CPU and, when one is present, the GPU. ``relative`` is the
-    variant's median over PyTorch's own ReLU's median at the same device and size.
+    median over repeats of the variant's time over PyTorch's own ReLU's, timed just before it,
+    divided by the same median for PyTorch's ReLU against itself (so 1 for the reference): the
+    division removes what being timed second rather than first does alone.
     """
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -137,8 +148,9 @@ def benchmark(
     for device in devices:
         for elements in sizes:
             modules = {v.label: v.build() for v in chosen}
-            times = time_variants(modules, int(elements), repeats, device, dtype)
-            reference = float(np.median(times[REFERENCE]))
+            times, ratios = time_variants(modules, REFERENCE, int(elements), repeats, device, dtype)
+            # The reference against itself: what timing second rather than first does alone.
+            order_bias = float(np.median(ratios[REFERENCE]))
             for variant in chosen:
                 seconds = np.asarray(times[variant.label])
                 median = float(np.median(seconds))
@@ -156,7 +168,7 @@ def benchmark(
                         "q25_s": float(np.quantile(seconds, 0.25)),
                         "q75_s": float(np.quantile(seconds, 0.75)),
                         "ns_per_element": median / elements * 1e9,
-                        "relative": median / reference,
+                        "relative": float(np.median(ratios[variant.label])) / order_bias,
                         "threads": torch.get_num_threads() if device == "cpu" else None,
                     }
                 )

@@ -95,6 +95,7 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
                 ax.set_ylabel("fraction of hidden units")
             if i == len(shown) - 1:
                 ax.set_xlabel("epoch (0 = initialisation)")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02))
     figure.suptitle(f"{title} (mean over seeds)")
@@ -120,13 +121,14 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     long["measure"] = long["measure"].map(
         {"dead_fraction": "dead now", "revived_fraction": "revived"}
     )
+    long = long.rename(columns={"layer_group": "layers"})
     long["panel"] = long["lr"].map(_lr_label)
     order = [_lr_label(v) for v in sorted(long["lr"].unique())]
     grid = sns.relplot(
         data=long,
         x="epoch",
         y="fraction",
-        hue="layer_group",
+        hue="layers",
         hue_order=[dynamics.FIRST_LAYER, dynamics.DEEPER_LAYERS],
         style="measure",
         style_order=["dead now", "revived"],
@@ -140,7 +142,7 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
         height=2.4,
         aspect=1.4,
     )
-    grid.set_axis_labels("epoch (0 = initialisation)", "fraction of the layers' units")
+    grid.set_axis_labels("epoch (0 = initialisation)", "fraction of units")
     grid.set_titles("{row_name}, {col_name}", size=9)
     grid.legend.set_title("")
     grid.figure.suptitle(title, y=1.01)

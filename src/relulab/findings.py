@@ -82,7 +82,13 @@ def read_optional(path: str | Path | None) -> pd.DataFrame | None:
 
 # -- formatting -------------------------------------------------------------------------------
 def pct(value: float, digits: int = 1) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:.{digits}f} %"
+    """A percentage; one that rounds to 0 but is not 0 keeps two significant digits."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    shown = f"{100 * value:.{digits}f}"
+    if value != 0 and float(shown) == 0:
+        shown = f"{100 * value:.2g}"
+    return f"{shown} %"
 
 
 def pct_ci(mean: float, half: float) -> str:
@@ -101,7 +107,9 @@ def ratio(value: float) -> str:
     """A multiple such as ``1.3×`` or ``45×``."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    return f"{value:.2f}×" if value < 10 else f"{value:.0f}×"
+    if value < 10:
+        return f"{value:.2f}×"
+    return f"{value:.0f}×" if value < 10_000 else f"{value:.1e}×"
 
 
 def hidden(depth: int) -> str:
@@ -207,12 +215,12 @@ def bifurcation_findings(section: Section, table: pd.DataFrame) -> None:
             f"{pct(r.fraction_differ, 0)} at width {int(r.width)}, depth {int(r.depth)}"
             for r in float32.sort_values(["depth", "width"]).itertuples()
         ]
-        section.add(
-            f"In float32 the fraction was {listing(sizes)}; pre-activations were exactly 0 at a "
-            f"rate of {num(float32['exact_zero_rate'].min(), 2)} to "
-            f"{num(float32['exact_zero_rate'].max(), 2)} per pre-activation computed.",
-            "bifurcation",
-        )
+        low, high = float32["exact_zero_rate"].min(), float32["exact_zero_rate"].max()
+        if high == 0:
+            rate = "no pre-activation was exactly 0"
+        else:
+            rate = f"pre-activations were exactly 0 at a rate of {num(low, 2)} to {num(high, 2)}"
+        section.add(f"In float32 the fraction was {listing(sizes)}; {rate}.", "bifurcation")
 
 
 def twin_findings(section: Section, table: pd.DataFrame) -> None:
@@ -289,7 +297,9 @@ def q2_section(inputs: Inputs) -> Section:
     died = sorted(death.loc[death["peak_dead_mean"] > 0, "variant"].unique())
     never = sorted(set(death["variant"]) - set(died))
     if died:
-        text = f"Units died with {listing(died)}"
+        text = "Units died (local derivative exactly 0 on every training example) with " + listing(
+            died
+        )
         text += f"; no unit was ever dead with {listing(never)}." if never else "."
     else:
         text = "No unit was dead at any measurement of any run."
@@ -341,7 +351,7 @@ def per_activation_death(death: pd.DataFrame) -> pd.DataFrame:
                 "largest final dead fraction": pct_ci(
                     top["final_dead_mean"], top["final_dead_ci95"]
                 ),
-                "at": where(top),
+                "at": where(top) if top["final_dead_mean"] > 0 else "",
                 "largest at any epoch": pct(peak["peak_dead_mean"]),
                 "worst single layer": pct(group["worst_layer_dead_mean"].max()),
             }
@@ -519,16 +529,21 @@ def cost_findings(section: Section, cost: pd.DataFrame | None) -> None:
         ours = cost_benchmark.zero_grad_relu_overhead(table)
         if len(ours):
             worst = ours.loc[ours.groupby("zero_grad")["relative"].idxmax()]
-            within = bool((worst["relative"] <= cost_benchmark.ZERO_GRAD_RELU_LIMIT).all())
+            limit = cost_benchmark.ZERO_GRAD_RELU_LIMIT
+            over = [f"f'(0)={z:g}" for z in worst.loc[worst["relative"] > limit, "zero_grad"]]
             shown = [
                 f"{ratio(r.relative)} for f'(0)={r.zero_grad:g} (at {r.elements:,} elements)"
                 for r in worst.itertuples()
             ]
+            verdict = (
+                f"more than the {limit:g}× relulab allows it for {listing(over)}"
+                if over
+                else f"within the {limit:g}× relulab allows it"
+            )
             section.add(
-                f"relulab's ReLU with a chosen f'(0), which the study trains with, cost at "
-                f"worst {listing(shown)} the time of torch.relu on {device}: "
-                + ("within" if within else "more than")
-                + f" the {cost_benchmark.ZERO_GRAD_RELU_LIMIT:g}× relulab allows it.",
+                f"relulab's ReLU with a chosen f'(0) (the module the study trains ReLU with) "
+                f"cost at worst {listing(shown)} the time of torch.relu on {device}: "
+                f"{verdict}.",
                 "cost",
                 "cost_figure",
             )

@@ -19,7 +19,8 @@ rule activation_cost:
         "results/logs/activation_cost.log",
     conda:
         "../envs/relulab.yaml"
-    # Both cores of the default machine, so that no training job runs beside the timing.
+    # Both cores of the default machine, so that no training job runs beside the timing
+    # (the timing itself uses one thread).
     threads: 2
     params:
         settings=config["cost"],

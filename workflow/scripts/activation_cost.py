@@ -3,7 +3,9 @@ import torch
 from relulab import analysis, cost, dynamics_plots, logs
 
 logs.to_file(snakemake.log[0])  # noqa: F821
-torch.set_num_threads(snakemake.threads)  # noqa: F821
+# One thread: a cost per core, free of thread scheduling (the rule still holds both cores of
+# the default machine, so that no training job runs beside the timing).
+torch.set_num_threads(1)
 settings = snakemake.params.settings  # noqa: F821
 table = cost.benchmark(
     sizes=settings["sizes"], repeats=settings["repeats"], precision=settings["precision"]
