@@ -295,6 +295,8 @@ def end_to_end(args, config: dict, split, work: Path) -> dict:
     snakemake = Path(sys.executable).parent / "snakemake"
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     command = [str(snakemake), "--cores", str(args.cores)]
+    if args.until:
+        command += ["--until", *args.until]
     if args.config != ROOT / "config" / "config.yaml":
         command += ["--configfile", str(args.config.resolve())]
     print(f"end-to-end: {' '.join(command[1:])} ({len(points)} training jobs)", flush=True)
@@ -373,6 +375,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores")
     parser.add_argument(
         "--ideal-seeds", type=int, help="seeds per point timed for the ideal (default: all)"
+    )
+    parser.add_argument(
+        "--until", nargs="+", help="end-to-end: run only up to these rules (e.g. train)"
     )
     parser.add_argument("--skip-per-seed", action="store_true")
     parser.add_argument("--skip-tracking", action="store_true")
