@@ -109,8 +109,8 @@ def test_bad_config_leaves_existing_results_untouched(tmp_path):
 def test_wildcards_outside_the_grid_are_refused(tmp_path):
     workdir = scratch_copy(tmp_path / "study")
     refusals = {
-        "results/runs/x;touch INJECTED/point.json": "MissingRuleException",
-        "results/runs/nogrid/point.json": "'nogrid' is not a grid point of this study",
+        "results/batches/x;touch INJECTED.json": "MissingRuleException",
+        "results/batches/nogrid.json": "MissingRuleException",
     }
     for target, refusal in refusals.items():
         result = snakemake(

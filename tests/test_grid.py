@@ -93,3 +93,35 @@ def test_depth_study_can_be_left_out_or_disabled():
     assert grid.depth_study_points(disabled) == []
     with pytest.raises(cfg.ConfigError, match="depth_study.*needs lr"):
         validated(depth_study={"depth": [6]})
+
+
+@pytest.mark.parametrize("per_job, jobs", [(1, 12), (5, 3), (8, 2), (12, 1), (50, 1)])
+def test_training_jobs_share_out_every_point_once(per_job, jobs):
+    config = validated(
+        activation=["relu", "elu"],
+        zero_grad=[0.0, 1.0],
+        lr=[0.001, 0.01, 0.1, 1.0],
+        training={"points_per_job": per_job},
+    )
+    batches = grid.batches(config)
+    assert len(batches) == jobs
+    assert all(1 <= len(points) <= per_job for points in batches.values())
+    sizes = [len(points) for points in batches.values()]
+    assert max(sizes) - min(sizes) <= 1, "jobs of similar size"
+    dealt = [point.id for points in batches.values() for point in points]
+    assert sorted(dealt) == sorted(point.id for point in grid.expand(config))
+    if per_job == 1:
+        assert list(batches) == [point.id for point in grid.expand(config)]
+    else:
+        assert list(batches) == [f"batch{i}of{jobs}" for i in range(1, jobs + 1)]
+
+
+def test_points_per_job_changes_no_fingerprint_and_must_be_positive():
+    one = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1])
+    eight = validated(
+        activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"points_per_job": 8}
+    )
+    point = grid.expand(one)[0]
+    assert grid.fingerprint(point, one) == grid.fingerprint(point, eight)
+    with pytest.raises(cfg.ConfigError, match="points_per_job"):
+        validated(activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"points_per_job": 0})

@@ -201,7 +201,9 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     assert len(points) == 3
     epochs = config["training"]["epochs"]
     runs, logs = workdir / "results" / "runs", workdir / "results" / "logs" / "train"
-    targets = [f"results/runs/{point}/point.json" for point in points]
+    # One point a job (the default): each job's list is named after its point.
+    assert list(grid.batches(config)) == list(points)
+    targets = [f"results/batches/{point}.json" for point in points]
     command = [str(Path(sys.executable).parent / "snakemake"), *targets, "--cores", "1"]
 
     # 1. One point done, the next mid-way: SIGKILL its training process.
@@ -240,7 +242,7 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     (middle,) = set(finished) - {done}
     held_last = held(runs, last, epochs)
     second = (tmp_path / "second.log").read_text()
-    assert f"point={done}" not in second, "a finished point was retrained"
+    assert f"batch={done}" not in second, "a finished point was retrained"
     assert f"resuming {first} after epoch {held_first} " in (logs / f"{first}.log").read_text()
     assert outputs(runs, logs, done) == done_files
     middle_files = outputs(runs, logs, middle)
@@ -249,8 +251,8 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     snakemake(workdir, *targets, "--cores", "1", "--unlock")
     result = snakemake(workdir, *targets, "--cores", "1")
     third = result.stdout + result.stderr
-    assert f"point={last}" in third
-    assert f"point={done}" not in third and f"point={middle}" not in third
+    assert f"batch={last}" in third
+    assert f"batch={done}" not in third and f"batch={middle}" not in third
     assert f"resuming {last} after epoch {held_last} " in (logs / f"{last}.log").read_text()
     assert outputs(runs, logs, done) == done_files
     assert outputs(runs, logs, middle) == middle_files

@@ -12,7 +12,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 from mlflow_writer import write_point
-from workflow_helpers import check_mlflow_runs, scratch_copy, snakemake, study_config
+from workflow_helpers import (
+    check_mlflow_runs,
+    scratch_copy,
+    snakemake,
+    study_config,
+    training_targets,
+)
 
 from relulab import grid, tracking
 
@@ -59,7 +65,7 @@ def test_four_cores_eight_jobs_one_sqlite_store(tmp_path):
     config = study_config(workdir, CONFIG_FILE)
     points = grid.by_id(config)
     assert len(points) >= 8
-    targets = [f"results/runs/{point}/point.json" for point in points]
+    targets = training_targets(config)
     result = snakemake(workdir, *targets, "--cores", "4")
 
     uri = f"sqlite:///{workdir}/results/mlflow.db"

@@ -134,18 +134,18 @@ def test_outputs_and_mlflow_runs_are_those_of_a_local_run(slurm_study):
 
 def test_every_training_job_ran_through_slurm(slurm_study):
     workdir, log = slurm_study
-    points = {point.id for point in grid.expand(study_config(workdir))}
+    batches = set(grid.batches(study_config(workdir)))
     jobs = slurm_jobs(log)
     assert all(job["workdir"] == str(workdir) for job in jobs.values()), jobs
     assert all(job["state"] == "COMPLETED" for job in jobs.values()), jobs
     trained = {job["wildcards"]: job_id for job_id, job in jobs.items() if job["rule"] == "train"}
-    assert set(trained) == points
+    assert set(trained) == batches
     # A CPU study asks for no GPU.
     assert all(jobs[job_id]["gpus"] == "N/A" for job_id in trained.values()), jobs
     # SLURM wrote each job's output where the README says.
     logs = dict(SUBMITTED.findall(log))
-    for point, job_id in trained.items():
-        slurm_log = workdir / ".snakemake/slurm_logs/rule_train" / point / f"{job_id}.log"
+    for batch, job_id in trained.items():
+        slurm_log = workdir / ".snakemake/slurm_logs/rule_train" / batch / f"{job_id}.log"
         assert Path(logs[job_id]) == slurm_log
         assert "rule train:" in slurm_log.read_text()
 
@@ -165,7 +165,7 @@ def test_training_asks_for_a_gpu_when_the_config_trains_on_cuda(slurm_study, scr
     workdir, _ = slurm_study
     copy = scratch / "cuda"
     shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("slurm_logs"))
-    target = f"results/runs/{grid.expand(study_config(copy))[0].id}/point.json"
+    target = f"results/batches/{next(iter(grid.batches(study_config(copy))))}.json"
     result = snakemake(
         copy,
         "--workflow-profile",

@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from workflow_helpers import scratch_copy, snakemake, study_config
+from workflow_helpers import scratch_copy, snakemake, study_config, training_targets
 
 from relulab import config as cfg
 from relulab import grid
@@ -123,7 +123,7 @@ def served_study(tmp_path_factory):
     # The smoke study alone, as the study of this copy: nothing of the default study merges in.
     shutil.copy(workdir / "config" / "smoke.yaml", workdir / "config" / "config.yaml")
     # The training jobs are what talks to MLflow; the study's other rules are tested elsewhere.
-    targets = [f"results/runs/{point}/point.json" for point in grid.by_id(study_config(workdir))]
+    targets = training_targets(study_config(workdir))
     server = Server(workdir)
     try:
         server.wait_until_up()

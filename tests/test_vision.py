@@ -157,9 +157,8 @@ def test_paper_config_dry_runs_without_the_data(name, repo_root, tmp_path):
     out = result.stdout + result.stderr
     dataset = paper_config(repo_root, name)["dataset"]
     assert "warning (dry run)" in out and f"relulab fetch {dataset} --data-dir" in out
-    points = grid.expand(paper_config(repo_root, name))
-    for point in points:
-        assert f"results/runs/{point.id}/point.json" in out
+    for batch in grid.batches(paper_config(repo_root, name)):
+        assert f"results/batches/{batch}.json" in out
     assert not (workdir / "results").exists()
 
 

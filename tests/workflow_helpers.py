@@ -118,9 +118,21 @@ def check_mlflow_runs(tracking_uri: str, config: dict) -> None:
     assert {"epochs.csv", "layers.csv"} <= artifacts
 
 
+def training_targets(config: dict) -> list[str]:
+    """The training jobs' files: once they exist, every grid point of ``config`` is trained."""
+    return [f"results/batches/{batch}.json" for batch in grid.batches(config)]
+
+
 def check_point_json(workdir: Path, config: dict) -> None:
-    """Each grid point's point.json names every seed and its MLflow run."""
+    """Each grid point's point.json names every seed and its MLflow run; each training job's
+    list names its points, and every point is in exactly one list."""
     seeds = {str(seed) for seed in cfg.seeds(config)}
+    listed = []
+    for batch, points in grid.batches(config).items():
+        manifest = json.loads((workdir / "results/batches" / f"{batch}.json").read_text())
+        assert list(manifest["points"]) == [point.id for point in points]
+        listed += manifest["points"]
+    assert sorted(listed) == sorted(point.id for point in grid.expand(config))
     for point in grid.expand(config):
         info = json.loads((workdir / "results/runs" / point.id / "point.json").read_text())
         assert set(info["mlflow"]["seed_run_ids"]) == seeds

@@ -123,6 +123,21 @@ def by_id(config: dict) -> dict[str, Point]:
     return {point.id: point for point in expand(config)}
 
 
+def batches(config: dict) -> dict[str, list[Point]]:
+    """The grid's points shared out over training jobs, ``training.points_per_job`` at most each.
+
+    Points are dealt out in turn (the first to job 1, the second to job 2, ...), so every job
+    gets a similar mix of cheap and expensive points and the jobs finish at similar times. A job
+    of one point is named after it; otherwise ``batch<i>of<n>``.
+    """
+    points = expand(config)
+    per_job = config["training"].get("points_per_job", 1)
+    count = -(-len(points) // per_job)
+    if per_job == 1:
+        return {point.id: [point] for point in points}
+    return {f"batch{i + 1}of{count}": points[i::count] for i in range(count)}
+
+
 def fingerprint(point: Point, config: dict) -> str:
     """A short hash of everything that determines a point's training, seeds excluded."""
     settings = {
@@ -133,7 +148,7 @@ def fingerprint(point: Point, config: dict) -> str:
         "training": {
             k: v
             for k, v in config["training"].items()
-            if k not in ("optimizer", "precision", "seeds", "device")
+            if k not in ("optimizer", "precision", "seeds", "device", "points_per_job")
         },
     }
     text = json.dumps(settings, sort_keys=True, default=str)

@@ -1,8 +1,6 @@
 rule summarize:
     input:
-        run_files("point.json"),
-        run_files("epochs.csv"),
-        run_files("layers.csv"),
+        trained(),
     output:
         csv="results/tables/summary.csv",
         md="results/tables/summary.md",
@@ -20,6 +18,6 @@ rule summarize:
     conda:
         "../envs/relulab.yaml"
     params:
-        run_dirs=expand("results/runs/{point}", point=POINTS),
+        run_dirs=run_dirs(),
     script:
         "../scripts/summarize.py"

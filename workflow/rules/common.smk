@@ -1,3 +1,4 @@
+import re
 import sys
 from pathlib import Path
 
@@ -27,6 +28,7 @@ except relulab_config.ConfigError as error:
 from relulab import grid, vision
 
 POINTS = grid.by_id(config)
+BATCHES = grid.batches(config)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
 
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
@@ -45,6 +47,7 @@ if (
 
 wildcard_constraints:
     point=grid.POINT_PATTERN,
+    batch="|".join(re.escape(name) for name in BATCHES),
     dataset="|".join(
         relulab_config.load_schema(
             workflow.source_path("../schemas/config.schema.yaml")
@@ -52,10 +55,10 @@ wildcard_constraints:
     ),
 
 
-def point_of(wildcards):
-    if wildcards.point not in POINTS:
-        raise ValueError(f"{wildcards.point!r} is not a grid point of this study")
-    return POINTS[wildcards.point]
+def points_of(wildcards):
+    if wildcards.batch not in BATCHES:
+        raise ValueError(f"{wildcards.batch!r} is not a training job of this study")
+    return BATCHES[wildcards.batch]
 
 
 def gpus(device):
@@ -63,8 +66,13 @@ def gpus(device):
     return 0 if device == "cpu" else 1
 
 
-def run_files(name):
-    return expand("results/runs/{point}/{name}", point=POINTS, name=name)
+def trained():
+    """Every training job's list of points: all grid points are trained when these exist."""
+    return expand("results/batches/{batch}.json", batch=BATCHES)
+
+
+def run_dirs():
+    return expand("results/runs/{point}", point=POINTS)
 
 
 def figures():
@@ -95,7 +103,7 @@ def zero_grad_outputs():
 
 def all_outputs():
     return [
-        run_files("point.json"),
+        trained(),
         expand("results/tables/summary.{ext}", ext=["csv", "md", "html"]),
         figures(),
         "results/findings.md",

@@ -3,11 +3,11 @@ rule train:
         data=f"results/data/{config['dataset']}.npz",
         tracking="results/mlflow/experiment.json",
     output:
-        epochs="results/runs/{point}/epochs.csv",
-        layers="results/runs/{point}/layers.csv",
-        summary="results/runs/{point}/point.json",
+        # Lists the job's points; each point's epochs.csv, layers.csv and point.json are
+        # written to results/runs/<point>/ as it finishes.
+        "results/batches/{batch}.json",
     log:
-        "results/logs/train/{point}.log",
+        "results/logs/train/{batch}.log",
     conda:
         "../envs/relulab.yaml"
     threads: 1
@@ -15,7 +15,7 @@ rule train:
         # sbatch --gpus (workflow/profiles/slurm); local runs ignore it.
         gpu=gpus(config["training"]["device"]),
     params:
-        point=point_of,
+        points=points_of,
         uri=TRACKING_URI,
     script:
         "../scripts/train.py"

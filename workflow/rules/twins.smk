@@ -1,7 +1,6 @@
 rule zero_grad_effect:
     input:
-        run_files("point.json"),
-        run_files("epochs.csv"),
+        trained(),
     output:
         csv="results/tables/zero_grad_effect.csv",
         md="results/tables/zero_grad_effect.md",
@@ -23,6 +22,6 @@ rule zero_grad_effect:
     conda:
         "../envs/relulab.yaml"
     params:
-        run_dirs=expand("results/runs/{point}", point=POINTS),
+        run_dirs=run_dirs(),
     script:
         "../scripts/twins.py"

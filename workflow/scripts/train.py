@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import torch
@@ -6,10 +7,10 @@ from relulab import job, logs
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
-job.run_point(
-    snakemake.params.point,  # noqa: F821
-    snakemake.config,  # noqa: F821
-    snakemake.input.data,  # noqa: F821
-    Path(snakemake.output.summary).parent,  # noqa: F821
-    snakemake.params.uri,  # noqa: F821
-)
+trained = {}
+for point in snakemake.params.points:  # noqa: F821
+    out_dir = Path("results/runs") / point.id
+    job.run_point(point, snakemake.config, snakemake.input.data, out_dir, snakemake.params.uri)  # noqa: F821
+    trained[point.id] = str(out_dir / "point.json")
+manifest = {"batch": snakemake.wildcards.batch, "points": trained}  # noqa: F821
+Path(snakemake.output[0]).write_text(json.dumps(manifest, indent=2) + "\n")  # noqa: F821
