@@ -138,7 +138,6 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
         col_order=order,
         kind="line",
         errorbar=BAND,
-        seed=0,
         height=2.4,
         aspect=1.4,
     )
@@ -178,7 +177,6 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) ->
         kind="line",
         marker="o",
         errorbar=BAND,
-        seed=0,
         height=3.2,
         aspect=1.1,
         facet_kws={"sharex": False},
