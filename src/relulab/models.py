@@ -153,9 +153,13 @@ class SeedStack(nn.Module):
         return self.weights[0].shape[0]
 
     def forward(
-        self, x: torch.Tensor, pre_activations: list[torch.Tensor] | None = None
+        self,
+        x: torch.Tensor,
+        pre_activations: list[torch.Tensor] | None = None,
+        outputs: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Logits; appends each hidden layer's pre-activation to ``pre_activations`` if given."""
+        """Logits; appends each hidden layer's pre-activation to ``pre_activations`` and its
+        activation output to ``outputs`` if given."""
         # The registered tensors themselves: indexing a ParameterList goes through string keys
         # and Module.__getattr__, a few microseconds a time, on every step.
         weights = tuple(self.weights._parameters.values())
@@ -169,6 +173,8 @@ class SeedStack(nn.Module):
             if pre_activations is not None:
                 pre_activations.append(z)
             h = act(z)
+            if outputs is not None:
+                outputs.append(h)
         return torch.baddbmm(biases[-1].unsqueeze(1), h, weights[-1].transpose(1, 2))
 
     def hidden_weights(self) -> list[nn.Parameter]:

@@ -26,7 +26,9 @@ def local_derivative(activation: nn.Module, z: torch.Tensor) -> torch.Tensor:
     with torch.enable_grad():
         z = z.detach().requires_grad_(True)
         out = activation(z)
-        (derivative,) = torch.autograd.grad(out, z, torch.ones_like(out))
+        # Upstream gradient 1 everywhere, as a broadcast scalar rather than a filled tensor.
+        ones = torch.ones((), dtype=out.dtype, device=out.device).expand_as(out)
+        (derivative,) = torch.autograd.grad(out, z, ones)
     return derivative
 
 

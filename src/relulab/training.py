@@ -208,8 +208,9 @@ def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
     seeds = stack.seeds
     try:
         zs: list[torch.Tensor] = []
+        hs: list[torch.Tensor] = []
         x_train = data.x_train.expand(seeds, *data.x_train.shape)
-        logits = stack(x_train, pre_activations=zs)
+        logits = stack(x_train, pre_activations=zs, outputs=hs)
         y_train = data.y_train.expand(seeds, -1)
         train_loss = per_seed_cross_entropy(logits, y_train)
         val_logits = stack(data.x_test.expand(seeds, *data.x_test.shape))
@@ -217,11 +218,11 @@ def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
         val_loss = per_seed_cross_entropy(val_logits, y_test)
         val_accuracy = (val_logits.argmax(dim=-1) == y_test).double().mean(dim=1)
         dead, inactive, sparsity = [], [], []
-        for act, z in zip(stack.acts, zs, strict=True):
+        for act, z, h in zip(stack.acts, zs, hs, strict=True):
             derivative = probes.local_derivative(act, z)
             dead.append(probes.dead_mask(derivative, keep=(0, 2)))
             inactive.append(probes.inactive_mask(z, keep=(0, 2)))
-            sparsity.append(probes.sparsity(act(z), reduce=(1, 2)))
+            sparsity.append(probes.sparsity(h, reduce=(1, 2)))
     finally:
         stack.train(was_training)
     return {
