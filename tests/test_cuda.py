@@ -1,0 +1,152 @@
+"""The GPU path: the same contract on a CUDA device (skipped where there is none).
+
+Run on a GPU machine with ``bin/test tests/test_cuda.py``. The zero-gradient operator must give
+exactly what it gives on the CPU (the definition does not depend on the device), a seed trained
+in a stack must match the seed trained alone, and a training job must run end to end on the GPU
+for the MLP and for a convolutional network, with the outputs the CPU job writes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from relulab import activations, data, grid, job
+from relulab import config as cfg
+from relulab.training import SeedStackModule, Settings, build_stack
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
+
+
+def planted(dtype, n=100_003):
+    """Random inputs with exact zeros (+0.0 and -0.0) planted, and a random upstream gradient."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(n, generator=g, dtype=torch.float64)
+    x[::11] = 0.0
+    x[5::22] = -0.0
+    upstream = torch.randn(n, generator=g, dtype=torch.float64) * 3
+    return x.to(dtype), upstream.to(dtype)
+
+
+def forward_backward(module, x, upstream):
+    x = x.clone().requires_grad_(True)
+    out = module(x)
+    out.backward(upstream)
+    return out.detach(), x.grad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu", "rrelu"])
+@pytest.mark.parametrize("zero_grad", [0.0, 0.5, 1.0])
+def test_operator_on_the_gpu_is_the_definition(name, dtype, zero_grad):
+    x, upstream = planted(dtype)
+    module = activations.build(name, zero_grad).eval()
+    module_gpu = activations.build(name, zero_grad).eval().to(device="cuda", dtype=dtype)
+    out, grad = forward_backward(module_gpu, x.cuda(), upstream.cuda())
+    reference = activations.build(name, None).eval().to(device="cuda", dtype=dtype)
+    torch_out, torch_grad = forward_backward(reference, x.cuda(), upstream.cuda())
+    assert torch.equal(out, torch_out), "forward is PyTorch's own op"
+    zero = x.cuda() == 0
+    assert torch.equal(grad[~zero], torch_grad[~zero]), "away from 0, PyTorch's backward"
+    assert torch.equal(grad[zero], upstream.cuda()[zero] * zero_grad), "at 0, zero_grad x upstream"
+    # And the GPU gives what the CPU gives.
+    cpu_out, cpu_grad = forward_backward(module.to(dtype=dtype), x, upstream)
+    assert torch.equal(out.cpu(), cpu_out)
+    assert torch.equal(grad.cpu(), cpu_grad)
+
+
+def train_on_gpu(split, seeds, activation="relu", zero_grad=0.5):
+    import lightning as L
+
+    stack = build_stack(
+        seeds,
+        split.in_features,
+        split.classes,
+        16,
+        2,
+        activation,
+        zero_grad,
+        False,
+        "default",
+        torch.float64,
+        "cuda",
+    )
+    settings = Settings(seeds=seeds, lr=0.1, epochs=2, batch_size=128, optimizer="adam")
+    module = SeedStackModule(stack, split.to("cuda", torch.float64), settings)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="gpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        deterministic=True,
+    )
+    trainer.fit(module)
+    return module
+
+
+@pytest.mark.parametrize("activation", ["relu", "prelu", "tanh"])
+def test_seed_in_a_stack_trains_as_alone_on_the_gpu(digits, activation):
+    split = data.load(digits)
+    zero_grad = 0.5 if activation in activations.KINKED else None
+    stacked = train_on_gpu(split, [0, 3, 5], activation, zero_grad)
+    alone = train_on_gpu(split, [3], activation, zero_grad)
+    for name, tensor in alone.stack.state_dict().items():
+        torch.testing.assert_close(
+            stacked.stack.state_dict()[name][1], tensor[0], rtol=1e-10, atol=1e-12, msg=name
+        )
+    together = pd.DataFrame(stacked.history.epochs)
+    single = pd.DataFrame(alone.history.epochs)
+    columns = ["epoch", "train_loss", "val_loss", "val_accuracy", "dead_fraction"]
+    pd.testing.assert_frame_equal(
+        together[together.seed == 3][columns].reset_index(drop=True),
+        single[columns].reset_index(drop=True),
+        rtol=1e-10,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("arch", ["mlp", "vgg", "resnet"])
+def test_training_job_runs_on_the_gpu(digits, tmp_path, arch):
+    depth = {"mlp": 2, "vgg": 3, "resnet": 4}[arch]
+    model = {"arch": arch, "width": 8, "depth": depth, "batch_norm": True}
+    config = cfg.validate(
+        {
+            "dataset": "digits",
+            "activation": ["relu"],
+            "zero_grad": [0.5],
+            "lr": [0.01],
+            "model": model,
+            "training": {
+                "optimizer": "adam",
+                "epochs": 2,
+                "batch_size": 64,
+                "seeds": 2,
+                "device": "cuda",
+            },
+        }
+    )
+    (point,) = grid.expand(config)
+    out = tmp_path / point.id
+    job.run_point(point, config, digits, out, tracking_uri=None)
+    epochs = pd.read_csv(out / "epochs.csv")
+    assert sorted(epochs.epoch.unique()) == [0, 1, 2]
+    assert (epochs.status == "ok").all()
+    assert np.isfinite(epochs[["train_loss", "val_loss", "val_accuracy"]]).all().all()
+    assert epochs[epochs.epoch == 2].val_accuracy.min() > 0.2, "it learns"
+    saved = json.loads((out / "point.json").read_text())
+    assert {info["status"] for info in saved["seeds"].values()} == {"finished"}
+    assert saved["seeds"]["0"]["params_sha256"]
