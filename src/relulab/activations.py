@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -46,14 +47,76 @@ _SUBNORMAL = 5e-324
 _THRESHOLD_BACKWARD = torch.ops.aten.threshold_backward.default
 _THRESHOLD_BACKWARD_INTO = torch.ops.aten.threshold_backward.grad_input
 _ELU_BACKWARD = torch.ops.aten.elu_backward.default
+_PRELU_KERNEL = torch.ops.aten._prelu_kernel.default
 
 
 def _subnormals_kept() -> bool:
     return _SUBNORMAL > 0.0
 
 
+# Each floating dtype's bits as the signed integer type of its width, the unsigned NumPy type of
+# that width, and the signed type's minimum: the bits of +0.0 are all clear (the unsigned
+# minimum, 0) and those of -0.0 are the sign bit alone (the signed minimum). No other value of
+# the dtype, subnormals, infinities and NaNs included, has either pattern.
+_ZERO_BITS = {
+    dtype: (signed, unsigned, torch.iinfo(signed).min)
+    for dtype, signed, unsigned in (
+        (torch.float64, torch.int64, np.uint64),
+        (torch.float32, torch.int32, np.uint32),
+        (torch.float16, torch.int16, np.uint16),
+        (torch.bfloat16, torch.int16, np.uint16),
+    )
+}
+
+
+_MIN = np.minimum.reduce
+# Inputs larger than this are scanned for exact zeros only when PyTorch runs on one thread, as
+# relulab's training jobs and cost benchmark do.
+_SCAN_ALONE_UP_TO = 1 << 16
+
+
+def _holds_zero(x: torch.Tensor) -> bool:
+    """Whether the CPU tensor ``x`` holds an exact zero (+0.0 or -0.0), read from its bits.
+
+    Two read-only minimum reductions over NumPy views of ``x``'s memory (vectorised, no copy):
+    the unsigned minimum is 0 exactly when +0.0 is present, the signed minimum is the sign bit
+    alone exactly when -0.0 is. Integer comparisons, so flushed subnormals do not enter.
+    """
+    signed, unsigned, negative_zero = _ZERO_BITS[x.dtype]
+    bits = x.detach().view(signed).numpy()
+    # ``np.minimum.reduce`` rather than ``.min()``: the same kernel, less Python per call.
+    return bool(_MIN(bits.view(unsigned), None) == 0 or _MIN(bits, None) == negative_zero)
+
+
+def _own_backward_is_exact(x: torch.Tensor) -> bool:
+    """Whether PyTorch's own backward pass of a kinked activation is the zero-gradient one at x.
+
+    The two differ only at inputs exactly equal to 0, so they agree on a tensor without an exact
+    zero, and the call can use PyTorch's own op and its one-pass native backward. This checks the
+    input on the CPU, where reading the answer back stalls nothing: an extra read of ``x`` costs
+    less than an extra backward pass plus the overhead of a Python ``autograd.Function``. On
+    other devices the check would wait for the device once per call, so it is not made there
+    (False). Nor is it made when subnormals are flushed (``torch.set_flush_denormal(True)``):
+    the float comparisons of every kernel then read a subnormal as 0, so the exact path's
+    ``x == 0`` holds where this bitwise check sees no zero. Calls that take no gradient need no
+    check: their forward is PyTorch's op on every path.
+    """
+    if not (x.requires_grad and torch.is_grad_enabled()):
+        return True
+    if x.device.type != "cpu" or x.dtype not in _ZERO_BITS or not _subnormals_kept():
+        return False
+    if x.numel() > _SCAN_ALONE_UP_TO and torch.get_num_threads() > 1:
+        # The scan runs on one thread; on a large input PyTorch's kernels on several threads
+        # finish the exact two passes before it would (measured: 1M elements, 2 threads).
+        return False
+    return x.numel() == 0 or not _holds_zero(x)
+
+
 class _ReLU(torch.autograd.Function):
     """ReLU with f'(0) := zero_grad, for the values ``ZeroGradReLU`` has no native op for.
+
+    On the CPU it runs only for inputs holding an exact zero (``_own_backward_is_exact``);
+    elsewhere, on the GPU say, it runs for every call, with no branch on the data.
 
     The backward pass is ``where(x == 0, zero_grad * grad, threshold_backward(grad, x, 0))``
     (``_exact``), computed in two passes of PyTorch's own vectorised kernels, because boolean
@@ -138,8 +201,6 @@ class _NoisyReLU(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         x, slope = ctx.saved_tensors
         own = grad * slope
-        if ctx.zero_grad is None:
-            return own, None, None
         return _at_zero(x, grad, ctx.zero_grad, own), None, None
 
 
@@ -158,6 +219,10 @@ class ZeroGradReLU(nn.Module):
                 # x <= below_zero is x < 0: the forward is torch.relu's bit for bit (-0.0
                 # included) and PyTorch's own backward passes the gradient for x >= 0.
                 return F.threshold(x, below_zero, 0.0)
+        if _own_backward_is_exact(x):
+            # No exact zero in x (usual in float32): PyTorch's own ReLU, forward and backward,
+            # is bit for bit the zero-gradient one, which differs from it only at x == 0.
+            return torch.relu(x)
         return _ReLU.apply(x, self.zero_grad)
 
     def extra_repr(self) -> str:
@@ -171,6 +236,8 @@ class ZeroGradLeakyReLU(nn.Module):
         self.negative_slope = float(negative_slope)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _own_backward_is_exact(x):
+            return F.leaky_relu(x, self.negative_slope)
         return _LeakyReLU.apply(x, self.negative_slope, self.zero_grad)
 
     def extra_repr(self) -> str:
@@ -212,6 +279,10 @@ class ZeroGradPReLU(nn.Module):
         weight = self._broadcast_weight(x)
         if self.zero_grad is None:
             return torch.where(x > 0, x, weight * x)
+        if _own_backward_is_exact(x):
+            # The kernel of PyTorch's own PReLU, with a weight that broadcasts: its backward is
+            # ``_PReLU``'s away from 0, the slope's gradient summed back to the weight's shape.
+            return _PRELU_KERNEL(x, weight)
         return _PReLU.apply(x, weight, self.zero_grad)
 
     def extra_repr(self) -> str:
@@ -257,9 +328,13 @@ class ZeroGradRReLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
-            return _NoisyReLU.apply(x, self._noise(x), self.zero_grad)
+            noise = self._noise(x)
+            if self.zero_grad is None or _own_backward_is_exact(x):
+                # Autograd's own product rule gives ``grad * slope``, ``_NoisyReLU``'s backward.
+                return x * torch.where(x > 0, 1, noise).to(x.dtype)
+            return _NoisyReLU.apply(x, noise, self.zero_grad)
         slope = (self.lower + self.upper) / 2
-        if self.zero_grad is None:
+        if self.zero_grad is None or _own_backward_is_exact(x):
             return F.leaky_relu(x, slope)
         return _LeakyReLU.apply(x, slope, self.zero_grad)
 
