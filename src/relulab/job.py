@@ -51,7 +51,11 @@ EPOCH_COLUMNS = [
 
 
 class TrackEpochs(Callback):
-    """Sends each epoch's new rows to MLflow in one batch per seed run."""
+    """Queues each epoch's new rows for MLflow; the tracker sends them every few seconds.
+
+    At the end of fit, which Lightning reaches even when a resumed job had no epoch left to
+    train, the rows still unsent are queued for ``PointTracker.finish`` to send.
+    """
 
     def __init__(self, tracker: PointTracker):
         self.tracker = tracker
@@ -59,8 +63,8 @@ class TrackEpochs(Callback):
     def on_train_epoch_end(self, trainer, module: SeedStackModule) -> None:
         self.tracker.log_rows(module.history.epochs, module.history.layers)
 
-    def on_train_end(self, trainer, module: SeedStackModule) -> None:
-        self.tracker.log_rows(module.history.epochs, module.history.layers)
+    def on_fit_end(self, trainer, module: SeedStackModule) -> None:
+        self.tracker.queue_rows(module.history.epochs, module.history.layers)
 
 
 class SaveEveryEpoch(Callback):
@@ -68,7 +72,9 @@ class SaveEveryEpoch(Callback):
 
     Lightning's ModelCheckpoint saves only when the optimiser step count has moved, and under
     relulab's manual optimisation that count stays 0, so it would save at the end alone.
-    Runs after TrackEpochs: a checkpoint never holds epochs that MLflow has not seen.
+    Runs after TrackEpochs. A checkpoint may hold epochs that MLflow has not yet received (the
+    tracker sends every few seconds); they are in the checkpoint's history, and a resumed job
+    sends every epoch after the newest one MLflow holds, so none is lost or sent twice.
     """
 
     def __init__(self, path: Path):
