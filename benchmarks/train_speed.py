@@ -406,9 +406,11 @@ def main(argv: list[str] | None = None) -> None:
 
         statement = "import torch, relulab.job"
         print(f"\nstart-up of a training process ({statement!r}):", end=" ")
-        print(f"{startup_seconds(statement, 3):.2f} s;", end=" ")
-        statement = "import mlflow.tracking"
-        print(f"MLflow import ({statement!r}): {startup_seconds(statement, 3):.2f} s", flush=True)
+        print(f"{startup_seconds(statement, 3):.2f} s", flush=True)
+        if not args.skip_tracking:
+            statement = "import mlflow.tracking"
+            seconds = startup_seconds(statement, 3)
+            print(f"MLflow import ({statement!r}): {seconds:.2f} s", flush=True)
 
         if not args.skip_end_to_end:
             result = end_to_end(args, config, split, work)
