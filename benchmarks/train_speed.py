@@ -176,6 +176,49 @@ def relulab_point(
     return timer
 
 
+class TrackerClock:
+    """Seconds spent inside relulab's MLflow calls (``tracking.PointTracker``'s public methods).
+
+    Tracking on against off compares two whole training runs, whose difference on a shared
+    machine is often smaller than their noise; the time inside the tracker is what tracking
+    itself costs, measured directly.
+    """
+
+    METHODS = ("__init__", "start", "queue_rows", "log_rows", "flush", "finish")
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    @contextlib.contextmanager
+    def timing(self):
+        self.wall = self.cpu = 0.0
+        self.depth = 0
+        originals = {name: getattr(tracking.PointTracker, name) for name in self.METHODS}
+
+        def timed(method):
+            def wrapper(*args, **kwargs):
+                if self.depth:  # called by another timed method: counted there
+                    return method(*args, **kwargs)
+                self.depth += 1
+                wall, cpu = time.perf_counter(), time.process_time()
+                try:
+                    return method(*args, **kwargs)
+                finally:
+                    self.wall += time.perf_counter() - wall
+                    self.cpu += time.process_time() - cpu
+                    self.depth -= 1
+
+            return wrapper
+
+        for name, method in originals.items():
+            setattr(tracking.PointTracker, name, timed(method))
+        try:
+            yield self
+        finally:
+            for name, method in originals.items():
+                setattr(tracking.PointTracker, name, method)
+
+
 class Store:
     """A fresh MLflow experiment per tracked run, so no run is found again and skipped."""
 
@@ -226,8 +269,10 @@ def per_seed_table(args, config: dict, split, data_path: Path, work: Path) -> pd
             row["relulab"], row["relulab_cpu"] = timer.wall / seeds, timer.cpu / seeds
             if not args.skip_tracking:
                 tracked = {**config, "study": store.new_experiment()}
-                timer = relulab_point(point, tracked, data_path, seeds, out, store.uri)
+                with TrackerClock().timing() as clock:
+                    timer = relulab_point(point, tracked, data_path, seeds, out, store.uri)
                 row["tracked"], row["tracked_cpu"] = timer.wall / seeds, timer.cpu / seeds
+                row["in_tracker"], row["in_tracker_cpu"] = clock.wall / seeds, clock.cpu / seeds
             rows.append(row)
             shown = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
             print(f"  repeat {repeat}, S {seeds}: {shown}", flush=True)
@@ -245,6 +290,8 @@ def summarise_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
             ratio_tracked=runs.tracked / runs.reference,
             tracking_overhead=runs.tracked / runs.relulab - 1,
             tracking_overhead_cpu=runs.tracked_cpu / runs.relulab_cpu - 1,
+            in_tracker_share=runs.in_tracker / (runs.tracked - runs.in_tracker),
+            in_tracker_share_cpu=runs.in_tracker_cpu / (runs.tracked_cpu - runs.in_tracker_cpu),
         )
     table = runs.drop(columns="repeat").groupby("S").median()
     table["seeds_per_s"] = 1 / table.relulab
@@ -259,6 +306,8 @@ def summarise_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
         "ratio_tracked": "ratio (MLflow on)",
         "tracking_overhead": "MLflow overhead",
         "tracking_overhead_cpu": "MLflow overhead (CPU time)",
+        "in_tracker_share": "time in MLflow calls / training",
+        "in_tracker_share_cpu": "same, CPU time",
         "seeds_per_s": "relulab seeds/s",
     }
     return table[[c for c in names if c in table]].rename(columns=names)

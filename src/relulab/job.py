@@ -81,7 +81,7 @@ class SaveEveryEpoch(Callback):
         self.path = path
 
     def on_train_epoch_end(self, trainer, module) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # resuming needs it all
 
 
 def resolve_device(name: str) -> torch.device:
