@@ -150,3 +150,19 @@ def test_training_job_runs_on_the_gpu(digits, tmp_path, arch):
     saved = json.loads((out / "point.json").read_text())
     assert {info["status"] for info in saved["seeds"].values()} == {"finished"}
     assert saved["seeds"]["0"]["params_sha256"]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("zero_grad", [0.5, 0.3, 2.0, -0.5])
+def test_fused_relu_backward_equals_the_exact_one(dtype, zero_grad):
+    x, upstream = planted(dtype)
+    x, upstream = x.cuda().requires_grad_(True), upstream.cuda()
+    out = activations.build("relu", zero_grad)(x)
+    assert out.grad_fn.name() == "_ReLUBackward"
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    exact = activations._ReLU._exact(x.detach(), upstream, zero_grad)
+    assert torch.equal(grad, exact)
+    cpu = activations._ReLU._exact(x.detach().cpu(), upstream.cpu(), zero_grad)
+    assert torch.equal(grad.cpu(), cpu)
+    fused = activations._fused_cuda_is_exact(dtype, zero_grad)
+    assert fused == (dtype in (torch.float32, torch.float64) or zero_grad != 0.3)

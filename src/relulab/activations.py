@@ -8,6 +8,7 @@ backward pass equals PyTorch's everywhere except at inputs exactly equal to 0, w
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -112,11 +113,40 @@ def _own_backward_is_exact(x: torch.Tensor) -> bool:
     return x.numel() == 0 or not _holds_zero(x)
 
 
+# The zero-gradient ReLU's backward as one CUDA kernel (compiled at its first use by PyTorch's
+# jiterator): one pass over the gradient and the input, as PyTorch's own ReLU backward, where
+# the two passes below cost 1.5 to 1.7 times it on an H100. ``grad * zero_grad`` is computed in
+# the tensor's type; PyTorch's ``grad * zero_grad`` computes in float for float16 and bfloat16,
+# which is the same product (exact in float, rounded once) whenever zero_grad is a value of
+# that type, so the kernel is used only then (``_fused_cuda_is_exact``).
+_CUDA_BACKWARD = """
+template <typename T> T zero_grad_relu_backward(T grad, T x, T zero_grad) {
+    return x > T(0) ? grad : (x == T(0) ? grad * zero_grad : T(0));
+}
+"""
+
+
+@functools.cache
+def _cuda_backward():
+    return torch.cuda.jiterator._create_jit_fn(_CUDA_BACKWARD, zero_grad=0.0)
+
+
+@functools.cache
+def _fused_cuda_is_exact(dtype: torch.dtype, zero_grad: float) -> bool:
+    if dtype in (torch.float32, torch.float64):
+        return True  # PyTorch's product is computed in the tensor's type too
+    if dtype not in _BELOW_ZERO:
+        return False
+    as_float = torch.tensor(zero_grad, dtype=torch.float32)
+    return bool(torch.tensor(zero_grad, dtype=dtype).float() == as_float)
+
+
 class _ReLU(torch.autograd.Function):
     """ReLU with f'(0) := zero_grad, for the values ``ZeroGradReLU`` has no native op for.
 
     On the CPU it runs only for inputs holding an exact zero (``_own_backward_is_exact``);
-    elsewhere, on the GPU say, it runs for every call, with no branch on the data.
+    elsewhere, on the GPU say, it runs for every call, with no branch on the data, and on a
+    CUDA device its backward is one fused kernel (``_cuda_backward``).
 
     The backward pass is ``where(x == 0, zero_grad * grad, threshold_backward(grad, x, 0))``
     (``_exact``), computed in two passes of PyTorch's own vectorised kernels, because boolean
@@ -141,6 +171,8 @@ class _ReLU(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (x,) = ctx.saved_tensors
         zero_grad = ctx.zero_grad
+        if x.is_cuda and _fused_cuda_is_exact(x.dtype, zero_grad):
+            return _cuda_backward()(grad, x, zero_grad=zero_grad), None
         below_zero = _BELOW_ZERO.get(x.dtype)
         if below_zero is None or zero_grad < 0 or not _subnormals_kept():
             return _ReLU._exact(x, grad, zero_grad), None
