@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_activations import backward
+from test_equivalence import train
 
 from relulab import activations, data, grid, job
 from relulab import config as cfg
-from relulab.training import SeedStackModule, Settings, build_stack
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -39,13 +40,6 @@ def planted(dtype, n=100_003):
     return x.to(dtype), upstream.to(dtype)
 
 
-def forward_backward(module, x, upstream):
-    x = x.clone().requires_grad_(True)
-    out = module(x)
-    out.backward(upstream)
-    return out.detach(), x.grad
-
-
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu", "rrelu"])
 @pytest.mark.parametrize("zero_grad", [0.0, 0.5, 1.0])
@@ -53,49 +47,21 @@ def test_operator_on_the_gpu_is_the_definition(name, dtype, zero_grad):
     x, upstream = planted(dtype)
     module = activations.build(name, zero_grad).eval()
     module_gpu = activations.build(name, zero_grad).eval().to(device="cuda", dtype=dtype)
-    out, grad = forward_backward(module_gpu, x.cuda(), upstream.cuda())
+    out, grad = backward(module_gpu, x.cuda(), upstream.cuda())
     reference = activations.build(name, None).eval().to(device="cuda", dtype=dtype)
-    torch_out, torch_grad = forward_backward(reference, x.cuda(), upstream.cuda())
+    torch_out, torch_grad = backward(reference, x.cuda(), upstream.cuda())
     assert torch.equal(out, torch_out), "forward is PyTorch's own op"
     zero = x.cuda() == 0
     assert torch.equal(grad[~zero], torch_grad[~zero]), "away from 0, PyTorch's backward"
     assert torch.equal(grad[zero], upstream.cuda()[zero] * zero_grad), "at 0, zero_grad x upstream"
     # And the GPU gives what the CPU gives.
-    cpu_out, cpu_grad = forward_backward(module.to(dtype=dtype), x, upstream)
+    cpu_out, cpu_grad = backward(module.to(dtype=dtype), x, upstream)
     assert torch.equal(out.cpu(), cpu_out)
     assert torch.equal(grad.cpu(), cpu_grad)
 
 
 def train_on_gpu(split, seeds, activation="relu", zero_grad=0.5):
-    import lightning as L
-
-    stack = build_stack(
-        seeds,
-        split.in_features,
-        split.classes,
-        16,
-        2,
-        activation,
-        zero_grad,
-        False,
-        "default",
-        torch.float64,
-        "cuda",
-    )
-    settings = Settings(seeds=seeds, lr=0.1, epochs=2, batch_size=128, optimizer="adam")
-    module = SeedStackModule(stack, split.to("cuda", torch.float64), settings)
-    trainer = L.Trainer(
-        max_epochs=2,
-        accelerator="gpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        deterministic=True,
-    )
-    trainer.fit(module)
-    return module
+    return train(split, seeds, activation, zero_grad, optimizer="adam", device="cuda")
 
 
 @pytest.mark.parametrize("activation", ["relu", "prelu", "tanh"])

@@ -74,6 +74,7 @@ def train(
     lr=0.1,
     epochs=2,
     callbacks=(),
+    device="cpu",
 ):
     stack = build_stack(
         seeds,
@@ -86,11 +87,15 @@ def train(
         batch_norm,
         "default",
         torch.float64,
+        device,
     )
     settings = Settings(seeds=seeds, lr=lr, epochs=epochs, batch_size=128, optimizer=optimizer)
-    module = SeedStackModule(stack, split.to("cpu", torch.float64), settings)
+    module = SeedStackModule(stack, split.to(device, torch.float64), settings)
     trainer = L.Trainer(
         max_epochs=epochs,
+        accelerator="gpu" if device == "cuda" else "cpu",
+        devices=1,
+        deterministic=True,
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
