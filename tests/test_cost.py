@@ -1,14 +1,15 @@
 """The cost benchmark's table, and the fast zero-gradient ReLU being exactly the slow one.
 
 The benchmark's numbers depend on the machine; these tests check what it reports and that
-the one- and two-pass backward kernels relulab uses for speed compute, bit for bit, the
-definition ``where(x == 0, zero_grad * grad, PyTorch's ReLU backward)``.
+the backward kernels relulab uses for speed (the compiled operator, and the Python
+implementation's one- and two-pass kernels) compute, bit for bit, the definition
+``where(x == 0, zero_grad * grad, PyTorch's ReLU backward)``.
 """
 
 import pytest
 import torch
 
-from relulab import activations, cost
+from relulab import activations, cost, native
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 INTEGER = {torch.float64: torch.int64, torch.float32: torch.int32}
@@ -43,8 +44,9 @@ def gradient(module, x, upstream):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("zero_grad", [1.0, 0.5, 0.3, 2.0, 1e-3, -0.5])
-def test_fast_relu_backward_is_bitwise_the_definition(dtype, zero_grad):
-    # NaN inputs are left out: the two-pass kernel gives NaN there (see activations._ReLU).
+def test_fast_relu_backward_is_bitwise_the_definition(dtype, zero_grad, relu_path):
+    # NaN inputs are left out: the Python two-pass kernel gives NaN there (activations._ReLU);
+    # tests/test_native.py checks the compiled operator at NaN.
     x, upstream = hard_inputs(dtype)
     got = gradient(activations.build("relu", zero_grad), x, upstream)
     want = activations._ReLU._exact(x, upstream, zero_grad)
@@ -63,7 +65,7 @@ def test_zero_grad_zero_is_torch_relu_bit_for_bit(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("zero_grad", [1.0, 0.5])
-def test_forward_is_torch_relu_bit_for_bit(dtype, zero_grad):
+def test_forward_is_torch_relu_bit_for_bit(dtype, zero_grad, relu_path):
     x, _ = hard_inputs(dtype)
     x = torch.cat([x, torch.full((3,), float("nan"), dtype=dtype)])
     ours = activations.build("relu", zero_grad)(x)
@@ -76,7 +78,7 @@ def test_zero_grad_one_passes_the_gradient_at_nan_as_torch_relu_does():
     assert torch.equal(gradient(activations.build("relu", 1.0), x, upstream), upstream)
 
 
-def test_flushed_subnormals_fall_back_to_the_exact_backward():
+def test_flushed_subnormals_fall_back_to_the_exact_backward(relu_path):
     x = torch.tensor([0.0, -0.0, -1.0, 1.0, -1e-45] * 20)
     upstream = torch.arange(100.0) + 1
     expected = activations._ReLU._exact(x, upstream, 0.5)
@@ -120,6 +122,9 @@ def test_benchmark_reports_medians_per_element_and_relative_to_torch_relu():
     ours = cost.zero_grad_relu_overhead(table)
     assert set(ours["variant"]) == {"relu (f'(0)=0.5)"}
     assert len(ours) == 2
+    compiled = native.zero_grad_relu() is not None
+    assert ours["compiled_operator"].tolist() == [compiled, compiled]
+    assert not table.loc[table["variant"] != "relu (f'(0)=0.5)", "compiled_operator"].any()
 
 
 def test_timing_sees_every_module_once_per_repeat():
@@ -180,7 +185,7 @@ def test_holds_zero_sees_either_signed_zero_and_nothing_else(dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("zero_grad", [0.5, 2.0, -0.5])
-def test_relu_without_exact_zeros_is_torch_relu_and_the_definition(dtype, zero_grad):
+def test_relu_without_exact_zeros_is_torch_relu_and_the_definition(dtype, zero_grad, python_relu):
     x, upstream = without_zeros(*hard_inputs(dtype))
     module = activations.build("relu", zero_grad)
     assert backward_name(module, x) == "ReluBackward0"
@@ -192,7 +197,7 @@ def test_relu_without_exact_zeros_is_torch_relu_and_the_definition(dtype, zero_g
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("zero", [0.0, -0.0])
-def test_relu_with_one_exact_zero_takes_the_zero_gradient_path(dtype, zero):
+def test_relu_with_one_exact_zero_takes_the_zero_gradient_path(dtype, zero, python_relu):
     x, upstream = without_zeros(*hard_inputs(dtype))
     x = x[:-3]  # no NaN: the two-pass kernel gives NaN there
     upstream = upstream[:-3]
@@ -204,7 +209,7 @@ def test_relu_with_one_exact_zero_takes_the_zero_gradient_path(dtype, zero):
     assert got[100] == 0.5 * upstream[100] != 0
 
 
-def test_relu_without_gradient_is_torch_relu():
+def test_relu_without_gradient_is_torch_relu(relu_path):
     x = torch.tensor([0.0, -0.0, -1.0, 2.0], requires_grad=True)
     with torch.no_grad():
         out = activations.build("relu", 0.5)(x)
@@ -212,7 +217,7 @@ def test_relu_without_gradient_is_torch_relu():
     assert torch.equal(bits(out), bits(torch.relu(x.detach())))
 
 
-def test_flushed_subnormals_take_the_exact_path_without_exact_zeros():
+def test_flushed_subnormals_take_the_exact_path_without_exact_zeros(python_relu):
     # No exact zero, but flushed, -1e-45 reads as 0 to the kernels: the check must not be used.
     x = torch.tensor([-1e-45, -1.0, 1.0] * 10)
     upstream = torch.arange(30.0) + 1

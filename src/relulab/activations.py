@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from relulab import native
+
 KINKED = ("relu", "leaky_relu", "prelu", "rrelu")
 SMOOTH = ("elu", "softplus", "gelu", "sigmoid", "tanh")
 ACTIVATIONS = KINKED + SMOOTH
@@ -144,9 +146,9 @@ def _fused_cuda_is_exact(dtype: torch.dtype, zero_grad: float) -> bool:
 class _ReLU(torch.autograd.Function):
     """ReLU with f'(0) := zero_grad, for the values ``ZeroGradReLU`` has no native op for.
 
-    On the CPU it runs only for inputs holding an exact zero (``_own_backward_is_exact``);
-    elsewhere, on the GPU say, it runs for every call, with no branch on the data, and on a
-    CUDA device its backward is one fused kernel (``_cuda_backward``).
+    On the CPU it runs only where the compiled operator is unavailable, and then only for
+    inputs holding an exact zero (``_own_backward_is_exact``); on the GPU it runs for every
+    call, with no branch on the data, and its backward is one fused kernel (``_cuda_backward``).
 
     The backward pass is ``where(x == 0, zero_grad * grad, threshold_backward(grad, x, 0))``
     (``_exact``), computed in two passes of PyTorch's own vectorised kernels, because boolean
@@ -237,9 +239,19 @@ class _NoisyReLU(torch.autograd.Function):
 
 
 class ZeroGradReLU(nn.Module):
-    def __init__(self, zero_grad: float):
+    """ReLU with f'(0) := zero_grad; its forward pass is ``torch.relu`` bit for bit.
+
+    f'(0) = 0 is PyTorch's own ReLU and f'(0) = 1 one native ``threshold``. Other values run,
+    on the CPU, relulab's compiled operator (``relulab.native``: one-pass backward kernel) or,
+    where it cannot be built, PyTorch's own ReLU for inputs without an exact zero and ``_ReLU``
+    for the others; on a GPU, ``_ReLU`` with its fused kernel. All give the same gradients.
+    ``compiled=False`` keeps the Python implementation on the CPU too (benchmarks compare them).
+    """
+
+    def __init__(self, zero_grad: float, compiled: bool = True):
         super().__init__()
         self.zero_grad = float(zero_grad)
+        self.compiled = compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.zero_grad == 0.0:
@@ -251,6 +263,11 @@ class ZeroGradReLU(nn.Module):
                 # x <= below_zero is x < 0: the forward is torch.relu's bit for bit (-0.0
                 # included) and PyTorch's own backward passes the gradient for x >= 0.
                 return F.threshold(x, below_zero, 0.0)
+        if self.compiled and x.is_cpu:
+            compiled = native.zero_grad_relu()
+            if compiled is not None:
+                # torch.relu's forward; the definition's backward in one vectorised pass.
+                return compiled(x, self.zero_grad)
         if _own_backward_is_exact(x):
             # No exact zero in x (usual in float32): PyTorch's own ReLU, forward and backward,
             # is bit for bit the zero-gradient one, which differs from it only at x == 0.

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from relulab import activations
+from relulab import activations, native
 from relulab.models import DTYPES  # not relulab.training, which imports Lightning
 
 REFERENCE = "torch.relu"
@@ -52,6 +52,16 @@ class Variant:
     @property
     def implementation(self) -> str:
         return "pytorch" if self.torch_own or self.zero_grad is None else "relulab"
+
+    def runs_compiled_operator(self, device: str) -> bool:
+        """Whether this variant runs relulab's compiled operator (``relulab.native``) there."""
+        return (
+            self.implementation == "relulab"
+            and self.activation == "relu"
+            and self.zero_grad not in (0.0, 1.0)
+            and torch.device(device).type == "cpu"
+            and native.zero_grad_relu() is not None
+        )
 
     def build(self) -> nn.Module:
         if self.torch_own:
@@ -144,6 +154,7 @@ def benchmark(
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     dtype = DTYPES[precision]
     chosen = variants(zero_grads)
+    native.zero_grad_relu()  # built (once per PyTorch version) before anything is timed
     rows = []
     for device in devices:
         for elements in sizes:
@@ -170,6 +181,7 @@ def benchmark(
                         "ns_per_element": median / elements * 1e9,
                         "relative": float(np.median(ratios[variant.label])) / order_bias,
                         "threads": torch.get_num_threads() if device == "cpu" else None,
+                        "compiled_operator": variant.runs_compiled_operator(device),
                     }
                 )
     return pd.DataFrame(rows)
@@ -178,4 +190,5 @@ def benchmark(
 def zero_grad_relu_overhead(table: pd.DataFrame) -> pd.DataFrame:
     """relulab's ReLU at each f'(0) against PyTorch's, per device and size (``relative``)."""
     ours = table[(table["activation"] == "relu") & (table["implementation"] == "relulab")]
-    return ours[["device", "elements", "zero_grad", "variant", "ns_per_element", "relative"]]
+    columns = ["device", "elements", "zero_grad", "variant", "ns_per_element", "relative"]
+    return ours[columns + (["compiled_operator"] if "compiled_operator" in ours else [])]

@@ -1,0 +1,214 @@
+"""relulab's compiled zero-gradient ReLU: the definition bit for bit, in every case it meets.
+
+The definition is ``where(x == 0, grad * zero_grad, threshold_backward(grad, x, 0))``
+(``activations._ReLU._exact``): PyTorch's ReLU backward (which passes the gradient at a NaN
+input) except at +0.0 and -0.0. Without a C++ compiler these tests are skipped, except in CI.
+"""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+from conftest import compiled_relu_or_skip
+from test_cost import DTYPES, bits, hard_inputs, same_bits_or_both_nan
+
+from relulab import activations, native
+
+
+@pytest.fixture
+def operator():
+    return compiled_relu_or_skip()
+
+
+def with_nan_inputs(x, upstream):
+    nan = torch.full((5,), float("nan"), dtype=x.dtype)
+    return torch.cat([x, nan]), torch.cat([upstream, torch.arange(5.0).to(x.dtype) - 2])
+
+
+def gradient(function, x, upstream, **kwargs):
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(function(x), x, upstream, **kwargs)
+    return grad
+
+
+def test_zero_grad_relu_uses_the_operator_on_the_cpu(operator):
+    x = torch.randn(10, requires_grad=True)
+    out = activations.build("relu", 0.5)(x)
+    assert "ReluZeroGrad" in out.grad_fn.name()
+    # f'(0) = 0 and 1 keep PyTorch's own one-pass ops.
+    assert activations.build("relu", 0.0)(x).grad_fn.name() == "ReluBackward0"
+    assert activations.build("relu", 1.0)(x).grad_fn.name() == "ThresholdBackward0"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("zero_grad", [0.5, 0.3, 2.0, 1e-3, -0.5, 1.0, 0.0])
+def test_backward_is_bitwise_the_definition_nan_inputs_included(operator, dtype, zero_grad):
+    x, upstream = with_nan_inputs(*hard_inputs(dtype))
+    got = gradient(lambda t: operator(t, zero_grad), x, upstream)
+    want = activations._ReLU._exact(x, upstream, zero_grad)
+    # Bitwise, except that NaN gradients (NaN upstream times zero_grad) may differ in payload.
+    assert same_bits_or_both_nan(got, want)
+    assert torch.equal(got[-5:], upstream[-5:]), "a NaN input passes the gradient, as PyTorch's"
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_is_torch_relu_bit_for_bit(operator, dtype):
+    x, _ = with_nan_inputs(*hard_inputs(dtype))
+    assert torch.equal(bits(operator(x, 0.5)), bits(torch.relu(x)))
+
+
+def test_the_loop_and_the_operator_form_agree_bit_for_bit(operator):
+    """Strided and broadcast tensors take the form written with PyTorch's operators."""
+    x, upstream = hard_inputs(torch.float32)
+    direct = torch.ops.relulab.relu_zero_grad_backward(upstream, x, 0.3)
+    strided_x = torch.stack([x, -x], dim=1)[:, 0]
+    strided_upstream = torch.stack([upstream, upstream], dim=1)[:, 0]
+    assert not strided_x.is_contiguous()
+    through_operators = torch.ops.relulab.relu_zero_grad_backward(strided_upstream, strided_x, 0.3)
+    assert torch.equal(bits(direct), bits(through_operators))
+    assert torch.equal(bits(direct), bits(activations._ReLU._exact(x, upstream, 0.3)))
+    broadcast = torch.ones(()).expand(x.shape)
+    assert torch.equal(
+        torch.ops.relulab.relu_zero_grad_backward(broadcast, x, 0.3),
+        torch.where(x == 0, 0.3, (x > 0).float()),
+    )
+
+
+def test_matrices_and_transposed_inputs(operator):
+    x, upstream = hard_inputs(torch.float64)
+    x, upstream = x[:4096].view(64, 64), upstream[:4096].view(64, 64)
+    for inputs, gradients in ((x, upstream), (x.t(), upstream.t()), (x.t(), upstream)):
+        got = gradient(lambda t: operator(t, 0.5), inputs, gradients)
+        assert same_bits_or_both_nan(got, activations._ReLU._exact(inputs, gradients, 0.5))
+
+
+def test_several_threads_split_the_loop_without_changing_a_bit(operator):
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(1_000_003, generator=generator)
+    x[::1000] = 0.0
+    x[32767:32770] = -0.0  # around a chunk boundary of the parallel loop
+    upstream = torch.randn(x.shape, generator=generator)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = gradient(lambda t: operator(t, 0.5), x, upstream)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(bits(got), bits(activations._ReLU._exact(x, upstream, 0.5)))
+
+
+def test_double_backward_differentiates_the_definition(operator):
+    x = torch.tensor([0.0, -0.0, 2.0, -3.0, 0.0])
+    upstream = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0], requires_grad=True)
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(operator(xg, 0.25), xg, upstream, create_graph=True)
+    assert torch.equal(grad, torch.tensor([0.25, 0.5, 3.0, 0.0, 1.25]))
+    # d(grad . v)/d upstream = f'(x) * v, with f'(0) = 0.25.
+    v = torch.tensor([1.0, 1.0, 1.0, 1.0, 2.0])
+    (second,) = torch.autograd.grad(grad, upstream, v)
+    assert torch.equal(second, torch.tensor([0.25, 0.25, 1.0, 0.0, 0.5]))
+
+
+def test_without_gradient_the_operator_is_relu(operator):
+    x, _ = hard_inputs(torch.float32)
+    with torch.no_grad():
+        out = activations.build("relu", 0.5)(x.clone().requires_grad_(True))
+    assert out.grad_fn is None
+    assert torch.equal(bits(out), bits(torch.relu(x)))
+
+
+@pytest.fixture
+def fresh_lookup():
+    native.zero_grad_relu.cache_clear()
+    yield
+    native.zero_grad_relu.cache_clear()
+
+
+def test_turned_off_by_the_environment_silently(monkeypatch, fresh_lookup):
+    monkeypatch.setenv(native.DISABLE, "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert native.zero_grad_relu() is None
+    x = torch.tensor([0.0, -1.0, 1.0], requires_grad=True)
+    assert activations.build("relu", 0.5)(x).grad_fn.name() == "_ReLUBackward"
+
+
+def test_unavailable_warns_with_the_reason_and_falls_back(monkeypatch, fresh_lookup):
+    def no_compiler(verbose=False):
+        raise native.NativeUnavailableError("RuntimeError: no C++ compiler found")
+
+    monkeypatch.setattr(native, "build", no_compiler)
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found"):
+        assert native.zero_grad_relu() is None
+    x, upstream = hard_inputs(torch.float32)
+    got = gradient(activations.build("relu", 0.5), x, upstream)
+    assert torch.equal(bits(got), bits(activations._ReLU._exact(x, upstream, 0.5)))
+
+
+def test_command_line_builds_and_reports(operator, monkeypatch):
+    ready = subprocess.run(
+        [sys.executable, "-m", "relulab.native"], capture_output=True, text=True, check=False
+    )
+    assert ready.returncode == 0, ready.stderr
+    assert "ready" in ready.stdout
+    monkeypatch.setenv(native.DISABLE, "0")
+    off = subprocess.run(
+        [sys.executable, "-m", "relulab.native"], capture_output=True, text=True, check=False
+    )
+    assert off.returncode == 1
+    assert "RELULAB_NATIVE=0" in off.stderr
+
+
+WITHOUT_COMPILER = """
+import warnings
+import torch
+from relulab import activations
+x = torch.tensor([0.0, -0.0, -2.0, 3.0], requires_grad=True)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    out = activations.build("relu", 0.5)(x)
+out.backward(torch.tensor([2.0, 4.0, 8.0, 16.0]))
+print(x.grad.tolist(), out.grad_fn.name())
+print([str(w.message) for w in caught])
+"""
+
+
+def test_without_a_compiler_relulab_warns_once_and_computes_the_same(tmp_path):
+    environment = {**os.environ, "CXX": str(tmp_path / "no-such-compiler")}
+    environment["TORCH_EXTENSIONS_DIR"] = str(tmp_path / "extensions")
+    reported = subprocess.run(
+        [sys.executable, "-m", "relulab.native"], env=environment, capture_output=True, text=True
+    )
+    assert reported.returncode == 1
+    assert "unavailable" in reported.stderr and "no-such-compiler" in reported.stderr
+    run = subprocess.run(
+        [sys.executable, "-c", WITHOUT_COMPILER], env=environment, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
+    gradients, caught = run.stdout.splitlines()
+    assert gradients == "[1.0, 2.0, 0.0, 16.0] _ReLUBackward"
+    assert caught.count("compiled zero-gradient ReLU is unavailable") == 1
+
+
+@pytest.mark.slow
+def test_processes_started_together_build_once_and_all_load(operator, tmp_path):
+    """Training jobs start together on a fresh machine: one builds, the others wait and load.
+
+    A lock file left by an older PyTorch's killed build is stale under relulab's own lock and
+    must not make anyone wait."""
+    environment = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    directory = tmp_path / native.build_directory().name
+    directory.mkdir()
+    (directory / "lock").touch()
+    command = [sys.executable, "-m", "relulab.native"]
+    jobs = [
+        subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [job.communicate(timeout=300)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0, 0]
+    assert all("ready" in output for output in outputs)
+    assert len(list(directory.glob("*.so"))) == 1
