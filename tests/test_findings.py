@@ -239,6 +239,30 @@ def test_cost_reports_the_zero_grad_relu_against_its_limit(relative, word):
     assert sentence.endswith("for f'(0)=0.5.") == (word == "more than")
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_cost_says_which_relu_implementation_was_timed(compiled):
+    inputs = synthetic_study()
+    inputs.cost = cost_table()
+    chosen = inputs.cost["variant"] == "relu (f'(0)=0.5)"
+    inputs.cost["compiled_operator"] = chosen & compiled
+    sentence = find(texts(inputs, "Q3"), "relulab's ReLU with a chosen f'\\(0\\)")
+    assert ("relulab's compiled operator." in sentence) == compiled
+    assert ("could not be built on this machine" in sentence) == (not compiled)
+
+
+def test_other_kinked_activations_are_compared_with_pytorchs_own_module():
+    inputs = synthetic_study()
+    table = cost_table(prelu_relative=9.0)
+    torch_prelu = table[table["variant"] == "torch.relu"].assign(
+        variant="torch.prelu", activation="prelu", relative=6.0
+    )
+    inputs.cost = pd.concat([table, torch_prelu], ignore_index=True)
+    sentence = find(texts(inputs, "Q3"), "The other kinked activations")
+    assert "at worst 1.50× PyTorch's own module (prelu (f'(0)=0) against torch.prelu" in sentence
+    inputs.cost = table  # without PyTorch's own PReLU timed there is nothing to compare with
+    assert not any("The other kinked" in text for text in texts(inputs, "Q3"))
+
+
 def test_missing_optional_tables_are_said_and_the_rest_still_written(tmp_path):
     inputs = synthetic_study()
     markdown, html = tmp_path / "findings.md", tmp_path / "findings.html"

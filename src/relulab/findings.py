@@ -543,22 +543,49 @@ def cost_findings(section: Section, cost: pd.DataFrame | None) -> None:
             section.add(
                 f"relulab's ReLU with a chosen f'(0) (the module the study trains ReLU with) "
                 f"cost at worst {listing(shown)} the time of torch.relu on {device}: "
-                f"{verdict}.",
+                f"{verdict}.{_relu_implementation(ours)}",
                 "cost",
                 "cost_figure",
             )
-        others = table[
-            (table["implementation"] == "relulab")
-            & (table["activation"].isin(["leaky_relu", "prelu", "rrelu"]))
-        ]
-        if len(others):
-            worst_other = others.loc[others["relative"].idxmax()]
-            section.add(
-                f"The other zero-gradient variants are not tuned: the slowest, "
-                f"{worst_other['variant']}, cost {ratio(worst_other['relative'])} torch.relu "
-                f"at {int(worst_other['elements']):,} elements on {device}.",
-                "cost",
-            )
+        _other_kinked_cost(section, table, device)
+
+
+def _relu_implementation(ours: pd.DataFrame) -> str:
+    """Which CPU implementation timed the f'(0) values PyTorch has no kernel for, if recorded."""
+    if "compiled_operator" not in ours:
+        return ""
+    custom = ours[~ours["zero_grad"].isin([0.0, 1.0])]
+    if custom.empty:
+        return ""
+    if custom["compiled_operator"].all():
+        return " For f'(0) other than 0 and 1 this is relulab's compiled operator."
+    return (
+        " For f'(0) other than 0 and 1 this is relulab's Python implementation: its compiled "
+        "operator could not be built on this machine (see `python -m relulab.native`)."
+    )
+
+
+def _other_kinked_cost(section: Section, table: pd.DataFrame, device: str) -> None:
+    """The other kinked activations with a chosen f'(0), each against PyTorch's own module."""
+    ours = table[
+        (table["implementation"] == "relulab")
+        & (table["activation"].isin(["leaky_relu", "prelu", "rrelu"]))
+    ]
+    own = table[table["implementation"] == "pytorch"].set_index(["elements", "variant"])
+    against_own = [
+        (row.relative / own.loc[(row.elements, f"torch.{row.activation}"), "relative"], row)
+        for row in ours.itertuples()
+        if (row.elements, f"torch.{row.activation}") in own.index
+    ]
+    if not against_own:
+        return
+    worst, row = max(against_own, key=lambda pair: pair[0])
+    section.add(
+        f"The other kinked activations with a chosen f'(0) cost at worst {ratio(worst)} "
+        f"PyTorch's own module ({row.variant} against torch.{row.activation}, at "
+        f"{int(row.elements):,} elements on {device}).",
+        "cost",
+    )
 
 
 def sparsity_findings(section: Section, inputs: Inputs) -> None:
