@@ -18,31 +18,32 @@ def repo_root() -> Path:
     return ROOT
 
 
-def compiled_relu_or_skip():
-    """relulab's compiled zero-gradient ReLU; skip without it, except in CI (CI=true): fail."""
+def compiled_operators_or_skip():
+    """relulab's compiled operators; skip without them, except in CI (CI=true): fail."""
     from relulab import native
 
     try:
         return native.build()
     except native.NativeUnavailableError as reason:
         if os.environ.get("CI", "").lower() in ("true", "1"):
-            pytest.fail(f"CI needs the compiled zero-gradient ReLU (a C++ compiler): {reason}")
-        pytest.skip(f"compiled zero-gradient ReLU unavailable: {reason}")
+            pytest.fail(f"CI needs relulab's compiled operators (a C++ compiler): {reason}")
+        pytest.skip(f"compiled operators unavailable: {reason}")
 
 
 @pytest.fixture
-def python_relu(monkeypatch):
-    """Make ZeroGradReLU take its Python implementation, as where nothing can be compiled."""
+def python_implementation(monkeypatch):
+    """Make the zero-gradient activations take their Python implementation, as where nothing
+    can be compiled."""
     from relulab import native
 
-    monkeypatch.setattr(native, "zero_grad_relu", lambda: None)
+    monkeypatch.setattr(native, "operators", lambda: None)
 
 
 @pytest.fixture(params=["compiled", "python"])
-def relu_path(request, monkeypatch):
-    """Run a test once with each CPU implementation of ZeroGradReLU."""
+def implementation(request, monkeypatch):
+    """Run a test once with each CPU implementation of the zero-gradient ReLU and Leaky ReLU."""
     if request.param == "compiled":
-        compiled_relu_or_skip()
+        compiled_operators_or_skip()
     else:
-        request.getfixturevalue("python_relu")
+        request.getfixturevalue("python_implementation")
     return request.param

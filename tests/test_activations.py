@@ -39,7 +39,7 @@ def backward(module, x, upstream):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", ["relu", "leaky_relu"])
 @pytest.mark.parametrize("zero_grad", [0.0, 0.5, 1.0, 0.3])
-def test_kinked_backward_is_zero_grad_times_upstream(name, dtype, zero_grad, relu_path):
+def test_kinked_backward_is_zero_grad_times_upstream(name, dtype, zero_grad, implementation):
     x, upstream = planted(dtype)
     out, grad = backward(activations.build(name, zero_grad), x, upstream)
     torch_op = torch.nn.ReLU() if name == "relu" else torch.nn.LeakyReLU()

@@ -1,8 +1,9 @@
-"""relulab's compiled zero-gradient ReLU: the definition bit for bit, in every case it meets.
+"""relulab's compiled operators: the definitions bit for bit, in every case they meet.
 
-The definition is ``where(x == 0, grad * zero_grad, threshold_backward(grad, x, 0))``
-(``activations._ReLU._exact``): PyTorch's ReLU backward (which passes the gradient at a NaN
-input) except at +0.0 and -0.0. Without a C++ compiler these tests are skipped, except in CI.
+ReLU: ``where(x == 0, grad * zero_grad, threshold_backward(grad, x, 0))``
+(``activations._ReLU._exact``), PyTorch's ReLU backward (which passes the gradient at a NaN
+input) except at +0.0 and -0.0; Leaky ReLU: the same with ``leaky_relu_backward``. Without a
+C++ compiler these tests are skipped, except in CI.
 """
 
 import os
@@ -12,15 +13,25 @@ import warnings
 
 import pytest
 import torch
-from conftest import compiled_relu_or_skip
+from conftest import compiled_operators_or_skip
 from test_cost import DTYPES, bits, hard_inputs, same_bits_or_both_nan
 
 from relulab import activations, native
 
 
 @pytest.fixture
-def operator():
-    return compiled_relu_or_skip()
+def operators():
+    return compiled_operators_or_skip()
+
+
+@pytest.fixture
+def operator(operators):
+    return operators.relu
+
+
+def leaky_definition(x, upstream, slope, zero_grad):
+    own = torch.ops.aten.leaky_relu_backward(upstream, x, slope, False)
+    return activations._at_zero(x, upstream, zero_grad, own)
 
 
 def with_nan_inputs(x, upstream):
@@ -34,10 +45,15 @@ def gradient(function, x, upstream, **kwargs):
     return grad
 
 
-def test_zero_grad_relu_uses_the_operator_on_the_cpu(operator):
+def test_zero_grad_activations_use_the_operators_on_the_cpu(operators):
     x = torch.randn(10, requires_grad=True)
     out = activations.build("relu", 0.5)(x)
-    assert "ReluZeroGrad" in out.grad_fn.name()
+    assert out.grad_fn.name().endswith("relulab::ReluZeroGrad>")
+    for zero_grad in (0.0, 0.5, 1.0):
+        leaky = activations.build("leaky_relu", zero_grad)(x)
+        assert leaky.grad_fn.name().endswith("relulab::LeakyReluZeroGrad>")
+    rrelu = activations.build("rrelu", 0.5).eval()(x)
+    assert rrelu.grad_fn.name().endswith("relulab::LeakyReluZeroGrad>")
     # f'(0) = 0 and 1 keep PyTorch's own one-pass ops.
     assert activations.build("relu", 0.0)(x).grad_fn.name() == "ReluBackward0"
     assert activations.build("relu", 1.0)(x).grad_fn.name() == "ThresholdBackward0"
@@ -55,9 +71,25 @@ def test_backward_is_bitwise_the_definition_nan_inputs_included(operator, dtype,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_forward_is_torch_relu_bit_for_bit(operator, dtype):
+@pytest.mark.parametrize("slope", [0.01, 0.25, 0.0, -0.5])
+@pytest.mark.parametrize("zero_grad", [0.5, 0.3, 0.0, 1.0, -2.0])
+def test_leaky_backward_is_bitwise_the_definition_nan_inputs_included(
+    operators, dtype, slope, zero_grad
+):
+    x, upstream = with_nan_inputs(*hard_inputs(dtype))
+    got = gradient(lambda t: operators.leaky_relu(t, slope, zero_grad), x, upstream)
+    want = leaky_definition(x, upstream, slope, zero_grad)
+    assert same_bits_or_both_nan(got, want)
+    nan_x = slice(-5, None)  # PyTorch's leaky_relu_backward: a NaN input gets grad * slope
+    assert same_bits_or_both_nan(got[nan_x], upstream[nan_x] * slope)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_is_pytorchs_bit_for_bit(operators, dtype):
     x, _ = with_nan_inputs(*hard_inputs(dtype))
-    assert torch.equal(bits(operator(x, 0.5)), bits(torch.relu(x)))
+    assert torch.equal(bits(operators.relu(x, 0.5)), bits(torch.relu(x)))
+    leaky = operators.leaky_relu(x, 0.01, 0.5)
+    assert torch.equal(bits(leaky), bits(torch.nn.functional.leaky_relu(x, 0.01)))
 
 
 def test_the_loop_and_the_operator_form_agree_bit_for_bit(operator):
@@ -75,6 +107,10 @@ def test_the_loop_and_the_operator_form_agree_bit_for_bit(operator):
         torch.ops.relulab.relu_zero_grad_backward(broadcast, x, 0.3),
         torch.where(x == 0, 0.3, (x > 0).float()),
     )
+    leaky = torch.ops.relulab.leaky_relu_zero_grad_backward
+    direct = leaky(upstream, x, 0.1, 0.3)
+    assert torch.equal(bits(direct), bits(leaky(strided_upstream, strided_x, 0.1, 0.3)))
+    assert same_bits_or_both_nan(direct, leaky_definition(x, upstream, 0.1, 0.3))
 
 
 def test_matrices_and_transposed_inputs(operator):
@@ -85,7 +121,7 @@ def test_matrices_and_transposed_inputs(operator):
         assert same_bits_or_both_nan(got, activations._ReLU._exact(inputs, gradients, 0.5))
 
 
-def test_several_threads_split_the_loop_without_changing_a_bit(operator):
+def test_several_threads_split_the_loop_without_changing_a_bit(operators):
     generator = torch.Generator().manual_seed(3)
     x = torch.randn(1_000_003, generator=generator)
     x[::1000] = 0.0
@@ -94,10 +130,12 @@ def test_several_threads_split_the_loop_without_changing_a_bit(operator):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        got = gradient(lambda t: operator(t, 0.5), x, upstream)
+        got = gradient(lambda t: operators.relu(t, 0.5), x, upstream)
+        leaky = gradient(lambda t: operators.leaky_relu(t, 0.1, 0.5), x, upstream)
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(bits(got), bits(activations._ReLU._exact(x, upstream, 0.5)))
+    assert torch.equal(bits(leaky), bits(leaky_definition(x, upstream, 0.1, 0.5)))
 
 
 def test_double_backward_differentiates_the_definition(operator):
@@ -112,6 +150,16 @@ def test_double_backward_differentiates_the_definition(operator):
     assert torch.equal(second, torch.tensor([0.25, 0.25, 1.0, 0.0, 0.5]))
 
 
+def test_double_backward_of_leaky_relu(operators):
+    xg = torch.tensor([0.0, 2.0, -3.0], requires_grad=True)
+    upstream = torch.tensor([1.0, 3.0, 4.0], requires_grad=True)
+    out = operators.leaky_relu(xg, 0.5, 0.25)
+    (grad,) = torch.autograd.grad(out, xg, upstream, create_graph=True)
+    assert torch.equal(grad, torch.tensor([0.25, 3.0, 2.0]))
+    (second,) = torch.autograd.grad(grad.sum(), upstream)
+    assert torch.equal(second, torch.tensor([0.25, 1.0, 0.5]))
+
+
 def test_without_gradient_the_operator_is_relu(operator):
     x, _ = hard_inputs(torch.float32)
     with torch.no_grad():
@@ -122,18 +170,19 @@ def test_without_gradient_the_operator_is_relu(operator):
 
 @pytest.fixture
 def fresh_lookup():
-    native.zero_grad_relu.cache_clear()
+    native.operators.cache_clear()
     yield
-    native.zero_grad_relu.cache_clear()
+    native.operators.cache_clear()
 
 
 def test_turned_off_by_the_environment_silently(monkeypatch, fresh_lookup):
     monkeypatch.setenv(native.DISABLE, "0")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert native.zero_grad_relu() is None
+        assert native.operators() is None
     x = torch.tensor([0.0, -1.0, 1.0], requires_grad=True)
     assert activations.build("relu", 0.5)(x).grad_fn.name() == "_ReLUBackward"
+    assert activations.build("leaky_relu", 0.5)(x).grad_fn.name() == "_LeakyReLUBackward"
 
 
 def test_unavailable_warns_with_the_reason_and_falls_back(monkeypatch, fresh_lookup):
@@ -142,7 +191,7 @@ def test_unavailable_warns_with_the_reason_and_falls_back(monkeypatch, fresh_loo
 
     monkeypatch.setattr(native, "build", no_compiler)
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler found"):
-        assert native.zero_grad_relu() is None
+        assert native.operators() is None
     x, upstream = hard_inputs(torch.float32)
     got = gradient(activations.build("relu", 0.5), x, upstream)
     assert torch.equal(bits(got), bits(activations._ReLU._exact(x, upstream, 0.5)))
@@ -190,7 +239,7 @@ def test_without_a_compiler_relulab_warns_once_and_computes_the_same(tmp_path):
     assert run.returncode == 0, run.stderr
     gradients, caught = run.stdout.splitlines()
     assert gradients == "[1.0, 2.0, 0.0, 16.0] _ReLUBackward"
-    assert caught.count("compiled zero-gradient ReLU is unavailable") == 1
+    assert caught.count("compiled zero-gradient operators are unavailable") == 1
 
 
 @pytest.mark.slow

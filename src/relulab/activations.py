@@ -91,6 +91,11 @@ def _holds_zero(x: torch.Tensor) -> bool:
     return bool(_MIN(bits.view(unsigned), None) == 0 or _MIN(bits, None) == negative_zero)
 
 
+def _compiled(x: torch.Tensor) -> native.Operators | None:
+    """relulab's compiled operators for a CPU tensor; None elsewhere or where none were built."""
+    return native.operators() if x.is_cpu else None
+
+
 def _own_backward_is_exact(x: torch.Tensor) -> bool:
     """Whether PyTorch's own backward pass of a kinked activation is the zero-gradient one at x.
 
@@ -263,11 +268,9 @@ class ZeroGradReLU(nn.Module):
                 # x <= below_zero is x < 0: the forward is torch.relu's bit for bit (-0.0
                 # included) and PyTorch's own backward passes the gradient for x >= 0.
                 return F.threshold(x, below_zero, 0.0)
-        if self.compiled and x.is_cpu:
-            compiled = native.zero_grad_relu()
-            if compiled is not None:
-                # torch.relu's forward; the definition's backward in one vectorised pass.
-                return compiled(x, self.zero_grad)
+        if self.compiled and (compiled := _compiled(x)) is not None:
+            # torch.relu's forward; the definition's backward in one vectorised pass.
+            return compiled.relu(x, self.zero_grad)
         if _own_backward_is_exact(x):
             # No exact zero in x (usual in float32): PyTorch's own ReLU, forward and backward,
             # is bit for bit the zero-gradient one, which differs from it only at x == 0.
@@ -279,12 +282,22 @@ class ZeroGradReLU(nn.Module):
 
 
 class ZeroGradLeakyReLU(nn.Module):
-    def __init__(self, zero_grad: float, negative_slope: float = 0.01):
+    """Leaky ReLU with f'(0) := zero_grad (PyTorch's own uses the negative slope there).
+
+    On the CPU it runs relulab's compiled operator where it could be built, as ZeroGradReLU
+    does; otherwise PyTorch's own op for inputs without an exact zero and ``_LeakyReLU`` for
+    the others. ``compiled=False`` keeps the Python implementation.
+    """
+
+    def __init__(self, zero_grad: float, negative_slope: float = 0.01, compiled: bool = True):
         super().__init__()
         self.zero_grad = float(zero_grad)
         self.negative_slope = float(negative_slope)
+        self.compiled = compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.compiled and (compiled := _compiled(x)) is not None:
+            return compiled.leaky_relu(x, self.negative_slope, self.zero_grad)
         if _own_backward_is_exact(x):
             return F.leaky_relu(x, self.negative_slope)
         return _LeakyReLU.apply(x, self.negative_slope, self.zero_grad)
@@ -383,6 +396,8 @@ class ZeroGradRReLU(nn.Module):
                 return x * torch.where(x > 0, 1, noise).to(x.dtype)
             return _NoisyReLU.apply(x, noise, self.zero_grad)
         slope = (self.lower + self.upper) / 2
+        if self.zero_grad is not None and (compiled := _compiled(x)) is not None:
+            return compiled.leaky_relu(x, slope, self.zero_grad)
         if self.zero_grad is None or _own_backward_is_exact(x):
             return F.leaky_relu(x, slope)
         return _LeakyReLU.apply(x, slope, self.zero_grad)

@@ -1,12 +1,12 @@
-"""relulab's compiled operator: the zero-gradient ReLU with a one-pass backward kernel.
+"""relulab's compiled operators: ReLU and Leaky ReLU with f'(0) := zero_grad, one-pass backward.
 
-``zero_grad_relu()`` returns ``torch.ops.relulab.relu_zero_grad`` (source in
-``csrc/zero_grad_relu.cpp``), building it with PyTorch's C++ extension tools on first use (about
-20 seconds on two cores; the build is cached per PyTorch version and rebuilt when the source
-changes), or ``None`` when it cannot be built, with a warning naming the reason: relulab then
-uses its Python implementation, which computes the same gradients more slowly on small tensors.
-``RELULAB_NATIVE=0`` turns the compiled operator off. ``python -m relulab.native`` builds it
-ahead of time (``bin/setup`` does) and says whether it is available.
+``operators()`` returns ``torch.ops.relulab.relu_zero_grad`` and ``leaky_relu_zero_grad``
+(source in ``csrc/zero_grad.cpp``), building them with PyTorch's C++ extension tools on first
+use (about 20 seconds on two cores; the build is cached per PyTorch version and rebuilt when the
+source changes), or ``None`` when they cannot be built, with one warning naming the reason:
+relulab then uses its Python implementation, which computes the same gradients more slowly on
+small tensors. ``RELULAB_NATIVE=0`` turns them off. ``python -m relulab.native`` builds them
+ahead of time (``bin/setup`` does) and says whether they are available.
 """
 
 from __future__ import annotations
@@ -20,14 +20,24 @@ import shutil
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-SOURCE = Path(__file__).with_name("csrc") / "zero_grad_relu.cpp"
-NAME = "relulab_zero_grad_relu"
+SOURCE = Path(__file__).with_name("csrc") / "zero_grad.cpp"
+NAME = "relulab_zero_grad"
 DISABLE = "RELULAB_NATIVE"
 # Built without -march=native: a build directory on a shared home may serve several CPU models.
 CFLAGS = ["-O3", "-fno-trapping-math"]
+
+
+class NativeUnavailableError(RuntimeError):
+    """The compiled operators cannot be built or loaded here."""
+
+
+class Operators(NamedTuple):
+    relu: torch._ops.OpOverload  # (x, zero_grad)
+    leaky_relu: torch._ops.OpOverload  # (x, negative_slope, zero_grad)
 
 
 def openmp_flags() -> list[str]:
@@ -39,12 +49,8 @@ def openmp_flags() -> list[str]:
     return []
 
 
-class NativeUnavailableError(RuntimeError):
-    """The compiled operator cannot be built or loaded here."""
-
-
 def build_directory() -> Path:
-    """Where the operator is built: one directory per PyTorch version and Python version."""
+    """Where the operators are built: one directory per PyTorch version and Python version."""
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions"
     python = f"py{sys.version_info.major}{sys.version_info.minor}"
     return Path(root) / f"relulab-torch{torch.__version__}-{python}"
@@ -63,7 +69,7 @@ def _find_ninja() -> None:
 def _one_process_at_a_time(directory: Path):
     """Hold an advisory lock on the build directory (released by the kernel if we die).
 
-    Training jobs started together all load the operator. PyTorch before 2.14 serialises its
+    Training jobs started together all load the operators. PyTorch before 2.14 serialises its
     builds with a lock file whose mere existence blocks, so a build killed half-way (a job
     cancelled while compiling) would hang every later job; under this lock no other relulab
     process is building, so such a file is stale and is removed.
@@ -77,13 +83,13 @@ def _one_process_at_a_time(directory: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build(verbose: bool = False) -> torch._ops.OpOverload:
-    """Build (or load the cached build of) the operator; raise ``NativeUnavailableError`` if not."""
+def build(verbose: bool = False) -> Operators:
+    """Build (or load the cached build of) the operators; raise ``NativeUnavailableError``."""
     if os.environ.get(DISABLE, "1") == "0":
         raise NativeUnavailableError(f"turned off by {DISABLE}=0")
     _find_ninja()
     # Importing the extension tools on a machine without CUDA logs a warning about CUDA_HOME
-    # that does not concern a CPU-only operator.
+    # that does not concern CPU-only operators.
     tools_logger = logging.getLogger("torch.utils.cpp_extension")
     level = tools_logger.level
     tools_logger.setLevel(logging.ERROR)
@@ -106,18 +112,21 @@ def build(verbose: bool = False) -> torch._ops.OpOverload:
         raise NativeUnavailableError(f"{type(error).__name__}: {error}".strip()) from error
     finally:
         tools_logger.setLevel(level)
-    return torch.ops.relulab.relu_zero_grad.default
+    return Operators(
+        relu=torch.ops.relulab.relu_zero_grad.default,
+        leaky_relu=torch.ops.relulab.leaky_relu_zero_grad.default,
+    )
 
 
 @functools.cache
-def zero_grad_relu() -> torch._ops.OpOverload | None:
-    """The compiled zero-gradient ReLU, or None (with one warning per process) if unavailable."""
+def operators() -> Operators | None:
+    """The compiled operators, or None (with one warning per process) if unavailable."""
     try:
         return build()
     except NativeUnavailableError as reason:
         if os.environ.get(DISABLE) != "0":
             warnings.warn(
-                f"relulab's compiled zero-gradient ReLU is unavailable ({reason}); "
+                f"relulab's compiled zero-gradient operators are unavailable ({reason}); "
                 "using the Python implementation (same gradients, slower on small tensors)",
                 RuntimeWarning,
                 stacklevel=2,
@@ -129,10 +138,10 @@ def main() -> int:
     try:
         build(verbose="--verbose" in sys.argv[1:])
     except NativeUnavailableError as reason:
-        print(f"relulab: compiled zero-gradient ReLU unavailable: {reason}", file=sys.stderr)
+        print(f"relulab: compiled zero-gradient operators unavailable: {reason}", file=sys.stderr)
         print("relulab: the Python implementation will be used", file=sys.stderr)
         return 1
-    print(f"relulab: compiled zero-gradient ReLU ready in {build_directory()}")
+    print(f"relulab: compiled zero-gradient operators ready in {build_directory()}")
     return 0
 
 
