@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as ticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -273,6 +274,10 @@ def cost(table: pd.DataFrame, path: str | Path) -> None:
             orient="h",
         )
         ax.set_xscale("log")
+        # Plain numbers at 1, 2, 5 x 10^k: the default minor labels overlap on a short range.
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("forward + backward, ns per element (median, log scale)")
         ax.set_ylabel("")
         precision = part["precision"].iloc[0]
