@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
 from relulab.analysis import mean_ci95  # noqa: E402
 
@@ -127,6 +127,10 @@ def final_accuracy_vs_lr(summary_epochs: pd.DataFrame, path: str | Path) -> None
         ax=ax,
     )
     ax.set_xscale("log")
+    # One labelled tick per learning rate of the grid, written as in the config.
+    rates = sorted(data["lr"].unique())
+    ax.set_xticks(rates, [f"{rate:g}" for rate in rates])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel("validation accuracy, final epoch")
     ax.set_title("Final accuracy against learning rate (95 % interval over seeds)")
