@@ -186,6 +186,8 @@ def test_turned_off_by_the_environment_silently(monkeypatch, fresh_lookup):
 
 
 def test_unavailable_warns_with_the_reason_and_falls_back(monkeypatch, fresh_lookup):
+    monkeypatch.delenv(native.DISABLE, raising=False)
+
     def no_compiler(verbose=False):
         raise native.NativeUnavailableError("RuntimeError: no C++ compiler found")
 
@@ -227,6 +229,7 @@ print([str(w.message) for w in caught])
 
 def test_without_a_compiler_relulab_warns_once_and_computes_the_same(tmp_path):
     environment = {**os.environ, "CXX": str(tmp_path / "no-such-compiler")}
+    environment.pop(native.DISABLE, None)
     environment["TORCH_EXTENSIONS_DIR"] = str(tmp_path / "extensions")
     reported = subprocess.run(
         [sys.executable, "-m", "relulab.native"], env=environment, capture_output=True, text=True
