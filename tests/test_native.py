@@ -14,7 +14,7 @@ import warnings
 import pytest
 import torch
 from conftest import compiled_operators_or_skip
-from test_cost import DTYPES, bits, hard_inputs, same_bits_or_both_nan
+from test_cost import DTYPES, bits, gradient, hard_inputs, same_bits_or_both_nan
 
 from relulab import activations, native
 
@@ -37,12 +37,6 @@ def leaky_definition(x, upstream, slope, zero_grad):
 def with_nan_inputs(x, upstream):
     nan = torch.full((5,), float("nan"), dtype=x.dtype)
     return torch.cat([x, nan]), torch.cat([upstream, torch.arange(5.0).to(x.dtype) - 2])
-
-
-def gradient(function, x, upstream, **kwargs):
-    x = x.clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(function(x), x, upstream, **kwargs)
-    return grad
 
 
 def test_zero_grad_activations_use_the_operators_on_the_cpu(operators):

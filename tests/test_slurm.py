@@ -4,13 +4,13 @@ Needs a running cluster whose nodes see this machine's /tmp (the one-node cluste
 .ci/start-slurm). Without one the tests are skipped, except in CI (CI=true), where they fail.
 """
 
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import in_ci
 from workflow_helpers import check_study, scratch_copy, snakemake, study_config
 
 from relulab import grid
@@ -103,7 +103,7 @@ def cancel_jobs_under(folder: Path) -> None:
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
     problem = cluster_problem()
-    if problem and os.environ.get("CI", "").lower() in ("true", "1"):
+    if problem and in_ci():
         pytest.fail(f"CI needs a SLURM cluster (start it with .ci/start-slurm): {problem}")
     if problem:
         pytest.skip(f"no SLURM cluster reachable ({problem}); start one with .ci/start-slurm")

@@ -281,6 +281,19 @@ class ZeroGradReLU(nn.Module):
         return f"zero_grad={self.zero_grad}"
 
 
+def _zero_grad_leaky_relu(
+    x: torch.Tensor, slope: float, zero_grad: float, compiled: bool = True
+) -> torch.Tensor:
+    """Leaky ReLU with f'(0) := zero_grad: the compiled operator on the CPU where it was built
+    (unless ``compiled`` is False), else PyTorch's own op for inputs without an exact zero and
+    ``_LeakyReLU`` for the others."""
+    if compiled and (operators := _compiled(x)) is not None:
+        return operators.leaky_relu(x, slope, zero_grad)
+    if _own_backward_is_exact(x):
+        return F.leaky_relu(x, slope)
+    return _LeakyReLU.apply(x, slope, zero_grad)
+
+
 class ZeroGradLeakyReLU(nn.Module):
     """Leaky ReLU with f'(0) := zero_grad (PyTorch's own uses the negative slope there).
 
@@ -296,11 +309,7 @@ class ZeroGradLeakyReLU(nn.Module):
         self.compiled = compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.compiled and (compiled := _compiled(x)) is not None:
-            return compiled.leaky_relu(x, self.negative_slope, self.zero_grad)
-        if _own_backward_is_exact(x):
-            return F.leaky_relu(x, self.negative_slope)
-        return _LeakyReLU.apply(x, self.negative_slope, self.zero_grad)
+        return _zero_grad_leaky_relu(x, self.negative_slope, self.zero_grad, self.compiled)
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}, zero_grad={self.zero_grad}"
@@ -396,11 +405,9 @@ class ZeroGradRReLU(nn.Module):
                 return x * torch.where(x > 0, 1, noise).to(x.dtype)
             return _NoisyReLU.apply(x, noise, self.zero_grad)
         slope = (self.lower + self.upper) / 2
-        if self.zero_grad is not None and (compiled := _compiled(x)) is not None:
-            return compiled.leaky_relu(x, slope, self.zero_grad)
-        if self.zero_grad is None or _own_backward_is_exact(x):
+        if self.zero_grad is None:
             return F.leaky_relu(x, slope)
-        return _LeakyReLU.apply(x, slope, self.zero_grad)
+        return _zero_grad_leaky_relu(x, slope, self.zero_grad)
 
     def extra_repr(self) -> str:
         return f"lower={self.lower}, upper={self.upper}, zero_grad={self.zero_grad}"
