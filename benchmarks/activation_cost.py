@@ -2,9 +2,10 @@
 
 Prints, per tensor size, the median forward + backward time of relulab's ReLU and Leaky ReLU
 with f'(0) := 0.5 (a value PyTorch has no kernel for) in both of their CPU implementations, the
-compiled operators (``relulab.native``) and the Python one used where nothing can be compiled,
+compiled operators (``relulab.nn.native``) and the Python one used where nothing can be compiled,
 each against PyTorch's own module (torch.relu, torch.leaky_relu). Ratios are paired in time
-(each timing over a timing of torch.relu taken just before it, ``relulab.cost.time_variants``),
+(each timing over a timing of torch.relu taken just before it,
+``relulab.experiments.cost.time_variants``),
 so the load of a shared machine cancels out of them. The target: the zero-gradient ReLU within
 1.5x torch.relu.
 
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from relulab import activations, cost, native
+from relulab.experiments import cost
+from relulab.nn import activations, native
 
 LIMIT = cost.ZERO_GRAD_RELU_LIMIT
 

@@ -3,9 +3,9 @@
 Prints, in one run on one machine:
 
 1. per-seed training time of one grid point for S seeds: (a) the reference, a plain loop
-   (``relulab.models.mlp`` as an ``nn.Sequential``, a shuffling ``DataLoader`` over a
+   (``relulab.nn.models.mlp`` as an ``nn.Sequential``, a shuffling ``DataLoader`` over a
    ``TensorDataset``, the study's optimizer, cross-entropy) that trains the S seeds one after
-   another and runs ``relulab.probes.dead_units`` on the whole training set before training and
+   another and runs ``relulab.nn.probes.dead_units`` on the whole training set before training and
    after every epoch; (b) relulab's training job, ``job.run_point``, which trains the S seeds as
    one batched model, with MLflow tracking off and on; their ratio, and seeds per second;
 2. MLflow tracking overhead (tracking on against off, same S, same process);
@@ -44,9 +44,12 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from relulab import config as cfg
-from relulab import data, grid, job, probes, tracking
-from relulab.models import DTYPES, mlp
+from relulab.data import prepared as data
+from relulab.nn import probes
+from relulab.nn.models import DTYPES, mlp
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.train import job, tracking
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -453,7 +456,7 @@ def main(argv: list[str] | None = None) -> None:
             print("\nPer-seed training time, medians over repeats:\n")
             print(summarise_per_seed(runs).to_markdown(floatfmt=".3f"))
 
-        statement = "import torch, relulab.job"
+        statement = "import torch, relulab.train.job"
         print(f"\nstart-up of a training process ({statement!r}):", end=" ")
         print(f"{startup_seconds(statement, 3):.2f} s", flush=True)
         if not args.skip_tracking:

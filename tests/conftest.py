@@ -25,7 +25,7 @@ def in_ci() -> bool:
 
 def compiled_operators_or_skip():
     """relulab's compiled operators; skip without them, except in CI (CI=true): fail."""
-    from relulab import native
+    from relulab.nn import native
 
     loaded = native.operators()  # built or loaded once per process
     if loaded is not None:
@@ -42,7 +42,7 @@ def compiled_operators_or_skip():
 def python_implementation(monkeypatch):
     """Make the zero-gradient activations take their Python implementation, as where nothing
     can be compiled."""
-    from relulab import native
+    from relulab.nn import native
 
     monkeypatch.setattr(native, "operators", lambda: None)
 

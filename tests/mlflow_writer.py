@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from relulab import logs, tracking
+from relulab.study import logs
+from relulab.train import tracking
 
 
 def write_point(uri: str, study: str, index: int, epochs: int, start, log_path: str) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from relulab import activations
+from relulab.nn import activations
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 SLOPE = {"relu": 0.0, "leaky_relu": 0.01}

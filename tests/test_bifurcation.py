@@ -9,8 +9,8 @@ import yaml
 from scipy import stats
 from workflow_helpers import scratch_copy, snakemake
 
-from relulab import bifurcation
-from relulab.training import build_stack
+from relulab.experiments import bifurcation
+from relulab.train.core import build_stack
 
 
 # -- Wilson interval ----------------------------------------------------------------------------

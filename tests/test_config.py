@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from relulab import config as cfg
+from relulab.study import config as cfg
 
 BAD = [
     ({"activation": ["relu", "swish"]}, "activation[1]", "one of relu"),

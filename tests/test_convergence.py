@@ -5,8 +5,8 @@ import math
 import pandas as pd
 import pytest
 
-from relulab import convergence
-from relulab.analysis import mean_ci95
+from relulab.tables import convergence
+from relulab.tables.summary import mean_ci95
 
 STEPS_PER_EPOCH = 10
 

@@ -14,9 +14,13 @@ from torchvision.models.vgg import cfgs as vgg_layouts
 from vision_files import write_cifar10, write_mnist
 from workflow_helpers import scratch_copy, snakemake
 
-from relulab import activations, conv_training, convnets, data, grid, job, probes
-from relulab import config as cfg
-from relulab.training import Settings
+from relulab.data import prepared as data
+from relulab.nn import activations, convnets, probes
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.train import conv as conv_training
+from relulab.train import job
+from relulab.train.core import Settings
 
 
 def conv_layout(model: convnets.VGG) -> list:

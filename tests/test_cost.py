@@ -9,7 +9,8 @@ implementation's one- and two-pass kernels) compute, bit for bit, the definition
 import pytest
 import torch
 
-from relulab import activations, cost, native
+from relulab.experiments import cost
+from relulab.nn import activations, native
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 INTEGER = {torch.float64: torch.int64, torch.float32: torch.int32}

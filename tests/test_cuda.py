@@ -17,8 +17,11 @@ import torch
 from test_activations import backward
 from test_equivalence import train
 
-from relulab import activations, data, grid, job
-from relulab import config as cfg
+from relulab.data import prepared as data
+from relulab.nn import activations
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.train import job
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

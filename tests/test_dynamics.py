@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from relulab import dynamics
+from relulab.tables import dynamics
 
 
 def layer_rows(point, seed, per_epoch, activation="relu", lr=0.1, depth=2, status="finished"):

@@ -18,9 +18,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from relulab import activations, data, probes, training
-from relulab.models import seeded_mlp
-from relulab.training import SeedStackModule, Settings, build_stack
+from relulab.data import prepared as data
+from relulab.nn import activations, probes
+from relulab.nn.models import seeded_mlp
+from relulab.train import core as training
+from relulab.train.core import SeedStackModule, Settings, build_stack
 
 WIDTH, DEPTH = 16, 2
 

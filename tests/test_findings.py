@@ -8,7 +8,9 @@ import re
 import pandas as pd
 import pytest
 
-from relulab import analysis, convergence, dynamics, findings
+from relulab.report import findings
+from relulab.tables import convergence, dynamics
+from relulab.tables import summary as analysis
 
 EPOCHS = 3
 SEEDS = 3

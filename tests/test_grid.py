@@ -1,8 +1,8 @@
 import pytest
 
-from relulab import config as cfg
-from relulab import grid
-from relulab.activations import KINKED, SMOOTH
+from relulab.nn.activations import KINKED, SMOOTH
+from relulab.study import config as cfg
+from relulab.study import grid
 
 
 def validated(**overrides):

@@ -33,8 +33,10 @@ import yaml
 from mlflow.tracking import MlflowClient
 from workflow_helpers import scratch_copy, snakemake, study_config
 
-from relulab import config as cfg
-from relulab import data, grid, job
+from relulab.data import prepared as data
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.train import job
 
 # Three grid points; 30 epochs of a small MLP take seconds, so each kill lands mid-training.
 CONFIG = {
@@ -184,7 +186,7 @@ def test_job_resumes_from_its_epoch_checkpoint_to_the_same_numbers(tmp_path, mon
         reference_run(point, config, digits, tmp_path / "killed")
     assert checkpoint_epochs(tmp_path / "killed" / "checkpoints" / "last.ckpt") == 3
     monkeypatch.undo()
-    with caplog.at_level("INFO", logger="relulab.job"):
+    with caplog.at_level("INFO", logger="relulab.train.job"):
         resumed = reference_run(point, config, digits, tmp_path / "killed")
     assert f"resuming {point.id} after epoch 3 " in caplog.text
     pd.testing.assert_frame_equal(resumed[0], straight[0])

@@ -16,7 +16,7 @@ import torch
 from conftest import compiled_operators_or_skip
 from test_cost import DTYPES, bits, gradient, hard_inputs, same_bits_or_both_nan
 
-from relulab import activations, native
+from relulab.nn import activations, native
 
 
 @pytest.fixture
@@ -195,13 +195,13 @@ def test_unavailable_warns_with_the_reason_and_falls_back(monkeypatch, fresh_loo
 
 def test_command_line_builds_and_reports(operator, monkeypatch):
     ready = subprocess.run(
-        [sys.executable, "-m", "relulab.native"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "relulab.nn.native"], capture_output=True, text=True, check=False
     )
     assert ready.returncode == 0, ready.stderr
     assert "ready" in ready.stdout
     monkeypatch.setenv(native.DISABLE, "0")
     off = subprocess.run(
-        [sys.executable, "-m", "relulab.native"], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "relulab.nn.native"], capture_output=True, text=True, check=False
     )
     assert off.returncode == 1
     assert "RELULAB_NATIVE=0" in off.stderr
@@ -210,7 +210,7 @@ def test_command_line_builds_and_reports(operator, monkeypatch):
 WITHOUT_COMPILER = """
 import warnings
 import torch
-from relulab import activations
+from relulab.nn import activations
 x = torch.tensor([0.0, -0.0, -2.0, 3.0], requires_grad=True)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -226,7 +226,7 @@ def test_without_a_compiler_relulab_warns_once_and_computes_the_same(tmp_path):
     environment.pop(native.DISABLE, None)
     environment["TORCH_EXTENSIONS_DIR"] = str(tmp_path / "extensions")
     reported = subprocess.run(
-        [sys.executable, "-m", "relulab.native"], env=environment, capture_output=True, text=True
+        [sys.executable, "-m", "relulab.nn.native"], env=environment, capture_output=True, text=True
     )
     assert reported.returncode == 1
     assert "unavailable" in reported.stderr and "no-such-compiler" in reported.stderr
@@ -249,7 +249,7 @@ def test_processes_started_together_build_once_and_all_load(operator, tmp_path):
     directory = tmp_path / native.build_directory().name
     directory.mkdir()
     (directory / "lock").touch()
-    command = [sys.executable, "-m", "relulab.native"]
+    command = [sys.executable, "-m", "relulab.nn.native"]
     jobs = [
         subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
         for _ in range(3)

@@ -20,7 +20,8 @@ from workflow_helpers import (
     training_targets,
 )
 
-from relulab import grid, tracking
+from relulab.study import grid
+from relulab.train import tracking
 
 pytestmark = pytest.mark.slow
 

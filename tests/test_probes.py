@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from relulab import activations, probes
-from relulab.models import mlp
+from relulab.nn import activations, probes
+from relulab.nn.models import mlp
 
 
 def two_unit_layer(activation, zero_grad=None):

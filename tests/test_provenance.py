@@ -4,7 +4,7 @@ import importlib.metadata
 import platform
 import subprocess
 
-from relulab.provenance import git_commit, provenance
+from relulab.train.provenance import git_commit, provenance
 
 
 def git(where, *args):

@@ -13,7 +13,7 @@ import pytest
 from conftest import in_ci
 from workflow_helpers import check_study, scratch_copy, snakemake, study_config
 
-from relulab import grid
+from relulab.study import grid
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 

@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from relulab import config as cfg
-from relulab import data, grid, job, tracking
+from relulab.data import prepared as data
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.train import job, tracking
 
 STUDY = "relulab-tracking"
 SEEDS = [0, 1, 2]

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 from workflow_helpers import scratch_copy, snakemake, study_config, training_targets
 
-from relulab import config as cfg
-from relulab import grid
+from relulab.study import config as cfg
+from relulab.study import grid
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from relulab import config as cfg
-from relulab import data, grid, job
-from relulab.training import SeedStackModule, Settings, build_stack
+from relulab.data import prepared as data
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.train import job
+from relulab.train.core import SeedStackModule, Settings, build_stack
 
 
 @pytest.fixture(scope="module")

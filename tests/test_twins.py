@@ -7,9 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from relulab import config as cfg
-from relulab import data, grid, job, models, twins
-from relulab.training import SeedStackModule, Settings, build_stack, parameter_hashes
+from relulab.data import prepared as data
+from relulab.nn import models
+from relulab.study import config as cfg
+from relulab.study import grid
+from relulab.tables import twins
+from relulab.train import job
+from relulab.train.core import SeedStackModule, Settings, build_stack, parameter_hashes
 
 
 @pytest.fixture(scope="module")
@@ -301,7 +305,7 @@ def test_half_precision_training_runs_on_cpu(digits, tmp_path, precision):
 def test_mlflow_seed_runs_carry_the_parameter_hash(digits, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from relulab import tracking
+    from relulab.train import tracking
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     config = cfg.validate(

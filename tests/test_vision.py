@@ -10,8 +10,11 @@ import yaml
 from vision_files import idx_bytes, write_cifar10, write_mnist
 from workflow_helpers import scratch_copy, snakemake
 
-from relulab import cli, data, grid, vision
-from relulab import config as cfg
+from relulab import cli
+from relulab.data import prepared as data
+from relulab.data import vision
+from relulab.study import config as cfg
+from relulab.study import grid
 
 WRITERS = {
     "mnist": lambda d: write_mnist(d, "mnist"),

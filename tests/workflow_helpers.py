@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from relulab import config as cfg
-from relulab import grid
+from relulab.study import config as cfg
+from relulab.study import grid
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from relulab import vision
+from relulab.data import vision
 
 
 def _fetch(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-from relulab import bifurcation
+from relulab.experiments import bifurcation
 
 BIFURCATION = config["bifurcation"]
 

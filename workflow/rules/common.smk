@@ -4,8 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import update_config
 
-from relulab import config as relulab_config
-from relulab.tracking import tracking_uri
+from relulab.study import config as relulab_config
+from relulab.train.tracking import tracking_uri
 
 # Values given with --config arrive as untyped strings; restore their YAML types. Values
 # from config files keep their own, so a quoted number there stays an error.
@@ -25,7 +25,8 @@ except relulab_config.ConfigError as error:
     sys.exit(f"relulab: invalid configuration: {error}")
 
 # These load torch (seconds); a bad config has been reported by now.
-from relulab import grid, vision
+from relulab.study import grid
+from relulab.data import vision
 
 POINTS = grid.by_id(config)
 BATCHES = grid.batches(config)

@@ -1,6 +1,9 @@
 import torch
 
-from relulab import analysis, cost, dynamics_plots, logs
+from relulab.experiments import cost
+from relulab.figures import dynamics as dynamics_plots
+from relulab.study import logs
+from relulab.tables import summary as analysis
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 # One thread: a cost per core, free of thread scheduling (the rule still holds both cores of

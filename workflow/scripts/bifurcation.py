@@ -1,7 +1,9 @@
 import torch
 
-from relulab import bifurcation, data, logs
-from relulab.job import resolve_device
+from relulab.data import prepared as data
+from relulab.experiments import bifurcation
+from relulab.study import logs
+from relulab.train.job import resolve_device
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

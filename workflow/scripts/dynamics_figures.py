@@ -1,6 +1,7 @@
 import pandas as pd
 
-from relulab import dynamics_plots, logs
+from relulab.figures import dynamics as dynamics_plots
+from relulab.study import logs
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 out = snakemake.output  # noqa: F821

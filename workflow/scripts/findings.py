@@ -1,6 +1,7 @@
 import pandas as pd
 
-from relulab import findings, logs
+from relulab.report import findings
+from relulab.study import logs
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 given = snakemake.input  # noqa: F821

@@ -1,6 +1,7 @@
 import json
 
-from relulab import logs, tracking
+from relulab.study import logs
+from relulab.train import tracking
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 params = snakemake.params  # noqa: F821

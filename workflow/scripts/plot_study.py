@@ -1,6 +1,8 @@
 import pandas as pd
 
-from relulab import analysis, grid, logs, plots
+from relulab.figures import study as plots
+from relulab.study import grid, logs
+from relulab.tables import summary as analysis
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 out = snakemake.output  # noqa: F821

@@ -1,4 +1,5 @@
-from relulab import data, logs
+from relulab.data import prepared as data
+from relulab.study import logs
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 data.prepare(

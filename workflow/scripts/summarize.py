@@ -1,4 +1,5 @@
-from relulab import analysis, logs
+from relulab.study import logs
+from relulab.tables import summary as analysis
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 epochs, layers = analysis.collect(snakemake.params.run_dirs)  # noqa: F821

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import torch
 
-from relulab import job, logs
+from relulab.study import logs
+from relulab.train import job
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -1,4 +1,6 @@
-from relulab import analysis, logs, twins
+from relulab.study import logs
+from relulab.tables import summary as analysis
+from relulab.tables import twins
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 out = snakemake.output  # noqa: F821

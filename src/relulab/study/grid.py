@@ -17,8 +17,8 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 
-from relulab.activations import is_kinked
-from relulab.config import as_list
+from relulab.nn.activations import is_kinked
+from relulab.study.config import as_list
 
 POINT_PATTERN = r"[A-Za-z0-9_.+\-]+"
 

@@ -5,7 +5,7 @@
 use (about 20 seconds on two cores; the build is cached per PyTorch version and rebuilt when the
 source changes), or ``None`` when they cannot be built, with one warning naming the reason:
 relulab then uses its Python implementation, which computes the same gradients more slowly on
-small tensors. ``RELULAB_NATIVE=0`` turns them off. ``python -m relulab.native`` builds them
+small tensors. ``RELULAB_NATIVE=0`` turns them off. ``python -m relulab.nn.native`` builds them
 ahead of time (``bin/setup`` does) and says whether they are available.
 """
 

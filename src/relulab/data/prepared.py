@@ -4,7 +4,7 @@ A prepared dataset is one ``.npz`` file with ``x_train``, ``y_train``, ``x_test`
 Image datasets keep their shape ``[N, C, H, W]`` (``uint8`` where the source is) so that
 convolutional models can use it; ``load(flatten=True)`` flattens it for MLPs. Jobs load it with
 ``load``, which standardises inputs with the training set's statistics. MNIST, Fashion-MNIST and
-CIFAR-10 are read from a data directory (``relulab.vision``), not generated.
+CIFAR-10 are read from a data directory (``relulab.data.vision``), not generated.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from relulab import vision
+from relulab.data import vision
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Convolutional networks: a VGG-style CNN and a small ResNet, any activation, optional batch norm.
 
-A *unit* of a convolutional layer is a channel: the probes of ``relulab.probes`` reduce over
+A *unit* of a convolutional layer is a channel: the probes of ``relulab.nn.probes`` reduce over
 every dimension except dim 1, so a channel is dead when its local derivative is 0 at every
 position of every example. Every activation is its own module built by ``activations.build``
 (so ``zero_grad`` applies to each), and ``hidden_weights()`` lists, in forward order, the
@@ -32,8 +32,8 @@ import math
 import torch
 from torch import nn
 
-from relulab import activations
-from relulab.models import initialise
+from relulab.nn import activations
+from relulab.nn.models import initialise
 
 ARCHS = ("vgg", "resnet")
 

@@ -23,10 +23,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from relulab import probes
-from relulab.data import Split
-from relulab.models import DTYPES as DTYPES  # re-exported: job and bifurcation import it here
-from relulab.models import SeedStack, seeded_mlp
+from relulab.data.prepared import Split
+from relulab.nn import probes
+from relulab.nn.models import DTYPES as DTYPES  # re-exported: job and bifurcation import it here
+from relulab.nn.models import SeedStack, seeded_mlp
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 

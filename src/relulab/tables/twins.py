@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from relulab import analysis, plots
-from relulab.bifurcation import PRECISIONS, wilson_interval
-from relulab.grid import Point
+from relulab.experiments.bifurcation import PRECISIONS, wilson_interval
+from relulab.figures import study as plots
+from relulab.study.grid import Point
+from relulab.tables import summary as analysis
 
 REFERENCE = 0.0
 # Every grid axis but zero_grad: twins agree on all of them.

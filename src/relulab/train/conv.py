@@ -19,9 +19,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from relulab import convnets, probes
-from relulab.data import Split
-from relulab.training import (
+from relulab.data.prepared import Split
+from relulab.nn import convnets, probes
+from relulab.train.core import (
     _NOISE_STREAM,
     SeedStackModule,
     Settings,

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from relulab.analysis import POINT_COLUMNS, mean_ci95
+from relulab.tables.summary import POINT_COLUMNS, mean_ci95
 
 RUN_METRICS = ("epochs_to_target", "steps_to_target", "auc", "best_accuracy", "final_accuracy")
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from relulab import dynamics
-from relulab.plots import BAND, save
+from relulab.figures.study import BAND, save
+from relulab.tables import dynamics
 
 
 def _lr_label(lr: float) -> str:

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator, NullFormatter  # noqa: E402
 
-from relulab.analysis import mean_ci95  # noqa: E402
+from relulab.tables.summary import mean_ci95  # noqa: E402
 
 
 def t_interval(values) -> tuple[float, float]:

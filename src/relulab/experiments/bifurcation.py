@@ -25,9 +25,9 @@ import seaborn as sns
 import torch
 from scipy import stats
 
-from relulab import plots
-from relulab.models import SeedStack
-from relulab.training import (
+from relulab.figures import study as plots
+from relulab.nn.models import SeedStack
+from relulab.train.core import (
     DTYPES,
     build_stack,
     counting_exact_zeros,

@@ -19,8 +19,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from relulab import activations, native
-from relulab.models import DTYPES  # not relulab.training, which imports Lightning
+from relulab.nn import activations, native
+from relulab.nn.models import DTYPES  # not relulab.train.core, which imports Lightning
 
 REFERENCE = "torch.relu"
 # relulab's zero-gradient ReLU may cost at most this multiple of torch.relu.
@@ -54,7 +54,7 @@ class Variant:
         return "pytorch" if self.torch_own or self.zero_grad is None else "relulab"
 
     def runs_compiled_operator(self, device: str) -> bool:
-        """Whether this variant runs relulab's compiled operator (``relulab.native``) there."""
+        """Whether this variant runs relulab's compiled operator (``relulab.nn.native``) there."""
         if self.implementation != "relulab" or torch.device(device).type != "cpu":
             return False
         if native.operators() is None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from relulab import activations
-from relulab import cost as cost_benchmark
+from relulab.experiments import cost as cost_benchmark
+from relulab.nn import activations
 
 CLAIMED_DEAD = 0.40  # CS231n: "as much as 40 % of your network can be dead"
 
@@ -561,7 +561,7 @@ def _relu_implementation(ours: pd.DataFrame) -> str:
         return " For f'(0) other than 0 and 1 this is relulab's compiled operator."
     return (
         " For f'(0) other than 0 and 1 this is relulab's Python implementation: its compiled "
-        "operator could not be built on this machine (see `python -m relulab.native`)."
+        "operator could not be built on this machine (see `python -m relulab.nn.native`)."
     )
 
 

@@ -1,0 +1,1 @@
+"""The findings: answers to the study's questions, computed from its tables."""

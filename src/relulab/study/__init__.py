@@ -1,0 +1,1 @@
+"""What a study is: its configuration, its grid of points and where its results go."""

@@ -1,0 +1,1 @@
+"""Tables from a study's runs: statistics, summary, death dynamics, convergence, twins."""
