@@ -21,6 +21,7 @@ include: "workflow/rules/bifurcation.smk"
 include: "workflow/rules/twins.smk"
 include: "workflow/rules/cost.smk"
 include: "workflow/rules/findings.smk"
+include: "workflow/rules/docs.smk"
 
 
 rule all:

@@ -16,6 +16,7 @@ import seaborn as sns
 
 from relulab.figures.study import BAND, save
 from relulab.tables import dynamics
+from relulab.tables.summary import label_settings
 
 
 def _lr_label(lr: float) -> str:
@@ -226,9 +227,11 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
     ``points`` is the per-point convergence table; ``main_ids`` the main grid's points and
     ``depth_ids`` the depth study's (may be empty, then the third panel is left out).
     """
-    main = points[points["point"].isin(set(main_ids))]
-    deep = points[points["point"].isin(set(depth_ids))]
-    order = sorted(points["variant"].unique())
+    main = label_settings(points[points["point"].isin(set(main_ids))])
+    deep = label_settings(
+        points[points["point"].isin(set(depth_ids))], shown=("activation", "zero_grad", "depth")
+    )
+    order = sorted({*main["variant"], *deep["variant"]})
     panels = 3 if deep["depth"].nunique() > 1 else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
     axes = axes[0]
