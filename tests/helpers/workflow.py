@@ -15,7 +15,7 @@ import yaml
 from relulab.study import config as cfg
 from relulab.study import grid, paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scratch_copy(target: Path) -> Path:
