@@ -21,9 +21,23 @@ from torch import nn
 
 from relulab.data.prepared import Split
 from relulab.nn import convnets, probes
-from relulab.train.core import NOISE_STREAM, generator, per_seed_cross_entropy
+from relulab.train.core import (
+    NOISE_STREAM,
+    generator,
+    per_example_cross_entropy,
+    per_seed_cross_entropy,
+)
 
 MEASURE_BATCH = 1024
+# The per-layer results of ``measure_one``, stacked over seeds by ``measure``.
+LAYER_METRICS = (
+    "dead",
+    "inactive",
+    "dead_at_inference",
+    "inactive_at_inference",
+    "sparsity",
+    "pre_activation_grad_rms",
+)
 
 
 class SeedModels(nn.Module):
@@ -145,57 +159,92 @@ def _sum_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return per_seed_cross_entropy(logits[None], labels[None])[0].double() * len(labels)
 
 
-@torch.no_grad()
+def _sweep(model: nn.Module, data: Split, batch: int, gradients: bool) -> dict:
+    """The training set through ``model`` as it normalises now, ``batch`` examples at a time.
+
+    Returns the summed loss and, per activation layer, dead/inactive channel masks, the count
+    and number of exact-zero outputs and, with ``gradients``, the sum of squares of dL_i/dz
+    (each example's own loss; examples are independent in eval mode).
+    """
+    n = data.x_train.shape[0]
+    loss_sum = torch.zeros((), dtype=torch.float64, device=data.x_train.device)
+    layers: list[dict] = []
+    for start in range(0, n, batch):
+        x, y = data.x_train[start : start + batch], data.y_train[start : start + batch]
+        with torch.set_grad_enabled(gradients), _capturing(model) as captured:
+            logits = model(x)
+            losses = per_example_cross_entropy(logits[None], y[None])
+            zs = [z for _, z, _ in captured]
+            grads = torch.autograd.grad(losses.sum(), zs) if gradients else [None] * len(zs)
+        with torch.no_grad():
+            loss_sum += losses.detach().mean(dim=1)[0].double() * len(y)
+            for layer, ((act, z, out), grad) in enumerate(zip(captured, grads, strict=True)):
+                z, out = z.detach(), out.detach()
+                here = {
+                    "dead": probes.dead_mask_of(act, z, keep=(1,)),
+                    "inactive": probes.inactive_mask(z),
+                    "zeros": (out == 0).sum(),
+                    "size": out.numel(),
+                    "grad_squares": 0.0 if grad is None else grad.double().square().sum(),
+                }
+                if layer == len(layers):
+                    layers.append(here)
+                    continue
+                seen = layers[layer]
+                seen["dead"] &= here["dead"]
+                seen["inactive"] &= here["inactive"]
+                for key in ("zeros", "size", "grad_squares"):
+                    seen[key] = seen[key] + here[key]
+    return {"loss_sum": loss_sum, "layers": layers}
+
+
 def measure_one(model: nn.Module, data: Split, batch: int = MEASURE_BATCH) -> dict:
     """One network's metrics on the whole training set and the test set, ``batch`` at a time.
 
     Returns scalars ``train_loss``, ``val_loss``, ``val_accuracy`` and, per activation layer in
-    forward order, ``dead``/``inactive`` channel masks ``[channels]`` and ``sparsity``.
+    forward order, ``dead``/``inactive`` and ``dead_at_inference``/``inactive_at_inference``
+    channel masks ``[channels]``, ``sparsity`` and ``pre_activation_grad_rms`` (as
+    ``core.measure``: batch norm with the whole training set's statistics, gathered chunk by
+    chunk, for the training view; its running statistics at inference and for the losses).
     """
     was_training = model.training
     model.eval()
     try:
         n = data.x_train.shape[0]
-        train_loss = torch.zeros((), dtype=torch.float64, device=data.x_train.device)
-        dead: list[torch.Tensor] = []
-        inactive: list[torch.Tensor] = []
-        zeros: list[torch.Tensor] = []
-        sizes: list[int] = []
-        for start in range(0, n, batch):
-            x, y = data.x_train[start : start + batch], data.y_train[start : start + batch]
-            with _capturing(model) as captured:
-                train_loss += _sum_cross_entropy(model(x), y)
-            for layer, (act, z, out) in enumerate(captured):
-                dead_here = probes.dead_mask(probes.local_derivative(act, z))
-                inactive_here = probes.inactive_mask(z)
-                zeros_here = (out == 0).sum()
-                if layer == len(dead):
-                    dead.append(dead_here)
-                    inactive.append(inactive_here)
-                    zeros.append(zeros_here)
-                    sizes.append(0)
-                else:
-                    dead[layer] &= dead_here
-                    inactive[layer] &= inactive_here
-                    zeros[layer] += zeros_here
-                sizes[layer] += out.numel()
-        val_loss = torch.zeros((), dtype=torch.float64, device=data.x_test.device)
-        correct = torch.zeros((), dtype=torch.int64, device=data.x_test.device)
-        for start in range(0, data.x_test.shape[0], batch):
-            x, y = data.x_test[start : start + batch], data.y_test[start : start + batch]
-            logits = model(x)
-            val_loss += _sum_cross_entropy(logits, y)
-            correct += (logits.argmax(dim=-1) == y).sum()
+        if probes.batch_norms(model):
+            inference = _sweep(model, data, batch, gradients=False)
+
+            def run(start: int, stop: int) -> None:
+                model(data.x_train[start:stop])
+
+            with probes.normalising_by_whole_set(model, run, n, batch):
+                training = _sweep(model, data, batch, gradients=True)
+        else:
+            inference = training = _sweep(model, data, batch, gradients=True)
+        with torch.no_grad():
+            val_loss = torch.zeros((), dtype=torch.float64, device=data.x_test.device)
+            correct = torch.zeros((), dtype=torch.int64, device=data.x_test.device)
+            for start in range(0, data.x_test.shape[0], batch):
+                x, y = data.x_test[start : start + batch], data.y_test[start : start + batch]
+                logits = model(x)
+                val_loss += _sum_cross_entropy(logits, y)
+                correct += (logits.argmax(dim=-1) == y).sum()
     finally:
         model.train(was_training)
     n_test = data.x_test.shape[0]
+    layers, at_inference = training["layers"], inference["layers"]
     return {
-        "train_loss": train_loss / n,
+        "train_loss": inference["loss_sum"] / n,
         "val_loss": val_loss / n_test,
         "val_accuracy": correct.double() / n_test,
-        "dead": dead,
-        "inactive": inactive,
-        "sparsity": [z.double() / size for z, size in zip(zeros, sizes, strict=True)],
+        "dead": [layer["dead"] for layer in layers],
+        "inactive": [layer["inactive"] for layer in layers],
+        "dead_at_inference": [layer["dead"] for layer in at_inference],
+        "inactive_at_inference": [layer["inactive"] for layer in at_inference],
+        "sparsity": [layer["zeros"].double() / layer["size"] for layer in layers],
+        "pre_activation_grad_rms": [
+            torch.as_tensor(layer["grad_squares"] / layer["size"]).sqrt() for layer in layers
+        ],
     }
 
 
@@ -206,6 +255,6 @@ def measure(models: SeedModels, data: Split, batch: int = MEASURE_BATCH) -> dict
         key: torch.stack([m[key] for m in per_seed])
         for key in ("train_loss", "val_loss", "val_accuracy")
     }
-    for key in ("dead", "inactive", "sparsity"):
+    for key in LAYER_METRICS:
         out[key] = [torch.stack(layer) for layer in zip(*(m[key] for m in per_seed), strict=True)]
     return out

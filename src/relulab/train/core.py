@@ -80,8 +80,8 @@ class SeedModel(Protocol):
         """``measure``'s result for this model: per-seed metrics on the whole data set."""
 
 
-def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each seed: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S]``.
+def per_example_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each example: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S, B]``.
 
     Half-precision logits are reduced in float32; float32/float64 stay in their own dtype.
     """
@@ -91,37 +91,69 @@ def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.
     losses = F.cross_entropy(
         logits.reshape(seeds * batch, classes), labels.reshape(seeds * batch), reduction="none"
     )
-    return losses.view(seeds, batch).mean(dim=1)
+    return losses.view(seeds, batch)
 
 
-@torch.no_grad()
+def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each seed: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S]``."""
+    return per_example_cross_entropy(logits, labels).mean(dim=1)
+
+
+def grad_rms(grad: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Root mean square of ``grad`` over ``dims``, in float64."""
+    n = math.prod(grad.shape[d] for d in dims)
+    return torch.linalg.vector_norm(grad, dim=dims, dtype=torch.float64) / math.sqrt(n)
+
+
 def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
     """Per-seed metrics with frozen weights on the whole training set and on the test set.
 
     Returns tensors with a leading seed dimension: ``train_loss``, ``val_loss``,
-    ``val_accuracy`` ``[S]`` and, per hidden layer, ``dead``/``inactive`` masks ``[S, units]``
-    and ``sparsity`` ``[S]`` (lists in forward order).
+    ``val_accuracy`` ``[S]`` and, per hidden layer (lists in forward order), ``dead``,
+    ``inactive``, ``dead_at_inference``, ``inactive_at_inference`` masks ``[S, units]``,
+    ``sparsity`` and ``pre_activation_grad_rms`` ``[S]``.
+
+    Dead, inactive, sparsity and the gradient are measured on what training computes (batch
+    norm with the whole training set's statistics, ``probes.normalising_by_whole_set``), in one
+    forward pass and one backward pass to the pre-activations; the ``_at_inference`` masks and
+    the losses use batch norm's running statistics. Without batch norm the two views are one
+    pass. The gradient is that of each example's own cross-entropy (their sum, backpropagated
+    with batch norm's statistics fixed), RMS over (example, unit).
     """
     was_training = stack.training
     stack.eval()
     seeds = stack.seeds
+    keep = (0, 2)
     try:
+        x_train = data.x_train.expand(seeds, *data.x_train.shape)
+        y_train = data.y_train.expand(seeds, -1)
         zs: list[torch.Tensor] = []
         hs: list[torch.Tensor] = []
-        x_train = data.x_train.expand(seeds, *data.x_train.shape)
-        logits = stack(x_train, pre_activations=zs, outputs=hs)
-        y_train = data.y_train.expand(seeds, -1)
-        train_loss = per_seed_cross_entropy(logits, y_train)
-        val_logits = stack(data.x_test.expand(seeds, *data.x_test.shape))
-        y_test = data.y_test.expand(seeds, -1)
-        val_loss = per_seed_cross_entropy(val_logits, y_test)
-        val_accuracy = (val_logits.argmax(dim=-1) == y_test).double().mean(dim=1)
-        dead, inactive, sparsity = [], [], []
-        for act, z, h in zip(stack.acts, zs, hs, strict=True):
-            derivative = probes.local_derivative(act, z)
-            dead.append(probes.dead_mask(derivative, keep=(0, 2)))
-            inactive.append(probes.inactive_mask(z, keep=(0, 2)))
-            sparsity.append(probes.sparsity(h, reduce=(1, 2)))
+        with torch.enable_grad(), probes.normalising_by_whole_set(stack):
+            logits = stack(x_train, pre_activations=zs, outputs=hs)
+            losses = per_example_cross_entropy(logits, y_train)
+            grads = torch.autograd.grad(losses.sum(), zs)
+        with torch.no_grad():
+            zs = [z.detach() for z in zs]
+            dead = [probes.dead_mask_of(a, z, keep) for a, z in zip(stack.acts, zs, strict=True)]
+            inactive = [probes.inactive_mask(z, keep) for z in zs]
+            sparsity = [probes.sparsity(h.detach(), reduce=(1, 2)) for h in hs]
+            rms = [grad_rms(g, (1, 2)) for g in grads]
+            if len(stack.norms):
+                running: list[torch.Tensor] = []
+                train_loss = per_seed_cross_entropy(stack(x_train, running), y_train)
+                dead_inference = [
+                    probes.dead_mask_of(a, z, keep)
+                    for a, z in zip(stack.acts, running, strict=True)
+                ]
+                inactive_inference = [probes.inactive_mask(z, keep) for z in running]
+            else:
+                train_loss = losses.detach().mean(dim=1)
+                dead_inference, inactive_inference = dead, inactive
+            val_logits = stack(data.x_test.expand(seeds, *data.x_test.shape))
+            y_test = data.y_test.expand(seeds, -1)
+            val_loss = per_seed_cross_entropy(val_logits, y_test)
+            val_accuracy = (val_logits.argmax(dim=-1) == y_test).double().mean(dim=1)
     finally:
         stack.train(was_training)
     return {
@@ -130,7 +162,10 @@ def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
         "val_accuracy": val_accuracy,
         "dead": dead,
         "inactive": inactive,
+        "dead_at_inference": dead_inference,
+        "inactive_at_inference": inactive_inference,
         "sparsity": sparsity,
+        "pre_activation_grad_rms": rms,
     }
 
 
@@ -457,6 +492,14 @@ class SeedTraining:
                     "inactive_fraction": sum(int(d[s].sum()) for d in m["inactive"]) / units,
                     "exact_zeros": int(c["exact_zeros"][s]) if c else 0,
                     "live_exact_zeros": int(c["live_zeros"][s]) if c else 0,
+                    "dead_at_inference_fraction": sum(
+                        int(d[s].sum()) for d in m["dead_at_inference"]
+                    )
+                    / units,
+                    "inactive_at_inference_fraction": sum(
+                        int(d[s].sum()) for d in m["inactive_at_inference"]
+                    )
+                    / units,
                     "status": status,
                     "params_sha256": hashes[s],
                 }
@@ -476,6 +519,13 @@ class SeedTraining:
                         ),
                         "sparsity": float(m["sparsity"][layer][s]),
                         "grad_norm": float(c["grad_norm"][layer][s]) if c else float("nan"),
+                        "dead_at_inference_fraction": float(
+                            m["dead_at_inference"][layer][s].double().mean()
+                        ),
+                        "inactive_at_inference_fraction": float(
+                            m["inactive_at_inference"][layer][s].double().mean()
+                        ),
+                        "pre_activation_grad_rms": float(m["pre_activation_grad_rms"][layer][s]),
                     }
                 )
 

@@ -37,6 +37,8 @@ EPOCH_COLUMNS = [
     "inactive_fraction",
     "exact_zeros",
     "live_exact_zeros",
+    "dead_at_inference_fraction",
+    "inactive_at_inference_fraction",
     "status",
     "params_sha256",
 ]
