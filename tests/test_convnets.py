@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers.training import trainer
 from helpers.vision_files import write_cifar10, write_mnist
 from helpers.workflow import scratch_copy, snakemake
 from torch import nn
@@ -242,13 +243,7 @@ def fit(split, seeds, zero_grad=0.0, poison=None, batch_norm=False):
         with torch.no_grad():
             models.models[poison].hidden_weights()[0].fill_(float("inf"))
     module = SeedStackModule(models, split, Settings(seeds=seeds, lr=0.05, epochs=2, batch_size=16))
-    L.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(module)
+    trainer(2).fit(module)
     return module, models
 
 
@@ -319,13 +314,7 @@ def test_interrupted_training_resumes_to_the_same_result(image_data, tmp_path):
         checkpoint = L.pytorch.callbacks.ModelCheckpoint(
             dirpath=tmp_path, save_last=True, save_top_k=0, every_n_epochs=1
         )
-        L.Trainer(
-            max_epochs=epochs,
-            logger=False,
-            callbacks=[checkpoint],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(module, ckpt_path=resume)
+        trainer(epochs, [checkpoint]).fit(module, ckpt_path=resume)
         return module
 
     straight = run(2)

@@ -2,9 +2,9 @@
 
 import json
 
-import lightning as L
 import pandas as pd
 import torch
+from helpers.training import trainer
 
 from relulab.data import prepared as data
 from relulab.study import config as cfg
@@ -54,14 +54,7 @@ def train(
             stack.weights[0][poison].fill_(float("inf"))
     settings = Settings(seeds=seeds, lr=lr, epochs=epochs, batch_size=128)
     module = SeedStackModule(stack, split.to("cpu", dtype), settings)
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module)
+    trainer(epochs).fit(module)
     return module, stack
 
 

@@ -2,10 +2,10 @@
 
 import json
 
-import lightning as L
 import pandas as pd
 import pytest
 import torch
+from helpers.training import trainer
 
 from relulab.data import prepared as data
 from relulab.nn import models
@@ -82,13 +82,7 @@ def _train(split, zero_grad, plant=False, seeds=(0, 1), epochs=2, dtype=torch.fl
     module = SeedStackModule(
         stack, split.to("cpu", dtype), Settings(seeds=seeds, lr=0.1, epochs=epochs, batch_size=128)
     )
-    L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(module)
+    trainer(epochs).fit(module)
     return module
 
 
