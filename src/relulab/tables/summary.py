@@ -10,25 +10,12 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+
+# mean_ci95 lives in relulab.tables.stats; importable from here too, where it used to be.
+from relulab.tables.stats import mean_ci95 as mean_ci95
 
 POINT_COLUMNS = ["point", "activation", "zero_grad", "lr", "precision", "depth", "batch_norm"]
-
-
-def mean_ci95(values) -> tuple[float, float]:
-    """Mean and half-width of a Student-t 95 % interval over seeds (NaN half-width for n < 2)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return mean, half
 
 
 def variant_label(activation: str, zero_grad) -> str:
