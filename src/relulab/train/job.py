@@ -20,6 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
 from relulab.study.grid import Point, fingerprint
+from relulab.train import control
 from relulab.train import conv as conv_training
 from relulab.train.core import (
     DTYPES,
@@ -113,10 +114,13 @@ def run_point(
     data_path: str | Path,
     out_dir: str | Path,
     tracking_uri: str | None,
+    perturbed: bool = False,
 ) -> dict:
     """Train every seed of ``point``; write ``epochs.csv``, ``layers.csv`` and ``point.json``.
 
-    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests).
+    ``tracking_uri=None`` trains without MLflow (used by benchmarks, tests and controls).
+    ``perturbed``: the 1-ulp control (``relulab.train.control``): one weight per seed moved by
+    one ulp before training.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,6 +129,8 @@ def run_point(
     device = resolve_device(train_cfg["device"])
     dtype = DTYPES[point.precision]
     point_fingerprint = fingerprint(point, config)
+    if perturbed:
+        point_fingerprint += f"+{control.CONTROL}"
 
     arch = model_cfg["arch"]
     split = datasets.load(data_path, flatten=arch == "mlp")
@@ -155,6 +161,8 @@ def run_point(
         weight_decay=train_cfg["weight_decay"],
         fingerprint=point_fingerprint,
     )
+    if perturbed:
+        control.perturb_one_ulp(stack)
     module = module_class(stack, split.to(device, dtype), settings)
 
     params = {
@@ -213,6 +221,7 @@ def run_point(
     summary = {
         "point": point.id,
         "params": point.params(),
+        "perturbed": perturbed,
         "fingerprint": point_fingerprint,
         "seeds": {str(seed): info for seed, info in statuses.items()},
         "mlflow": {
