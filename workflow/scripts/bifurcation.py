@@ -9,12 +9,11 @@ logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 settings = snakemake.params.settings  # noqa: F821
 split = data.load(snakemake.input.data, inputs=settings["inputs"])  # noqa: F821
-per_init = bifurcation.measure_grid(
+per_init = bifurcation.measure_architectures(
     split.x_train,
     split.y_train,
     snakemake.wildcards.precision,  # noqa: F821
-    settings["widths"],
-    settings["depths"],
+    bifurcation.architectures(settings),
     settings["batch_size"],
     settings["inits"],
     activation=settings["activation"],

@@ -358,12 +358,35 @@ def measure_grid(
     **options,
 ) -> pd.DataFrame:
     """``measure`` for every width and depth, in one table."""
+    pairs = [(width, depth) for width in widths for depth in depths]
+    return measure_architectures(x, y, precision, pairs, batch_size, inits, **options)
+
+
+def measure_architectures(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: str,
+    architectures: Sequence[tuple[int, int]],
+    batch_size: int,
+    inits: int | Sequence[int],
+    **options,
+) -> pd.DataFrame:
+    """``measure`` for every ``(width, depth)`` pair, in one table (a sweep that is not a
+    product, such as the paper's widths at depth 3 and depths at width 256)."""
     frames = [
         measure(x, y, precision, width, depth, batch_size, inits, **options)
-        for width in widths
-        for depth in depths
+        for width, depth in dict.fromkeys((int(w), int(d)) for w, d in architectures)
     ]
     return pd.concat(frames, ignore_index=True)
+
+
+def architectures(settings: dict) -> list[tuple[int, int]]:
+    """The ``(width, depth)`` pairs of a ``bifurcation`` config: its ``architectures`` list
+    when given, otherwise every width with every depth."""
+    listed = settings.get("architectures") or []
+    if listed:
+        return [(int(a["width"]), int(a["depth"])) for a in listed]
+    return [(int(w), int(d)) for w in settings["widths"] for d in settings["depths"]]
 
 
 def _rate_note(zeros: int, high: float) -> str:
