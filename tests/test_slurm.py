@@ -36,7 +36,7 @@ CLUSTER_OVERRIDES = [
 ]
 # The compute rules, submitted to the cluster; everything else (data, the MLflow experiment,
 # aggregation, tables, plots) is a localrule and runs where snakemake runs.
-CLUSTER_RULES = {"train", "bifurcation", "activation_cost"}
+CLUSTER_RULES = {"train", "zero_grad_control", "bifurcation", "activation_cost"}
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
