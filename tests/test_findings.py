@@ -309,7 +309,7 @@ def _bifurcation_cells():
                 "dataset": "mnist1d_60k",
                 "inputs": "standardised",
                 "compare": "all",
-                "device": "cpu (x86_64, 1 threads)",
+                "device": "cpu (x86_64, 1 thread)",
                 "precision": precision,
                 "width": width,
                 "depth": depth,
@@ -355,7 +355,7 @@ def test_q1_states_dataset_exposure_and_device_and_compares_at_the_papers_exposu
     sentences = texts(inputs, "Q1")
     float32 = find(sentences, "^float32, 3 hidden layers of 256 on mnist1d_60k")
     assert "60,000 examples: 46.1 M pre-activations per initialisation" in float32
-    assert "cpu (x86_64, 1 threads)" in float32 and "18 of 96 initialisations" in float32
+    assert "cpu (x86_64, 1 thread)" in float32 and "18 of 96 initialisations" in float32
     assert "19 pre-activations were exactly 0" in float32 and "Garwood 95 %" in float32
     float64 = find(sentences, "^float64, ")
     assert "no pre-activation was exactly 0 in 4.42 G computed (rate < 8.3e-10" in float64

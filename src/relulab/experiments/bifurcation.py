@@ -259,7 +259,8 @@ def device_label(device: torch.device | str) -> str:
         name = torch.cuda.get_device_name(device)
         tf32 = "on" if torch.backends.cuda.matmul.allow_tf32 else "off"
         return f"cuda ({name}, TF32 {tf32})"
-    return f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def measure(
