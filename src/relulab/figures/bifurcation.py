@@ -3,8 +3,9 @@
 A fraction is only comparable at a stated exposure (pre-activations per initialisation), so
 the x axis is exposure. Per precision, one panel: each measured cell is a point with its
 Wilson 95 % interval, and the curve ``1 - exp(-rate * N)`` its rate predicts (band: the rate's
-Garwood 95 % interval) carries it to every other exposure; the paper's points sit at their own
-exposure, labelled with their dataset and device, in the panel of their precision only.
+Garwood 95 % interval; dotted, its upper bound, where no exact zero was seen) carries it to
+every other exposure; the paper's points sit at their own exposure, labelled with their
+dataset and device, in the panel of their precision only.
 """
 
 from __future__ import annotations
@@ -63,11 +64,14 @@ def plot(summary: pd.DataFrame, path: str | Path) -> None:
         for _, row in summary[summary["precision"] == precision].iterrows():
             colour = colours[row["cell"]]
             exposure, fraction = float(row["pre_activations_per_init"]), row["fraction_differ"]
-            curve = [predicted_fraction(row["exact_zero_rate"], n) for n in grid]
-            low = [predicted_fraction(row["exact_zero_rate_ci_low"], n) for n in grid]
             high = [predicted_fraction(row["exact_zero_rate_ci_high"], n) for n in grid]
-            ax.plot(grid, curve, color=colour, linewidth=1.2)
-            ax.fill_between(grid, low, high, color=colour, alpha=0.15, linewidth=0)
+            if row["exact_zeros"] > 0:
+                curve = [predicted_fraction(row["exact_zero_rate"], n) for n in grid]
+                low = [predicted_fraction(row["exact_zero_rate_ci_low"], n) for n in grid]
+                ax.plot(grid, curve, color=colour, linewidth=1.2)
+                ax.fill_between(grid, low, high, color=colour, alpha=0.12, linewidth=0)
+            else:  # no exact zero seen: only the upper bound is known
+                ax.plot(grid, high, color=colour, linewidth=1, linestyle=":")
             ax.errorbar(
                 [exposure],
                 [fraction],
@@ -92,12 +96,12 @@ def plot(summary: pd.DataFrame, path: str | Path) -> None:
         ax.set_ylim(-0.03, 1.05)
         ax.set_title(precision)
         ax.set_xlabel("pre-activations per initialisation")
-        ax.legend(fontsize=7, loc="upper left")
+        ax.legend(fontsize=7, loc="upper left", framealpha=0.85)
     axes[0][0].set_ylabel("initialisations whose gradient differs")
     datasets = ", ".join(str(d) for d in summary["dataset"].unique())
     figure.suptitle(
         f"ReLU'(0)=0 vs 1 against exposure ({datasets}; points: measured, 95 % Wilson; "
-        "lines: 1 - exp(-rate x N), 95 % Garwood band)",
+        "lines: 1 - exp(-rate x N), 95 % Garwood band; dotted: upper bound where no zero was seen)",
         fontsize=10,
     )
     figure.tight_layout()
