@@ -299,3 +299,14 @@ def test_paper_scale_configuration_passes_a_dry_run(tmp_path):
     assert config["bifurcation"]["inits"] == 1000
     assert config["bifurcation"]["widths"] == [256] and config["bifurcation"]["depths"] == [3]
     assert config["bifurcation"]["batch_size"] == 256
+
+
+def test_settings_give_architectures_and_inits_per_precision():
+    settings = {"widths": [64, 256], "depths": [1, 3], "inits": 96, "architectures": []}
+    assert bifurcation.architectures(settings) == [(64, 1), (64, 3), (256, 1), (256, 3)]
+    settings["architectures"] = [{"width": 16, "depth": 3}, {"width": 256, "depth": 6}]
+    assert bifurcation.architectures(settings) == [(16, 3), (256, 6)]
+    assert bifurcation.inits_of(settings, "float64") == 96
+    settings["inits_by_precision"] = {"float64": 32}
+    assert bifurcation.inits_of(settings, "float64") == 32
+    assert bifurcation.inits_of(settings, "float32") == 96

@@ -15,7 +15,7 @@ per_init = bifurcation.measure_architectures(
     snakemake.wildcards.precision,  # noqa: F821
     bifurcation.architectures(settings),
     settings["batch_size"],
-    settings["inits"],
+    bifurcation.inits_of(settings, snakemake.wildcards.precision),  # noqa: F821
     activation=settings["activation"],
     zero_grad=settings["zero_grad"],
     init=settings["init"],

@@ -381,6 +381,12 @@ def measure_architectures(
     return pd.concat(frames, ignore_index=True)
 
 
+def inits_of(settings: dict, precision: str) -> int:
+    """The initialisations of a ``bifurcation`` config for ``precision``: its entry in
+    ``inits_by_precision`` when there is one, otherwise ``inits``."""
+    return int((settings.get("inits_by_precision") or {}).get(precision, settings["inits"]))
+
+
 def architectures(settings: dict) -> list[tuple[int, int]]:
     """The ``(width, depth)`` pairs of a ``bifurcation`` config: its ``architectures`` list
     when given, otherwise every width with every depth."""
