@@ -58,7 +58,7 @@ def plot(summary: pd.DataFrame, path: str | Path) -> None:
     colours = dict(zip(cells, plots.sns.color_palette(PALETTE, n_colors=len(cells)), strict=True))
     grid = _exposure_range(summary, precisions)
     figure, axes = plt.subplots(
-        1, len(precisions), figsize=(1 + 3.6 * len(precisions), 4), squeeze=False, sharey=True
+        1, len(precisions), figsize=(1 + 3.6 * len(precisions), 5), squeeze=False, sharey=True
     )
     for ax, precision in zip(axes[0], precisions, strict=True):
         for _, row in summary[summary["precision"] == precision].iterrows():
@@ -96,7 +96,7 @@ def plot(summary: pd.DataFrame, path: str | Path) -> None:
         ax.set_ylim(-0.03, 1.05)
         ax.set_title(precision)
         ax.set_xlabel("pre-activations per initialisation")
-        ax.legend(fontsize=7, loc="upper left", framealpha=0.85)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     axes[0][0].set_ylabel("initialisations whose gradient differs")
     datasets = ", ".join(str(d) for d in summary["dataset"].unique())
     figure.suptitle(
