@@ -277,9 +277,16 @@ def bifurcation_findings(section: Section, table: pd.DataFrame) -> None:
             f"({millions(r.pre_activations_per_init)})"
             for r in float32.sort_values("pre_activations_per_init").itertuples()
         ]
+        seen = float32[float32["exact_zeros"] > 0]
+        rates = (
+            f"; the rate per pre-activation ranged from {num(seen['exact_zero_rate'].min(), 2)} "
+            f"to {num(seen['exact_zero_rate'].max(), 2)} across these networks"
+            if len(seen) > 1
+            else ""
+        )
         section.add(
-            f"In float32 on {listing(sorted(set(float32['dataset'])))}, the fraction grew with "
-            f"exposure (pre-activations per initialisation): {listing(sizes)}.",
+            f"In float32 on {listing(sorted(set(float32['dataset'])))}, by exposure "
+            f"(pre-activations per initialisation): {listing(sizes)}{rates}.",
             "bifurcation",
         )
 
