@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from relulab.nn import activations, native
-from relulab.nn.models import DTYPES  # not relulab.train.core, which imports Lightning
+from relulab.nn.models import DTYPES
 
 REFERENCE = "torch.relu"
 # relulab's zero-gradient ReLU may cost at most this multiple of torch.relu.
