@@ -95,6 +95,22 @@ def figures():
     return expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"])
 
 
+def control_points():
+    """Q1's 1-ulp controls: the f'(0)=0 points of the controlled activations."""
+    if not config["twins_control"]["enabled"]:
+        return []
+    return [
+        point
+        for point in POINTS.values()
+        if point.zero_grad == 0.0
+        and point.activation in config["twins_control"]["activations"]
+    ]
+
+
+def control_manifest():
+    return ["results/controls/manifest.json"] if control_points() else []
+
+
 def zero_grad_outputs():
     """Q1: the zero_grad twins table and, when enabled, the bifurcation study."""
     names = ["zero_grad_effect"]

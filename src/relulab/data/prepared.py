@@ -45,19 +45,32 @@ class Split:
         )
 
 
-def make_mnist1d(seed: int = 42) -> dict[str, np.ndarray]:
-    """MNIST-1D (Greydanus 2020), generated procedurally and offline: 4000 train, 1000 test."""
+# MNIST's own split, for MNIST-1D generated at MNIST's size (``mnist1d_60k``): the exposure
+# of the bifurcation study (pre-activations per initialisation) then matches Bertoin et al.'s.
+MNIST_SIZE = (60_000, 10_000)
+
+
+def make_mnist1d(seed: int = 42, train: int = 4000, test: int = 1000) -> dict[str, np.ndarray]:
+    """MNIST-1D (Greydanus 2020), generated procedurally and offline: 4000 train, 1000 test
+    by default (the published set), or ``train``/``test`` examples drawn the same way.
+
+    The generator draws ``train + test`` examples (a multiple of its 10 classes) and splits
+    them in that order; at MNIST's size it takes about 40 s of one core, once per study.
+    """
     from mnist1d.data import get_dataset_args, make_dataset
 
+    total = train + test
+    if total % 10 or train <= 0 or test <= 0:
+        raise ValueError(f"train + test must be a positive multiple of 10, not {train} + {test}")
     args = get_dataset_args()
     args.seed = seed
+    args.num_samples = total
+    args.train_split = train / total
     data = make_dataset(args)
-    return {
-        "x_train": data["x"],
-        "y_train": data["y"],
-        "x_test": data["x_test"],
-        "y_test": data["y_test"],
-    }
+    # Split at ``train`` exactly (the generator's int(total * fraction) can round down).
+    x = np.concatenate([data["x"], data["x_test"]])
+    y = np.concatenate([data["y"], data["y_test"]])
+    return {"x_train": x[:train], "y_train": y[:train], "x_test": x[train:], "y_test": y[train:]}
 
 
 def make_digits(seed: int = 42) -> dict[str, np.ndarray]:
@@ -73,8 +86,14 @@ def make_digits(seed: int = 42) -> dict[str, np.ndarray]:
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
+def make_mnist1d_60k(seed: int = 42) -> dict[str, np.ndarray]:
+    """MNIST-1D at MNIST's size: 60,000 train, 10,000 test (``MNIST_SIZE``)."""
+    return make_mnist1d(seed, *MNIST_SIZE)
+
+
 GENERATORS: dict[str, Callable[..., dict[str, np.ndarray]]] = {
     "mnist1d": make_mnist1d,
+    "mnist1d_60k": make_mnist1d_60k,
     "digits": make_digits,
 }
 # Read from the data directory (``data_dir``) rather than generated from a seed.
@@ -132,21 +151,37 @@ def standardise(
     return (x_train - mean) / std, (x_test - mean) / std
 
 
-def load(path: str | Path, flatten: bool = True) -> Split:
-    """A prepared dataset as float64 tensors, inputs standardised; ``flatten`` for MLPs.
+INPUTS = ("standardised", "raw")
 
-    Flattened inputs are standardised per feature; images kept as ``[N, C, H, W]`` per channel.
+
+def raw_scale(x: np.ndarray) -> np.ndarray:
+    """Inputs on the dataset's own scale as float64: 8-bit images divided by 255 (MNIST pixels
+    in [0, 1], most of them exactly 0, as Bertoin et al. feed them), anything else as stored."""
+    return x / 255.0 if x.dtype == np.uint8 else np.asarray(x, dtype=np.float64)
+
+
+def load(path: str | Path, flatten: bool = True, inputs: str = "standardised") -> Split:
+    """A prepared dataset as float64 tensors; ``flatten`` for MLPs.
+
+    ``inputs="standardised"`` (what training uses): flattened inputs standardised per
+    feature, images kept as ``[N, C, H, W]`` per channel. ``inputs="raw"``: on the dataset's
+    own scale (``raw_scale``), not standardised.
     """
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, not {inputs!r}")
     with np.load(path) as arrays:
         x_train, x_test = arrays["x_train"], arrays["x_test"]
         y_train, y_test = arrays["y_train"], arrays["y_test"]
     if flatten:
         x_train = x_train.reshape(len(x_train), -1)
         x_test = x_test.reshape(len(x_test), -1)
-    axis = (0, 2, 3) if x_train.ndim == 4 else (0,)
-    x_train, x_test = standardise(
-        np.asarray(x_train, dtype=np.float64), np.asarray(x_test, dtype=np.float64), axis
-    )
+    if inputs == "raw":
+        x_train, x_test = raw_scale(x_train), raw_scale(x_test)
+    else:
+        axis = (0, 2, 3) if x_train.ndim == 4 else (0,)
+        x_train, x_test = standardise(
+            np.asarray(x_train, dtype=np.float64), np.asarray(x_test, dtype=np.float64), axis
+        )
     return Split(
         torch.from_numpy(x_train),
         torch.from_numpy(y_train),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from relulab.experiments import bifurcation as bifurcation_experiment
 from relulab.experiments import cost as cost_benchmark
 from relulab.nn import activations
 
@@ -175,81 +176,217 @@ def study_section(inputs: Inputs) -> Section:
 
 # -- Q1 ---------------------------------------------------------------------------------------
 # Bertoin et al. (NeurIPS 2021), 3-hidden-layer MLP of width 256 on MNIST: the fraction of
-# initialisations whose gradient differs between ReLU'(0)=0 and ReLU'(0)=1.
-PUBLISHED_BIFURCATION = {"float64": 0.0, "float32": 0.46, "float16": 1.0}
+# initialisations whose gradient differs between ReLU'(0)=0 and ReLU'(0)=1, at their exposure.
+PUBLISHED_BIFURCATION = {p.precision: p for p in bifurcation_experiment.PAPER_POINTS}
+PRECISION_ORDER = bifurcation_experiment.PRECISIONS
 
 
 def q1_section(inputs: Inputs) -> Section:
     section = Section("Q1. Does the value autograd uses for ReLU'(0) matter?")
-    if inputs.bifurcation is not None and len(inputs.bifurcation):
-        bifurcation_findings(section, inputs.bifurcation)
+    table = inputs.bifurcation if inputs.bifurcation is not None else pd.DataFrame()
+    twins = inputs.zero_grad_effect if inputs.zero_grad_effect is not None else pd.DataFrame()
+    if len(table):
+        bifurcation_findings(section, table)
     else:
         section.add("The bifurcation study was not run (``bifurcation.enabled`` is false).")
-    if inputs.zero_grad_effect is not None and len(inputs.zero_grad_effect):
-        twin_findings(section, inputs.zero_grad_effect)
+    if len(twins):
+        twin_findings(section, twins, inputs.config)
     else:
         exact_zero_findings(section, inputs.epochs)
+    answer_findings(section, table, twins, inputs.config)
     return section
 
 
-def bifurcation_findings(section: Section, table: pd.DataFrame) -> None:
-    """Untrained networks: how often f'(0) changes a gradient, by precision (and size)."""
-    # The setting closest to the published one: the widest and deepest network measured.
-    width, depth = int(table["width"].max()), int(table["depth"].max())
-    cell = table[(table["width"] == width) & (table["depth"] == depth)]
-    shown = [
-        f"{r.precision} {pct(r.fraction_differ, 0)} [{pct(r.ci_low, 0)}, {pct(r.ci_high, 0)}]"
-        for r in cell.itertuples()
-    ]
-    published = listing([f"{p} {pct(v, 0)}" for p, v in PUBLISHED_BIFURCATION.items()])
-    section.add(
-        f"Untrained MLPs with {hidden(depth)} of width {width} ({int(cell['inits'].iloc[0])}"
-        f" initialisations, one pass over the training set): the fraction whose mini-batch "
-        f"gradient differed bitwise between f'(0)=0 and f'(0)=1 was {listing(shown)} (95 % "
-        f"Wilson intervals); Bertoin et al. report {published} for depth 3, width 256 on MNIST.",
-        "bifurcation",
+def millions(count: float) -> str:
+    """A count of pre-activations: ``46.1 M`` or ``4.4 G``."""
+    if count >= 1e9:
+        return f"{count / 1e9:.3g} G"
+    return f"{count / 1e6:.3g} M"
+
+
+def reference_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """The cells closest to the paper's setting: 3x256 if measured, else the widest of the
+    deepest networks; one row per precision, widest to narrowest."""
+    width, depth = bifurcation_experiment.PAPER_ARCHITECTURE
+    cells = table[(table["width"] == width) & (table["depth"] == depth)]
+    if cells.empty:
+        deepest = table[table["depth"] == table["depth"].max()]
+        cells = deepest[deepest["width"] == deepest["width"].max()]
+    order = {p: i for i, p in enumerate(PRECISION_ORDER)}
+    return cells.sort_values("precision", key=lambda c: c.map(order)).drop_duplicates("precision")
+
+
+def setting(row) -> str:
+    """Where a bifurcation number was measured: data, exposure and device."""
+    examples = int(row.pre_activations_per_init // (row.width * row.depth))
+    inputs = getattr(row, "inputs", "standardised")
+    device = getattr(row, "device", "cpu")
+    return (
+        f"{hidden(row.depth)} of {int(row.width)} on {row.dataset} ({inputs} inputs, "
+        f"{examples:,} examples: {millions(row.pre_activations_per_init)} pre-activations per "
+        f"initialisation), {device}"
     )
+
+
+def rate_text(row) -> str:
+    """The exact-zero rate with its Garwood interval, or its bound when none was seen."""
+    total = row.pre_activations_per_init * row.inits
+    if row.exact_zeros == 0:
+        return (
+            f"no pre-activation was exactly 0 in {millions(total)} computed (rate < "
+            f"{num(row.exact_zero_rate_ci_high, 2)} per pre-activation, 95 %)"
+        )
+    return (
+        f"{int(row.exact_zeros)} pre-activations were exactly 0, a rate of "
+        f"{num(row.exact_zero_rate, 2)} per pre-activation [{num(row.exact_zero_rate_ci_low, 2)}, "
+        f"{num(row.exact_zero_rate_ci_high, 2)}] (Garwood 95 %), which predicts "
+        f"{pct(row.predicted_fraction_differ, 0)} at this exposure"
+    )
+
+
+def bifurcation_findings(section: Section, table: pd.DataFrame) -> None:
+    """Untrained networks: how often f'(0) changes a gradient, at which exposure, and the
+    rate that carries the answer to the paper's exposure."""
+    for row in reference_cells(table).itertuples():
+        section.add(
+            f"{row.precision}, {setting(row)}: {int(row.differ)} of {int(row.inits)} "
+            f"initialisations ({pct(row.fraction_differ, 0)} [{pct(row.ci_low, 0)}, "
+            f"{pct(row.ci_high, 0)}], Wilson 95 %) had a mini-batch gradient differ bitwise "
+            f"between f'(0)=0 and f'(0)=1; {rate_text(row)}.",
+            "bifurcation",
+        )
+        paper = PUBLISHED_BIFURCATION.get(row.precision)
+        if paper is None:
+            continue
+        n = paper.pre_activations_per_init
+        predicted = [
+            bifurcation_experiment.predicted_fraction(r, n)
+            for r in (row.exact_zero_rate, row.exact_zero_rate_ci_low, row.exact_zero_rate_ci_high)
+        ]
+        section.add(
+            f"At the paper's exposure ({paper.dataset}, {paper.device}, {paper.depth}x"
+            f"{paper.width}: {millions(n)} pre-activations per initialisation) our {row.precision}"
+            f" rate predicts {pct(predicted[0], 0)} [{pct(predicted[1], 0)}, "
+            f"{pct(predicted[2], 0)}]; {paper.source} report {pct(paper.fraction_differ, 0)}.",
+            "bifurcation",
+        )
     float32 = table[table["precision"] == "float32"]
     if len(float32) > 1:
         sizes = [
-            f"{pct(r.fraction_differ, 0)} at width {int(r.width)}, depth {int(r.depth)}"
-            for r in float32.sort_values(["depth", "width"]).itertuples()
+            f"{pct(r.fraction_differ, 0)} at {int(r.depth)}x{int(r.width)} "
+            f"({millions(r.pre_activations_per_init)})"
+            for r in float32.sort_values("pre_activations_per_init").itertuples()
         ]
-        low, high = float32["exact_zero_rate"].min(), float32["exact_zero_rate"].max()
-        if high == 0:
-            rate = "no pre-activation was exactly 0"
-        else:
-            rate = f"pre-activations were exactly 0 at a rate of {num(low, 2)} to {num(high, 2)}"
-        section.add(f"In float32 the fraction was {listing(sizes)}; {rate}.", "bifurcation")
-
-
-def twin_findings(section: Section, table: pd.DataFrame) -> None:
-    """Training: runs that differ only in f'(0), and whether they parted and by how much."""
-    seeds, departed = int(table["seeds"].sum()), int(table["departed"].sum())
-    text = (
-        f"In training, {departed} of {seeds} runs with f'(0) other than 0 parted from their "
-        f"f'(0)=0 twin (same seed, same data order) at some epoch"
-    )
-    if departed:
-        parted = table[table["departed"] > 0]
-        names = listing(sorted({f"{r.variant} at lr {r.lr:g}" for r in parted.itertuples()}))
-        text += f", in {names}"
-    section.add(text + ".", "zero_grad_effect")
-    finite = table.dropna(subset=["accuracy_difference_mean"])
-    if len(finite):
-        top = finite.loc[finite["accuracy_difference_mean"].abs().idxmax()]
-        low, high = top["accuracy_difference_ci_low"], top["accuracy_difference_ci_high"]
-        text = (
-            f"The largest mean change in final validation accuracy from f'(0) was "
-            f"{100 * top['accuracy_difference_mean']:+.2f} points ({top['variant']}, lr "
-            f"{top['lr']:g})"
+        seen = float32[float32["exact_zeros"] > 0]
+        rates = (
+            f"; the rate per pre-activation ranged from {num(seen['exact_zero_rate'].min(), 2)} "
+            f"to {num(seen['exact_zero_rate'].max(), 2)} across these networks"
+            if len(seen) > 1
+            else ""
         )
-        if math.isfinite(low) and math.isfinite(high):
-            verdict = "includes" if low <= 0 <= high else "excludes"
-            text += (
-                f"; its 95 % interval, {100 * low:+.2f} to {100 * high:+.2f}, {verdict} no change"
-            )
+        section.add(
+            f"In float32 on {listing(sorted(set(float32['dataset'])))}, by exposure "
+            f"(pre-activations per initialisation): {listing(sizes)}{rates}.",
+            "bifurcation",
+        )
+
+
+def _departed_text(rows: pd.DataFrame) -> str:
+    listed = [str(v) for v in rows.get("departed_accuracy_differences", []) if isinstance(v, str)]
+    listed = [v for v in listed if v]
+    return f" (final accuracy, points: {'; '.join(listed)})" if listed else ""
+
+
+def twin_findings(section: Section, table: pd.DataFrame, config: dict | None = None) -> None:
+    """Training: runs that differ only in f'(0), whether they parted, by how much each one
+    that parted moved, and how much a 1-ulp change of one weight moves the same seeds."""
+    config = config or {}
+    training = config.get("training", {})
+    where_trained = (
+        f"{config.get('dataset', 'the data set')}, {training.get('epochs', '?')} epochs, "
+        f"device {training.get('device', 'cpu')}"
+    )
+    order = {p: i for i, p in enumerate(PRECISION_ORDER)}
+    for precision, rows in sorted(
+        table.groupby("precision"), key=lambda item: order.get(item[0], len(order))
+    ):
+        seeds, departed = int(rows["seeds"].sum()), int(rows["departed"].sum())
+        text = (
+            f"In {precision} training ({where_trained}), {departed} of {seeds} runs with f'(0) "
+            f"other than 0 parted from their f'(0)=0 twin (same seed, same data order)"
+        )
+        if departed:
+            parted = rows[rows["departed"] > 0]
+            names = listing(sorted({f"{r.variant} at lr {r.lr:g}" for r in parted.itertuples()}))
+            text += f", in {names}{_departed_text(parted)}"
         section.add(text + ".", "zero_grad_effect")
+        controlled = rows[rows.get("control_seeds", pd.Series(0, index=rows.index)) > 0]
+        if len(controlled):
+            section.add(
+                f"The 1-ulp controls of the same {precision} seeds (f'(0)=0, one weight one unit "
+                f"in the last place up at the start) ended with weights unlike their "
+                f"unperturbed run in {pct(controlled['control_fraction_departed'].mean(), 0)}"
+                f" of cases and moved final accuracy by up to "
+                f"{100 * controlled['control_accuracy_difference_max_abs'].max():.2f} points "
+                f"(mean {100 * controlled['control_accuracy_difference_mean'].mean():+.2f}).",
+                "zero_grad_effect",
+            )
+
+
+def answer_findings(
+    section: Section, table: pd.DataFrame, twins: pd.DataFrame, config: dict | None
+) -> None:
+    """One answer sentence per precision, from the bifurcation and the twins."""
+    cells = reference_cells(table) if len(table) else pd.DataFrame(columns=["precision"])
+    precisions = set(cells["precision"]) | (set(twins["precision"]) if len(twins) else set())
+    order = {p: i for i, p in enumerate(PRECISION_ORDER)}
+    for precision in sorted(precisions, key=lambda p: order.get(p, len(order))):
+        parts = []
+        cell = cells[cells["precision"] == precision]
+        if len(cell):
+            row = next(cell.itertuples())
+            exposure = f"{millions(row.pre_activations_per_init)} pre-activations ({row.dataset})"
+            if row.differ:
+                parts.append(
+                    f"f'(0) changes some gradient of an untrained {int(row.depth)}x"
+                    f"{int(row.width)} MLP in {pct(row.fraction_differ, 0)} of initialisations "
+                    f"at {exposure} on {row.device}"
+                )
+            else:
+                parts.append(
+                    f"f'(0) changed no gradient of an untrained {int(row.depth)}x{int(row.width)}"
+                    f" MLP in {int(row.inits)} initialisations at {exposure} on {row.device}"
+                )
+        rows = twins[twins["precision"] == precision] if len(twins) else twins
+        if len(rows):
+            parts.append(_training_answer(rows))
+        section.add(
+            f"Answer for {precision}: {'; '.join(parts)}.",
+            *(["bifurcation"] if len(cell) else []),
+            *(["zero_grad_effect"] if len(rows) else []),
+        )
+
+
+def _training_answer(rows: pd.DataFrame) -> str:
+    """Whether f'(0) mattered in training, set against the 1-ulp control where there is one."""
+    departed = int(rows["departed"].sum())
+    if departed == 0:
+        return "in training no run met an exact zero that changed its weights, so it did not matter"
+    twin_max = rows.get("departed_accuracy_difference_max_abs", pd.Series(dtype=float)).max()
+    control_max = rows.get("control_accuracy_difference_max_abs", pd.Series(dtype=float)).max()
+    if not (isinstance(control_max, float) and math.isfinite(control_max)):
+        return f"in training {departed} runs parted from their twin (no 1-ulp control to compare)"
+    if not math.isfinite(twin_max) or twin_max <= control_max:
+        return (
+            f"in training {departed} runs parted from their twin, and moved final accuracy no "
+            f"more than a 1-ulp change of one weight did ({100 * control_max:.2f} points): an "
+            "effect of any last-bit difference, not of f'(0)"
+        )
+    return (
+        f"in training {departed} runs parted from their twin and moved final accuracy by up to "
+        f"{100 * twin_max:.2f} points, more than a 1-ulp change of one weight did "
+        f"({100 * control_max:.2f} points)"
+    )
 
 
 def exact_zero_findings(section: Section, epochs: pd.DataFrame) -> None:

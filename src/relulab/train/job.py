@@ -17,6 +17,7 @@ import torch
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
 from relulab.study.grid import Point, fingerprint, is_finished
+from relulab.train import control
 from relulab.train import conv as conv_training
 from relulab.train.core import DTYPES, Settings, build_stack, parameter_hashes, seed_status
 from relulab.train.lightning import SaveEveryEpoch as SaveEveryEpoch  # tests patch it here
@@ -73,12 +74,14 @@ def run_point(
     data_path: str | Path,
     out_dir: str | Path,
     tracking_uri: str | None,
+    perturbed: bool = False,
 ) -> dict:
     """Train every seed of ``point``; write ``epochs.csv``, ``layers.csv`` and ``point.json``.
 
-    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests). A point whose
-    outputs in ``out_dir`` are complete and match its fingerprint and seeds is not trained
-    again: its ``point.json`` is returned as it is.
+    ``tracking_uri=None`` trains without MLflow (used by benchmarks, tests and controls). A point
+    whose outputs in ``out_dir`` are complete and match its fingerprint and seeds is not trained
+    again: its ``point.json`` is returned as it is. ``perturbed``: the 1-ulp control
+    (``relulab.train.control``): one weight per seed moved by one ulp before training.
     """
     out_dir = Path(out_dir)
     if is_finished(point, config, out_dir):
@@ -90,6 +93,8 @@ def run_point(
     device = resolve_device(train_cfg["device"])
     dtype = DTYPES[point.precision]
     point_fingerprint = fingerprint(point, config)
+    if perturbed:
+        point_fingerprint += f"+{control.CONTROL}"
 
     arch = model_cfg["arch"]
     split = datasets.load(data_path, flatten=arch == "mlp")
@@ -118,6 +123,8 @@ def run_point(
         weight_decay=train_cfg["weight_decay"],
         fingerprint=point_fingerprint,
     )
+    if perturbed:
+        control.perturb_one_ulp(stack)
     module = SeedStackModule(stack, split.to(device, dtype), settings)
 
     params = {
@@ -155,6 +162,7 @@ def run_point(
     summary = {
         "point": point.id,
         "params": point.params(),
+        "perturbed": perturbed,
         "fingerprint": point_fingerprint,
         "seeds": {str(seed): info for seed, info in statuses.items()},
         "mlflow": {
