@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from lightning.pytorch.callbacks import Callback
 
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
-from relulab.study.grid import Point, fingerprint
+from relulab.study.grid import Point, expand, fingerprint
 from relulab.train import conv as conv_training
+from relulab.train import tracking
 from relulab.train.core import (
     DTYPES,
     SeedStackModule,
@@ -65,6 +68,50 @@ class TrackEpochs(Callback):
 
     def on_fit_end(self, trainer, module: SeedStackModule) -> None:
         self.tracker.queue_rows(module.history.epochs, module.history.layers)
+
+
+# A progress line: ``progress <point> epoch <e>/<n> ...``; ``relulab status`` reads these.
+PROGRESS = "progress"
+
+
+def progress_line(point_id: str, rows: list[dict], epochs: int, seconds_per_epoch: float) -> str:
+    """One line per trained epoch, so that ``tail -f`` on a job's log shows where it is.
+
+    ``rows`` are the history's epoch rows; the newest epoch's mean validation accuracy and dead
+    fraction over the seeds that have a finite value are shown.
+    """
+    epoch = max(row["epoch"] for row in rows)
+    newest = [row for row in rows if row["epoch"] == epoch]
+
+    def mean(key: str) -> str:
+        values = [row[key] for row in newest if math.isfinite(row.get(key, math.nan))]
+        return f"{sum(values) / len(values):.3f}" if values else "n/a"
+
+    left = (epochs - epoch) * seconds_per_epoch
+    return (
+        f"{PROGRESS} {point_id} epoch {epoch}/{epochs}: val_accuracy {mean('val_accuracy')}, "
+        f"dead_fraction {mean('dead_fraction')} (mean of {len(newest)} seeds); "
+        f"{seconds_per_epoch:.1f} s/epoch, about {left:.0f} s left"
+    )
+
+
+class LogProgress(Callback):
+    """Logs ``progress_line`` after every epoch."""
+
+    def __init__(self, point_id: str, epochs: int):
+        self.point_id, self.epochs = point_id, epochs
+        self.since = time.monotonic()
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        now = time.monotonic()
+        log.info(progress_line(self.point_id, module.history.epochs, self.epochs, now - self.since))
+        self.since = now
+
+
+def varying_axes(config: dict) -> set[str]:
+    """The grid axes with more than one value in the study (they name the runs)."""
+    points = [point.params() for point in expand(config)]
+    return {key for key in points[0] if len({p[key] for p in points}) > 1}
 
 
 class SaveEveryEpoch(Callback):
@@ -173,8 +220,16 @@ def run_point(
     callbacks: list[Callback] = []
     if tracking_uri is not None:
         tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
-        tracker.start(params, seeds, provenance(device))
+        profile = {"train": len(split.y_train), "test": len(split.y_test)}
+        tracker.start(
+            params,
+            seeds,
+            provenance(device),
+            name=tracking.run_name(point.params(), varying_axes(config)),
+            dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
+        )
         callbacks.append(TrackEpochs(tracker))
+    callbacks.append(LogProgress(point.id, settings.epochs))
 
     checkpoint_dir = out_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
@@ -196,6 +251,8 @@ def run_point(
     resume = done is not None
     if resume:
         log.info("resuming %s after epoch %d from %s", point.id, done, last)
+    else:
+        log.info("training %s: %d seeds, %d epochs", point.id, len(seeds), settings.epochs)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
