@@ -27,3 +27,6 @@ rule all:
     default_target: True
     input:
         all_outputs(),
+        # The study's results in MLflow, and the definitions page of the report.
+        "results/mlflow/study.json",
+        ["results/definitions.html"] if Path("docs/definitions.md").exists() else [],
