@@ -44,11 +44,11 @@ def test_seed_bands_are_mean_and_t_interval_of_finite_values():
     bands = tracking.seed_bands(epoch_rows({0: [0.1, 0.2, 0.3], 1: [0.5, math.nan, math.inf]}))
     half = 4.3027 * 0.1 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert bands[0]["val_accuracy"] == pytest.approx(0.2)
-    assert bands[0]["val_accuracy.ci95_low"] == pytest.approx(0.2 - half, rel=1e-3)
-    assert bands[0]["val_accuracy.ci95_high"] == pytest.approx(0.2 + half, rel=1e-3)
+    assert bands[0]["val_accuracy/ci95_low"] == pytest.approx(0.2 - half, rel=1e-3)
+    assert bands[0]["val_accuracy/ci95_high"] == pytest.approx(0.2 + half, rel=1e-3)
     # One finite value: a mean, no bounds.
     assert bands[1]["dead_fraction"] == 0.5
-    assert "dead_fraction.ci95_low" not in bands[1]
+    assert "dead_fraction/ci95_low" not in bands[1]
 
 
 def test_run_names_put_the_distinguishing_part_first():
@@ -70,7 +70,7 @@ def store(tmp_path):
 def trained_point(uri, data) -> tracking.PointTracker:
     tracker = tracking.PointTracker(uri, STUDY, "relu_zg0_lr0.03", "fp")
     tracker.start(
-        {"lr": 0.03},
+        {"activation": "relu", "lr": 0.03},
         [0, 1, 2],
         {"git_commit": COMMIT, "torch": "2"},
         name="relu f'(0)=0 · lr 0.03",
@@ -108,7 +108,7 @@ def test_parent_runs_carry_seed_bands_tags_descriptions_and_dataset(store):
         (0, 0.2),
         (1, 0.5),
     ]
-    low = client.get_metric_history(tracker.parent_id, "val_accuracy.ci95_low")
+    low = client.get_metric_history(tracker.parent_id, "val_accuracy/ci95_low")
     assert [m.value < 0.5 for m in low if m.step == 1] == [True]
     assert parent.info.run_name == "relu f'(0)=0 · lr 0.03"
     assert parent.data.tags[tracking.TAG_GIT_COMMIT] == COMMIT
@@ -150,3 +150,23 @@ def test_study_run_holds_findings_figures_tables_and_config_once(store, tmp_path
     assert names == {"findings.md", "figures", "config.yaml"}
     run = client.get_run(first)
     assert run.info.run_name == "study" and run.data.tags[tracking.TAG_GIT_COMMIT] == COMMIT
+
+
+def test_runs_take_their_activations_colour_from_the_figures(store):
+    from relulab.figures import palette
+
+    uri, data = store
+    tracker = trained_point(uri, data)
+    client = MlflowClient(uri)
+    for run_id in [tracker.parent_id, *tracker.seed_runs.values()]:
+        tags = client.get_run(run_id).data.tags
+        assert tags[tracking.TAG_RUN_COLOUR] == palette.COLOURS["relu"]
+
+
+def test_ui_address_opens_the_runs_in_the_model_training_chart_view(store):
+    uri, _ = store
+    experiment = MlflowClient(uri).get_experiment_by_name(STUDY).experiment_id
+    address = tracking.ui_url(uri, STUDY, 5104)
+    assert address.startswith(f"http://127.0.0.1:5104/#/experiments/{experiment}/runs?")
+    assert "workflowType=machine_learning" in address and "compareRunsMode=CHART" in address
+    assert tracking.ui_url(uri, "no-such-study", 5104) == "http://127.0.0.1:5104"

@@ -178,7 +178,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from relulab.train.tracking import tracking_uri, ui_command
+    from relulab.train.tracking import tracking_uri, ui_command, ui_url
 
     config = _study_config(args.configfile)
     uri = tracking_uri(config["tracking_uri"])
@@ -186,7 +186,8 @@ def _ui(args: argparse.Namespace) -> int:
         print(f"relulab ui: no MLflow store at {uri} yet; run the study first", file=sys.stderr)
         return 1
     command = ui_command(uri, args.port)
-    print(f"MLflow UI of {config['study']} on http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    print(f"MLflow UI of study {config['study']}, once started (Ctrl-C stops it):")
+    print(f"  {ui_url(uri, config['study'], args.port)}")
     sys.stdout.flush()
     os.execv(sys.executable, [sys.executable, "-m", *command])
     return 0  # not reached: the UI replaces this process

@@ -185,7 +185,7 @@ onsuccess:
             "  findings  results/findings.md (each question, its answer and verdict)\n"
             "  figures   results/figures/, tables results/tables/\n"
             "  report    snakemake --report results/report.html, then open that file\n"
-            "  MLflow    relulab ui, then open http://127.0.0.1:5000\n"
+            "  MLflow    relulab ui (it prints the address of the runs' charts)\n"
         )
 
 

@@ -30,23 +30,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-# Grid order, and each activation's colour (ColorBrewer RdYlBu/PuOr/BrBG hues, dark enough to
-# read as thin lines on white).
-COLOURS = {
-    # ReLU family: warm.
-    "relu": "#b2182b",
-    "leaky_relu": "#e66101",
-    "prelu": "#d6a000",
-    "rrelu": "#8c510a",
-    # Smooth: cool.
-    "elu": "#1b7837",
-    "softplus": "#01a09a",
-    "gelu": "#2166ac",
-    "sigmoid": "#762a83",
-    "tanh": "#5e9ed6",
-}
+from relulab.figures.palette import COLOURS, OTHER_COLOUR  # noqa: E402
+
 ACTIVATION_ORDER = tuple(COLOURS)
-OTHER_COLOUR = "#555555"
 # f'(0) -> (dashes, marker, filled): the twins differ in style, never in colour.
 ZERO_GRAD_STYLES = {
     0.0: ("", "o", True),

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+from relulab.figures.palette import COLOURS, OTHER_COLOUR
+
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
 TAG_SEED = "relulab.seed"
@@ -39,6 +41,11 @@ EXPERIMENT_KIND = "custom_model_development"
 # one chart holds parents and seeds), and the bounds of its 95 % interval beside it.
 PARENT_METRICS = ("val_accuracy", "dead_fraction", "val_loss", "train_loss")
 LOWER, UPPER = "ci95_low", "ci95_high"
+# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own: the
+# interval bounds (``val_accuracy/ci95_low``) and the per-layer metrics (``layer1/sparsity``)
+# so stay out of the first section, which then holds the four means alone.
+SECTION = "/"
+TAG_RUN_COLOUR = "mlflow.runColor"
 # Queued epoch metrics go to the store at most this often (and at the end of training): a
 # store call costs about the same for 30 metrics as for 900, so per-epoch calls would dominate
 # a short job, while a long job's progress still shows in the MLflow UI.
@@ -80,10 +87,10 @@ def experiment_description(name: str) -> str:
         f"relulab study **{name}**: is ReLU's kink at 0 a problem, and what does it cost? "
         "Each top-level run is one grid point (activation, f'(0), learning rate, ...) and "
         "carries per epoch the mean over seeds and its 95 % interval "
-        f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
+        f"(`<metric>/{LOWER}`, `<metric>/{UPPER}`); expand it for its seed runs. The run "
         "`study` holds the findings, figures, summary tables and resolved config. To compare "
-        "ReLU with Leaky ReLU: filter `params.activation IN ('relu', 'leaky_relu')`, group by "
-        "`activation`, open Chart view."
+        "ReLU with Leaky ReLU: search `params.zero_grad = '0.0' and params.lr = '<rate>'` "
+        "(the ReLU family at f'(0)=0 and one learning rate), then open Chart view."
     )
 
 
@@ -151,7 +158,7 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
 def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) -> dict:
     """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval.
 
-    ``{epoch: {"val_accuracy": mean, "val_accuracy.ci95_low": ..., ...}}``. Values that are not
+    ``{epoch: {"val_accuracy": mean, "val_accuracy/ci95_low": ..., ...}}``. Values that are not
     finite (a diverged seed) are left out, as in the tables; with one finite value there is a
     mean but no bounds, with none there is nothing.
     """
@@ -168,8 +175,8 @@ def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) 
             if math.isfinite(mean):
                 values[metric] = mean
             if math.isfinite(half):
-                values[f"{metric}.{LOWER}"] = mean - half
-                values[f"{metric}.{UPPER}"] = mean + half
+                values[f"{metric}{SECTION}{LOWER}"] = mean - half
+                values[f"{metric}{SECTION}{UPPER}"] = mean + half
         bands[epoch] = values
     return bands
 
@@ -214,8 +221,8 @@ def point_description(name: str, point_id: str, seeds: int) -> str:
     """A parent run's ``mlflow.note.content``."""
     return (
         f"Grid point **{name}** (`{point_id}`), trained with {seeds} seeds. Its metrics are, "
-        f"per epoch, the mean over the seeds that did not diverge, with `.{LOWER}` and "
-        f"`.{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
+        f"per epoch, the mean over the seeds that did not diverge, with `/{LOWER}` and "
+        f"`/{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
         "The seed runs below it hold each seed's metrics, per layer too; the artifacts hold "
         "the point's epochs.csv and layers.csv."
     )
@@ -226,7 +233,7 @@ def seed_description(name: str, seed: int) -> str:
     return (
         f"Seed {seed} of grid point **{name}**: one network, its per-epoch metrics on the "
         "whole training set (dead_fraction, inactive_fraction, exact_zeros) and validation "
-        "set (val_accuracy, val_loss), and per hidden layer (`layer<N>.*`, 1 = next to the "
+        "set (val_accuracy, val_loss), and per hidden layer (`layer<N>/*`, 1 = next to the "
         "input)."
     )
 
@@ -325,6 +332,8 @@ class PointTracker:
         if len(commit) == 40:  # not "uncommitted"
             base_tags[TAG_GIT_COMMIT] = commit
         flat = _flat(params)
+        colour = COLOURS.get(str(params.get("activation")), OTHER_COLOUR)
+        base_tags[TAG_RUN_COLOUR] = colour  # the activation's colour in every figure
         # One search for all runs of the point; where a run is duplicated, the newest counts.
         parent, existing = None, {}
         for run in self._point_runs():
@@ -396,7 +405,9 @@ class PointTracker:
             for key, value in row.items():
                 if key not in ("seed", "epoch", "layer"):
                     metrics.append(
-                        Metric(f"layer{row['layer']}.{key}", float(value), now, row["epoch"])
+                        Metric(
+                            f"layer{row['layer']}{SECTION}{key}", float(value), now, row["epoch"]
+                        )
                     )
         for (seed, epoch), metrics in sorted(new.items()):
             # val_accuracy goes last: its history marks the epochs that are fully logged.
@@ -561,6 +572,20 @@ def log_study(
         _retry(lambda: client.log_artifact(run_id, str(resolved)))
     _retry(lambda: client.set_terminated(run_id, "FINISHED"))
     return run_id
+
+
+def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
+    """The address that opens the study's runs in the MLflow UI's model-training chart view.
+
+    MLflow 3 opens experiments in its GenAI view unless the address says otherwise (the
+    ``mlflow.experimentKind`` tag alone does not switch it), and the chart view only when asked.
+    """
+    root = f"http://127.0.0.1:{port}"
+    try:
+        found = experiment_id(uri, experiment)
+    except Exception:  # noqa: BLE001 - no store or experiment yet: the UI's home page
+        return root
+    return f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
 
 
 def ui_command(uri: str, port: int = 5000) -> list[str]:
