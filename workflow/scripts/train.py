@@ -1,10 +1,17 @@
-import json
-from pathlib import Path
+import signal
+import sys
 
-import torch
+# Ctrl-C: stop at once and quietly (exit status 130), not with a traceback on the console from
+# wherever the job was (imports, MLflow, training); the checkpoint of the last epoch resumes it.
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 
-from relulab.study import logs
-from relulab.train import job
+import json  # noqa: E402 - after the Ctrl-C handler
+from pathlib import Path  # noqa: E402 - after the Ctrl-C handler
+
+import torch  # noqa: E402 - after the Ctrl-C handler
+
+from relulab.study import logs  # noqa: E402 - after the Ctrl-C handler
+from relulab.train import job  # noqa: E402 - after the Ctrl-C handler
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
