@@ -104,7 +104,7 @@ def assert_each_metric_once_per_epoch(uri: str, epochs: int = EPOCHS) -> None:
     assert len(runs["point"]) == 1
     (parent,) = runs["point"]
     for key in tracking.PARENT_METRICS:
-        for name in (key, f"{key}/{tracking.LOWER}", f"{key}/{tracking.UPPER}"):
+        for name in (key, f"{key}.{tracking.LOWER}", f"{key}.{tracking.UPPER}"):
             history = client.get_metric_history(parent.info.run_id, name)
             assert sorted(m.step for m in history) == list(range(epochs + 1)), name
     assert sorted(int(r.data.tags[tracking.TAG_SEED]) for r in runs["seed"]) == SEEDS

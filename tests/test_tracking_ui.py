@@ -44,11 +44,11 @@ def test_seed_bands_are_mean_and_t_interval_of_finite_values():
     bands = tracking.seed_bands(epoch_rows({0: [0.1, 0.2, 0.3], 1: [0.5, math.nan, math.inf]}))
     half = 4.3027 * 0.1 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
     assert bands[0]["val_accuracy"] == pytest.approx(0.2)
-    assert bands[0]["val_accuracy/ci95_low"] == pytest.approx(0.2 - half, rel=1e-3)
-    assert bands[0]["val_accuracy/ci95_high"] == pytest.approx(0.2 + half, rel=1e-3)
+    assert bands[0]["val_accuracy.ci95_low"] == pytest.approx(0.2 - half, rel=1e-3)
+    assert bands[0]["val_accuracy.ci95_high"] == pytest.approx(0.2 + half, rel=1e-3)
     # One finite value: a mean, no bounds.
     assert bands[1]["dead_fraction"] == 0.5
-    assert "dead_fraction/ci95_low" not in bands[1]
+    assert "dead_fraction.ci95_low" not in bands[1]
 
 
 def test_run_names_put_the_distinguishing_part_first():
@@ -108,7 +108,7 @@ def test_parent_runs_carry_seed_bands_tags_descriptions_and_dataset(store):
         (0, 0.2),
         (1, 0.5),
     ]
-    low = client.get_metric_history(tracker.parent_id, "val_accuracy/ci95_low")
+    low = client.get_metric_history(tracker.parent_id, "val_accuracy.ci95_low")
     assert [m.value < 0.5 for m in low if m.step == 1] == [True]
     assert parent.info.run_name == "relu f'(0)=0 · lr 0.03"
     assert parent.data.tags[tracking.TAG_GIT_COMMIT] == COMMIT

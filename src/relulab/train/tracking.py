@@ -41,10 +41,12 @@ EXPERIMENT_KIND = "custom_model_development"
 # one chart holds parents and seeds), and the bounds of its 95 % interval beside it.
 PARENT_METRICS = ("val_accuracy", "dead_fraction", "val_loss", "train_loss")
 LOWER, UPPER = "ci95_low", "ci95_high"
-# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own: the
-# interval bounds (``val_accuracy/ci95_low``) and the per-layer metrics (``layer1/sparsity``)
-# so stay out of the first section, which then holds the four means alone.
+# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own, listed
+# before its "Model metrics". The per-layer metrics of the seed runs go in one section per layer
+# (``layer1/sparsity``); the bounds stay beside their mean (``val_accuracy.ci95_low``), so that
+# the grid points' charts open as rows of mean, upper and lower bound.
 SECTION = "/"
+BOUND = "."
 TAG_RUN_COLOUR = "mlflow.runColor"
 # Queued epoch metrics go to the store at most this often (and at the end of training): a
 # store call costs about the same for 30 metrics as for 900, so per-epoch calls would dominate
@@ -87,7 +89,7 @@ def experiment_description(name: str) -> str:
         f"relulab study **{name}**: is ReLU's kink at 0 a problem, and what does it cost? "
         "Each top-level run is one grid point (activation, f'(0), learning rate, ...) and "
         "carries per epoch the mean over seeds and its 95 % interval "
-        f"(`<metric>/{LOWER}`, `<metric>/{UPPER}`); expand it for its seed runs. The run "
+        f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
         "`study` holds the findings, figures, summary tables and resolved config. To compare "
         "ReLU with Leaky ReLU: search `params.zero_grad = '0.0' and params.lr = '<rate>'` "
         "(the ReLU family at f'(0)=0 and one learning rate), then open Chart view."
@@ -158,7 +160,7 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
 def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) -> dict:
     """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval.
 
-    ``{epoch: {"val_accuracy": mean, "val_accuracy/ci95_low": ..., ...}}``. Values that are not
+    ``{epoch: {"val_accuracy": mean, "val_accuracy.ci95_low": ..., ...}}``. Values that are not
     finite (a diverged seed) are left out, as in the tables; with one finite value there is a
     mean but no bounds, with none there is nothing.
     """
@@ -175,8 +177,8 @@ def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) 
             if math.isfinite(mean):
                 values[metric] = mean
             if math.isfinite(half):
-                values[f"{metric}{SECTION}{LOWER}"] = mean - half
-                values[f"{metric}{SECTION}{UPPER}"] = mean + half
+                values[f"{metric}{BOUND}{LOWER}"] = mean - half
+                values[f"{metric}{BOUND}{UPPER}"] = mean + half
         bands[epoch] = values
     return bands
 
@@ -221,8 +223,8 @@ def point_description(name: str, point_id: str, seeds: int) -> str:
     """A parent run's ``mlflow.note.content``."""
     return (
         f"Grid point **{name}** (`{point_id}`), trained with {seeds} seeds. Its metrics are, "
-        f"per epoch, the mean over the seeds that did not diverge, with `/{LOWER}` and "
-        f"`/{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
+        f"per epoch, the mean over the seeds that did not diverge, with `.{LOWER}` and "
+        f"`.{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
         "The seed runs below it hold each seed's metrics, per layer too; the artifacts hold "
         "the point's epochs.csv and layers.csv."
     )
