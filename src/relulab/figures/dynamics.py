@@ -115,7 +115,7 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
             ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
-    figure.suptitle(f"{title} (mean over seeds)")
+    figure.suptitle(f"{title} (mean over seeds; band: 95 % interval of dead now)")
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     save(figure, path)
 
