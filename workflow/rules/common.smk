@@ -129,5 +129,7 @@ def all_outputs():
         figures(),
         "results/findings.md",
         "results/definitions.html",
+        # The study's results in MLflow (a run holding findings, figures, tables, config).
+        "results/mlflow/study.json",
         zero_grad_outputs(),
     ]

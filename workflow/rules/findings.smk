@@ -1,3 +1,5 @@
+from pathlib import Path
+
 # Q1 tables the findings read: the zero_grad twins, and the bifurcation study when enabled.
 Q1_TABLES = {"zero_grad_effect": "results/tables/zero_grad_effect.csv"}
 if config["bifurcation"]["enabled"]:
@@ -62,21 +64,27 @@ rule dynamics_figures:
             "results/figures/death_over_time.png",
             caption="../report/death_over_time.rst",
             category="Q2 Dead units",
+            labels={
+                "figure": "dead, revived and permanently dead units over training"
+            },
         ),
         death_by_layer=report(
             "results/figures/death_by_layer.png",
             caption="../report/death_by_layer.rst",
             category="Q2 Dead units",
+            labels={"figure": "dead units: first hidden layer against deeper ones"},
         ),
         gradient_by_depth=report(
             "results/figures/gradient_by_depth.png",
             caption="../report/gradient_by_depth.rst",
             category="Q3 Gradient flow",
+            labels={"figure": "gradient norm by layer and depth"},
         ),
         convergence=report(
             "results/figures/convergence.png",
             caption="../report/convergence.rst",
             category="Q3 Convergence",
+            labels={"figure": "convergence: speed, epochs to target, depth"},
         ),
         svgs=expand(
             "results/figures/{name}.svg",
@@ -129,3 +137,38 @@ rule findings:
         q1_tables=Q1_TABLES,
     script:
         "../scripts/findings.py"
+
+
+rule track_study:
+    input:
+        all_outputs(),
+    output:
+        "results/mlflow/study.json",
+    log:
+        "results/logs/track_study.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    params:
+        uri=TRACKING_URI,
+        experiment=config["study"],
+    script:
+        "../scripts/track_study.py"
+
+
+onsuccess:
+    if Path("results/findings.md").exists():
+        print(
+            f"\nrelulab: study {config['study']} is complete. Where to look:\n"
+            "  findings  results/findings.md (each question, its answer and verdict)\n"
+            "  figures   results/figures/, tables results/tables/\n"
+            "  report    snakemake --report results/report.html, then open that file\n"
+            "  MLflow    relulab ui (it prints the address of the runs' charts)\n"
+        )
+
+
+onerror:
+    print(
+        "relulab: the study stopped; rerun the same command to resume "
+        "(finished grid points are kept, interrupted ones resume from their checkpoint)."
+    )

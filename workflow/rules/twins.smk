@@ -35,6 +35,7 @@ rule zero_grad_effect:
             "results/figures/zero_grad_effect.png",
             caption="../report/zero_grad_effect.rst",
             category="Q1 ReLU'(0)",
+            labels={"figure": "f'(0)=0 against f'(0)=1: where twins part"},
         ),
         svg="results/figures/zero_grad_effect.svg",
     log:

@@ -1,7 +1,14 @@
-import torch
+import signal
+import sys
 
-from relulab.study import logs, paths
-from relulab.train import job
+# Ctrl-C: stop at once and quietly (exit status 130), not with a traceback on the console from
+# wherever the job was (imports, MLflow, training); the checkpoint of the last epoch resumes it.
+signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+
+import torch  # noqa: E402 - after the Ctrl-C handler
+
+from relulab.study import logs, paths  # noqa: E402 - after the Ctrl-C handler
+from relulab.train import job  # noqa: E402 - after the Ctrl-C handler
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -1,7 +1,8 @@
 """Figures of death over time, gradient flow, convergence and activation cost.
 
-Each figure is saved as PNG and SVG with ``plots.save``. Diverged seeds are left out of the
-curves and counted in the tables; bands and error bars are 95 % intervals over seeds.
+Colours, line styles, legend order, bands and saving come from ``relulab.figures.style``.
+Diverged seeds are left out of the curves and counted in the tables; bands and error bars are
+95 % intervals over seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from relulab.figures.study import BAND, save
+from relulab.figures import style
+from relulab.figures.study import BAND
+from relulab.figures.style import save
 from relulab.tables import dynamics
 from relulab.tables.summary import label_settings
 
@@ -31,15 +34,11 @@ def _empty(path: str | Path, title: str, message: str) -> None:
     save(figure, path)
 
 
-def _variant_order(frame: pd.DataFrame) -> list[str]:
-    return sorted(frame["variant"].unique())
-
-
 def variants_that_died(layers: pd.DataFrame) -> list[str]:
     """Variants with at least one unit dead at some measurement of some finished seed."""
     finished = layers[layers["final_status"] != "diverged"]
     died = finished.groupby("variant")["ever_dead_fraction"].max()
-    return sorted(died[died > 0].index)
+    return style.order(died[died > 0].index)
 
 
 def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
@@ -47,7 +46,8 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
 
     One row per activation variant in which any unit died, one column per learning rate; the
     stack (dead now + revived) is the fraction that was ever dead, and the dashed line the
-    fraction dead at every measurement since it first died. Means over finished seeds.
+    fraction dead at every measurement since it first died. Means over finished seeds; the
+    band around the top of "dead now" is its 95 % interval over seeds.
     """
     title = "Dead hidden units over training"
     shown = variants_that_died(layers)
@@ -59,6 +59,12 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
     mean = whole.groupby(["variant", "lr", "epoch"], as_index=False)[
         ["dead_fraction", "revived_fraction", "permanently_dead_fraction"]
     ].mean()
+    bands = (
+        whole.groupby(["variant", "lr", "epoch"])["dead_fraction"]
+        .apply(lambda values: pd.Series(style.mean_band(values)[1:], index=["low", "high"]))
+        .unstack()
+        .reset_index()
+    )
     lrs = sorted(mean["lr"].unique())
     figure, axes = plt.subplots(
         len(shown),
@@ -68,7 +74,7 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
         sharey=True,
         squeeze=False,
     )
-    colours = sns.color_palette("rocket", 3)
+    colours = style.MEASURE_COLOURS
     for i, variant in enumerate(shown):
         for j, lr in enumerate(lrs):
             ax = axes[i][j]
@@ -80,27 +86,37 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
                 part["epoch"],
                 part["dead_fraction"],
                 part["revived_fraction"],
-                colors=[colours[0], colours[2]],
+                colors=[colours["dead now"], colours["revived"]],
                 labels=["dead now", "revived (dead before, alive now)"],
                 alpha=0.85,
+            )
+            band = bands[(bands["variant"] == variant) & (bands["lr"] == lr)].sort_values("epoch")
+            ax.fill_between(
+                band["epoch"],
+                band["low"],
+                band["high"],
+                color=style.colour(variant),
+                alpha=0.35,
+                linewidth=0,
+                label="dead now: 95 % interval",
             )
             ax.plot(
                 part["epoch"],
                 part["permanently_dead_fraction"],
-                color="black",
+                color=colours["permanently dead"],
                 linestyle="--",
                 linewidth=1,
                 label="permanently dead",
             )
-            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9)
+            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9, color=style.colour(variant))
             if j == 0:
                 ax.set_ylabel("fraction of hidden units")
             if i == len(shown) - 1:
                 ax.set_xlabel("epoch (0 = initialisation)")
             ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02))
-    figure.suptitle(f"{title} (mean over seeds)")
+    figure.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
+    figure.suptitle(f"{title} (mean over seeds; band: 95 % interval of dead now)")
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     save(figure, path)
 
@@ -132,6 +148,7 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
         y="fraction",
         hue="layers",
         hue_order=[dynamics.FIRST_LAYER, dynamics.DEEPER_LAYERS],
+        palette=list(style.LAYER_COLOURS),
         style="measure",
         style_order=["dead now", "revived"],
         row="variant",
@@ -145,6 +162,10 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     )
     grid.set_axis_labels("epoch (0 = initialisation)", "fraction of units")
     grid.set_titles("{row_name}, {col_name}", size=9)
+    for (variant, _), ax in zip(
+        [(v, c) for v in shown for c in order], grid.axes.flat, strict=True
+    ):
+        ax.title.set_color(style.colour(variant))
     grid.legend.set_title("")
     grid.figure.suptitle(title, y=1.01)
     save(grid.figure, path)
@@ -157,60 +178,83 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) ->
     """
     data = layers[(layers["final_status"] != "diverged") & (layers["epoch"] == epoch)]
     data = data.dropna(subset=["grad_norm"])
-    title = f"Gradient norm by layer, epoch {epoch}"
+    heading = f"Gradient norm by layer, epoch {epoch}"
     if data.empty:
-        _empty(path, title, "No gradient norms were recorded.")
+        _empty(path, heading, "No gradient norms were recorded.")
         return
-    data = data.assign(panel=data["depth"].map(lambda d: f"{d} hidden layers"))
-    order = [f"{d} hidden layers" for d in sorted(data["depth"].unique())]
-    several_lrs = data["lr"].nunique() > 1
-    if several_lrs:
-        data = data.assign(rate=data["lr"].map(_lr_label))
-    grid = sns.relplot(
-        data=data,
-        x="layer",
-        y="grad_norm",
-        hue="variant",
-        hue_order=_variant_order(data),
-        col="panel",
-        col_order=order,
-        row="rate" if several_lrs else None,
-        row_order=[_lr_label(v) for v in sorted(data["lr"].unique())] if several_lrs else None,
-        kind="line",
-        marker="o",
-        errorbar=BAND,
-        height=3.2,
-        aspect=1.1,
-        facet_kws={"sharex": False},
+    depths = sorted(data["depth"].unique())
+    lrs = sorted(data["lr"].unique())
+    figure, axes = plt.subplots(
+        len(lrs),
+        len(depths),
+        figsize=(3.6 * len(depths) + 2.2, 3.2 * len(lrs) + 0.4),
+        squeeze=False,
+        sharey=True,
     )
-    grid.set(yscale="log")
-    grid.set_axis_labels("hidden layer (1 = next to the input)", "mean ‖∂loss/∂W‖ over the epoch")
-    grid.set_titles("{col_name}" if not several_lrs else "{col_name}, {row_name}")
-    for ax in grid.axes.flat:
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    grid.legend.set_title("activation")
-    grid.figure.suptitle(f"{title} (95 % interval over seeds)", y=1.03)
-    save(grid.figure, path)
+    for i, lr in enumerate(lrs):
+        for j, depth in enumerate(depths):
+            ax = axes[i][j]
+            style.lines(
+                ax, data[(data["lr"] == lr) & (data["depth"] == depth)], "layer", "grad_norm"
+            )
+            ax.set_yscale("log")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+            title = f"{depth} hidden layers"
+            ax.set_title(title if len(lrs) == 1 else f"{title}, {_lr_label(lr)}")
+            ax.set_xlabel("hidden layer (1 = next to the input)")
+            if j == 0:
+                ax.set_ylabel("mean ‖∂loss/∂W‖ over the epoch")
+    style.legend(figure, data["variant"])
+    figure.suptitle(f"{heading} (95 % interval over seeds)", y=1.02)
+    figure.tight_layout()
+    save(figure, path)
 
 
 def _errorbars(ax, table: pd.DataFrame, x: str, metric: str, order: list[str], log_x: bool):
-    palette = dict(zip(order, sns.color_palette("tab20", len(order)), strict=True))
+    """Mean ± 95 % interval of ``metric`` per variant against ``x``, variants side by side.
+
+    Where no seed of a point reached the target (``reached`` is 0), the point is drawn as an
+    open marker on the top edge, marked "never", instead of being left out.
+    """
     offsets = np.linspace(-0.06, 0.06, len(order)) if len(order) > 1 else [0.0]
+    never_seen = False
     for offset, variant in zip(offsets, order, strict=True):
         part = table[table["variant"] == variant].sort_values(x)
         if part.empty:
             continue
         xs = part[x].to_numpy(dtype=float)
         xs = xs * 10**offset if log_x else xs + offset * 5
+        kwargs = style.line_kwargs(variant)
         ax.errorbar(
             xs,
             part[f"{metric}_mean"],
             yerr=part[f"{metric}_ci95"].fillna(0),
-            marker="o",
-            markersize=4,
             capsize=2,
-            color=palette[variant],
-            label=variant,
+            **kwargs,
+        )
+        if "reached" in part and metric.endswith("_to_target"):
+            never = (part["reached"] == 0).to_numpy()
+            if never.any():
+                never_seen = True
+                ax.plot(
+                    xs[never],
+                    np.ones(never.sum()),
+                    transform=ax.get_xaxis_transform(),
+                    linestyle="none",
+                    marker="x",
+                    markersize=8,
+                    markeredgewidth=2,
+                    color=kwargs["color"],
+                    clip_on=False,
+                )
+    if never_seen:
+        ax.text(
+            0.01,
+            0.97,
+            "x on the top edge: no seed reached the target",
+            transform=ax.transAxes,
+            fontsize=8,
+            va="top",
         )
     if log_x:
         ax.set_xscale("log")
@@ -231,7 +275,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
     deep = label_settings(
         points[points["point"].isin(set(depth_ids))], shown=("activation", "zero_grad", "depth")
     )
-    order = sorted({*main["variant"], *deep["variant"]})
+    order = style.order([*main["variant"], *deep["variant"]])
     panels = 3 if deep["depth"].nunique() > 1 else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
     axes = axes[0]
@@ -250,8 +294,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
         axes[2].set_ylabel("area under validation accuracy")
         lrs = ", ".join(f"{v:g}" for v in sorted(deep["lr"].unique()))
         axes[2].set_title(f"As networks get deeper (lr {lrs})")
-    handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, title="activation", loc="center left", bbox_to_anchor=(1, 0.5))
+    style.legend(figure, order)
     figure.suptitle("Convergence (95 % interval over seeds; diverged seeds left out)")
     figure.tight_layout()
     save(figure, path)
@@ -260,7 +303,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
 def cost(table: pd.DataFrame, path: str | Path) -> None:
     """Forward + backward nanoseconds per element for every variant, one panel per device."""
     devices = list(dict.fromkeys(table["device"]))
-    order = list(dict.fromkeys(table["variant"]))
+    order = style.order(table["variant"])
     figure, axes = plt.subplots(
         1, len(devices), figsize=(7 * len(devices), 0.32 * len(order) + 1.8), squeeze=False
     )
@@ -273,9 +316,11 @@ def cost(table: pd.DataFrame, path: str | Path) -> None:
             x="ns_per_element",
             hue="size",
             order=order,
+            palette="Greys",
             ax=ax,
             orient="h",
         )
+        style.colour_tick_labels(ax.get_yticklabels())
         ax.set_xscale("log")
         # Plain numbers at 1, 2, 5 x 10^k: the default minor labels overlap on a short range.
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))

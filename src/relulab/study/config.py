@@ -8,6 +8,7 @@ infinite numbers, and numbers written as strings.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 from pathlib import Path
 from typing import Any
@@ -60,40 +61,76 @@ def _key(path) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _allowed(schema: dict) -> str:
-    """What a schema allows, in words."""
+# A type in words: (one value, several values).
+_TYPE_WORDS = {
+    "integer": ("an integer", "integers"),
+    "number": ("a number", "numbers"),
+    "string": ("a string", "strings"),
+    "boolean": ("true or false", "true or false values"),
+    "object": ("a mapping", "mappings"),
+    "array": ("a list", "lists"),
+    "null": ("null", "nulls"),
+}
+
+
+def _allowed(schema: dict, plural: bool = False) -> str:
+    """What a schema allows, in words: "a number > 0", or "numbers > 0" for ``plural``."""
     if "enum" in schema:
-        return "one of " + ", ".join(map(str, schema["enum"]))
+        values = ", ".join(map(str, schema["enum"]))
+        return f"values among {values}" if plural else f"one of {values}"
+    if "const" in schema:
+        return str(schema["const"])
     if "oneOf" in schema:
-        return " or ".join(_allowed(option) for option in schema["oneOf"])
+        return " or ".join(_allowed(option, plural) for option in schema["oneOf"])
     kind = schema.get("type", "value")
     if kind == "array":
-        items = _allowed(schema.get("items", {}))
-        return f"a non-empty list of {items}s" if schema.get("minItems") else f"a list of {items}s"
-    words = {
-        "integer": "an integer",
-        "number": "a number",
-        "string": "a string",
-        "boolean": "true or false",
-        "object": "a mapping",
-    }
-    text = words.get(kind, str(kind)) if isinstance(kind, str) else " or ".join(map(str, kind))
+        items = _allowed(schema.get("items", {}), plural=True)
+        text = f"a non-empty list of {items}" if schema.get("minItems") else f"a list of {items}"
+        return text if not plural else text.replace("a ", "", 1).replace("list", "lists", 1)
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " or ".join(_TYPE_WORDS.get(k, (k, f"{k} values"))[int(plural)] for k in kinds)
+    bounds = []
     if "exclusiveMinimum" in schema:
-        text += f" > {schema['exclusiveMinimum']}"
+        bounds.append(f"> {schema['exclusiveMinimum']}")
     elif "minimum" in schema:
-        text += f" >= {schema['minimum']}"
+        bounds.append(f">= {schema['minimum']}")
+    if "exclusiveMaximum" in schema:
+        bounds.append(f"< {schema['exclusiveMaximum']}")
+    elif "maximum" in schema:
+        bounds.append(f"<= {schema['maximum']}")
+    if bounds:
+        text += " " + " and ".join(bounds)
     if "pattern" in schema:
         text += f" matching {schema['pattern']}"
     return text
 
 
+def _closest(value: str, allowed) -> str:
+    """`` (did you mean 'x'?)`` for the allowed value or key closest to ``value``, else ""."""
+    names = [str(name) for name in allowed]
+    lowered = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
+
+
+def _enum_values(schema: dict) -> list:
+    """Every value an ``enum`` of ``schema`` (or of its ``oneOf`` options and items) lists."""
+    values = list(schema.get("enum", []))
+    for option in [*schema.get("oneOf", []), *([schema["items"]] if "items" in schema else [])]:
+        values += [value for value in _enum_values(option) if value not in values]
+    return values
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     key = _key(error.absolute_path)
     if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = error.schema.get("properties", {})
+        allowed = ", ".join(sorted(known))
+        unknown = sorted(set(error.instance) - set(known))
         where = f" under '{key}'" if error.absolute_path else ""
-        return f"unknown config key(s) {', '.join(unknown)}{where}; allowed keys: {allowed}"
+        named = ", ".join(f"'{name}'{_closest(str(name), known)}" for name in unknown)
+        keys = "key" if len(unknown) == 1 else "keys"
+        return f"unknown config {keys} {named}{where}; allowed keys: {allowed}"
     if error.validator == "required":
         missing = sorted(set(error.validator_value) - set(error.instance))
         return f"config key '{key}' needs {', '.join(missing)}"
@@ -105,6 +142,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     hint = ""
     if isinstance(error.instance, str) and _looks_numeric(error.instance):
         hint = " (a number written as a string: drop the quotes; write 1e-3 as 0.001 or 1.0e-3)"
+    elif isinstance(error.instance, str):
+        hint = _closest(error.instance, _enum_values(error.schema))
     return f"config key '{key}' is {shown}{hint}; allowed: {_allowed(error.schema)}"
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -16,8 +18,8 @@ import torch
 
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
-from relulab.study.grid import Point, fingerprint, is_finished
-from relulab.train import control
+from relulab.study.grid import Point, expand, fingerprint, is_finished
+from relulab.train import control, tracking
 from relulab.train import conv as conv_training
 from relulab.train.core import DTYPES, Settings, build_stack, parameter_hashes, seed_status
 from relulab.train.lightning import SaveEveryEpoch as SaveEveryEpoch  # tests patch it here
@@ -43,6 +45,50 @@ EPOCH_COLUMNS = [
     "status",
     "params_sha256",
 ]
+
+
+# A progress line: ``progress <point> epoch <e>/<n> ...``; ``relulab status`` reads these.
+PROGRESS = "progress"
+
+
+def progress_line(point_id: str, rows: list[dict], epochs: int, seconds_per_epoch: float) -> str:
+    """One line per trained epoch, so that ``tail -f`` on a job's log shows where it is.
+
+    ``rows`` are the history's epoch rows; the newest epoch's mean validation accuracy and dead
+    fraction over the seeds that have a finite value are shown.
+    """
+    epoch = max(row["epoch"] for row in rows)
+    newest = [row for row in rows if row["epoch"] == epoch]
+
+    def mean(key: str) -> str:
+        values = [row[key] for row in newest if math.isfinite(row.get(key, math.nan))]
+        return f"{sum(values) / len(values):.3f}" if values else "n/a"
+
+    left = (epochs - epoch) * seconds_per_epoch
+    return (
+        f"{PROGRESS} {point_id} epoch {epoch}/{epochs}: val_accuracy {mean('val_accuracy')}, "
+        f"dead_fraction {mean('dead_fraction')} (mean of {len(newest)} seeds); "
+        f"{seconds_per_epoch:.1f} s/epoch, about {left:.0f} s left"
+    )
+
+
+class ProgressLog:
+    """Logs ``progress_line`` after every epoch (called by the training's epoch hook)."""
+
+    def __init__(self, point_id: str, epochs: int):
+        self.point_id, self.epochs = point_id, epochs
+        self.since = time.monotonic()
+
+    def __call__(self, rows: list[dict]) -> None:
+        now = time.monotonic()
+        log.info(progress_line(self.point_id, rows, self.epochs, now - self.since))
+        self.since = now
+
+
+def varying_axes(config: dict) -> set[str]:
+    """The grid axes with more than one value in the study (they name the runs)."""
+    points = [point.params() for point in expand(config)]
+    return {key for key in points[0] if len({p[key] for p in points}) > 1}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -141,14 +187,24 @@ def run_point(
     tracker = None
     if tracking_uri is not None:
         tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
-        tracker.start(params, seeds, provenance(device))
+        profile = {"train": len(split.y_train), "test": len(split.y_test)}
+        tracker.start(
+            params,
+            seeds,
+            provenance(device),
+            name=tracking.run_name(point.params(), varying_axes(config)),
+            dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
+        )
 
     checkpoint_dir = out_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
     done = _resumable(last, point_fingerprint)
     if done is not None:
         log.info("resuming %s after epoch %d from %s", point.id, done, last)
-    fit(module, device, last, resume=done is not None, tracker=tracker)
+    else:
+        log.info("training %s: %d seeds, %d epochs", point.id, len(seeds), settings.epochs)
+    progress = ProgressLog(point.id, settings.epochs)
+    fit(module, device, last, resume=done is not None, tracker=tracker, progress=progress)
 
     history = module.history
     epochs = pd.DataFrame(history.epochs, columns=EPOCH_COLUMNS)

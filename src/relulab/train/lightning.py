@@ -77,6 +77,16 @@ class TrackEpochs(Callback):
         self.tracker.queue_rows(module.history.epochs, module.history.layers)
 
 
+class EveryEpoch(Callback):
+    """Calls ``report(history_rows)`` after every epoch (a training job's progress line)."""
+
+    def __init__(self, report):
+        self.report = report
+
+    def on_train_epoch_end(self, trainer, module: SeedStackModule) -> None:
+        self.report(module.history.epochs)
+
+
 class SaveEveryEpoch(Callback):
     """Replaces the checkpoint ``path`` (atomically) after every epoch.
 
@@ -100,12 +110,16 @@ def fit(
     checkpoint: Path,
     resume: bool,
     tracker: PointTracker | None,
+    progress=None,
 ) -> None:
     """Train ``module`` for its settings' epochs, checkpointing to ``checkpoint`` every epoch.
 
-    ``resume`` continues from that checkpoint; ``tracker`` (optional) receives every epoch's rows.
+    ``resume`` continues from that checkpoint; ``tracker`` (optional) receives every epoch's rows;
+    ``progress`` (optional) is called with the history's epoch rows after every epoch.
     """
     callbacks: list[Callback] = [] if tracker is None else [TrackEpochs(tracker)]
+    if progress is not None:
+        callbacks.append(EveryEpoch(progress))
     callbacks.append(SaveEveryEpoch(checkpoint))
     trainer = L.Trainer(
         max_epochs=module.settings.epochs,
