@@ -10,7 +10,7 @@ layers = pd.read_csv(snakemake.input.layers)  # noqa: F821
 epochs = pd.read_csv(snakemake.input.epochs)  # noqa: F821
 analysis.write_table(dynamics.death_table(layers), out.death)
 analysis.write_table(dynamics.revival_table(layers), out.revival)
-analysis.write_table(dynamics.gradient_table(layers, epoch=1), out.gradient)
+analysis.write_table(dynamics.gradient_table(layers), out.gradient)
 runs = convergence.run_table(epochs, snakemake.params.target)  # noqa: F821
 runs.to_csv(out.convergence_runs, index=False)
 analysis.write_table(convergence.point_table(runs), out.convergence)
