@@ -17,6 +17,9 @@ inputs = findings.Inputs(
     depth_ids=set(params.depth_ids),
     config=snakemake.config,  # noqa: F821
     cost=findings.read_optional(given.cost),
+    best_lr=pd.read_csv(given.best_lr),
+    revival_pooled=pd.read_csv(given.revival_pooled),
     **{name: findings.read_optional(path) for name, path in params.q1_tables.items()},
+    **{name: findings.read_optional(path) for name, path in params.q2_tables.items()},
 )
 findings.write(inputs, snakemake.output.markdown, snakemake.output.html)  # noqa: F821

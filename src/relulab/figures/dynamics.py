@@ -285,3 +285,52 @@ def cost(table: pd.DataFrame, path: str | Path) -> None:
         ax.legend(title="tensor size", loc="lower right", fontsize=8)
     figure.tight_layout()
     save(figure, path)
+
+
+def born_dead(table: pd.DataFrame, path: str | Path) -> None:
+    """Untrained ReLU MLPs against depth, one line per width, one column per init: the
+    fraction of networks born dead (Wilson band) and the mean dead fraction of hidden units."""
+    inits = list(dict.fromkeys(table["init"]))
+    figure, axes = plt.subplots(2, len(inits), figsize=(5 * len(inits), 7), squeeze=False)
+    palette = dict(zip(sorted(table["width"].unique()), sns.color_palette("viridis_r", 8)))
+    for column, init in enumerate(inits):
+        part = table[table["init"] == init]
+        for width, rows in part.groupby("width"):
+            rows = rows.sort_values("depth")
+            colour = palette[width]
+            top, bottom = axes[0][column], axes[1][column]
+            top.plot(
+                rows["depth"],
+                rows["network_dead_fraction"],
+                "o-",
+                color=colour,
+                label=f"width {width}",
+            )
+            top.fill_between(
+                rows["depth"],
+                rows["network_dead_ci_low"],
+                rows["network_dead_ci_high"],
+                color=colour,
+                alpha=0.15,
+            )
+            bottom.errorbar(
+                rows["depth"],
+                rows["dead_fraction_mean"],
+                yerr=rows["dead_fraction_ci95"],
+                fmt="o-",
+                color=colour,
+                label=f"width {width}",
+            )
+        for ax in axes[:, column]:
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("hidden layers")
+        axes[0][column].set_title(f"{init} init: networks born dead")
+        axes[1][column].set_title(f"{init} init: hidden units dead")
+    axes[0][0].set_ylabel("fraction of networks (95 % Wilson)")
+    axes[1][0].set_ylabel("dead fraction of units (95 % interval)")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    figure.suptitle("Untrained ReLU MLPs (Lu et al. 2019: deep narrow nets are born dead)")
+    figure.tight_layout()
+    save(figure, path)
