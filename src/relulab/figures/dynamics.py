@@ -292,7 +292,8 @@ def born_dead(table: pd.DataFrame, path: str | Path) -> None:
     fraction of networks born dead (Wilson band) and the mean dead fraction of hidden units."""
     inits = list(dict.fromkeys(table["init"]))
     figure, axes = plt.subplots(2, len(inits), figsize=(5 * len(inits), 7), squeeze=False)
-    palette = dict(zip(sorted(table["width"].unique()), sns.color_palette("viridis_r", 8)))
+    widths = sorted(table["width"].unique())
+    palette = dict(zip(widths, sns.color_palette("viridis_r", len(widths)), strict=True))
     for column, init in enumerate(inits):
         part = table[table["init"] == init]
         for width, rows in part.groupby("width"):
