@@ -14,7 +14,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-POINT_COLUMNS = ["point", "activation", "zero_grad", "lr", "precision", "depth", "batch_norm"]
+POINT_COLUMNS = [
+    "point",
+    "activation",
+    "zero_grad",
+    "lr",
+    "optimizer",
+    "precision",
+    "depth",
+    "batch_norm",
+]
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -47,7 +56,7 @@ def load_point(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     params = {"point": info["point"], **info["params"]}
     for frame in (epochs, layers):
         for key in reversed(POINT_COLUMNS):
-            frame.insert(0, key, params[key])
+            frame.insert(0, key, params.get(key))
     statuses = {int(s): v["status"] for s, v in info["seeds"].items()}
     for frame in (epochs, layers):
         frame["final_status"] = frame["seed"].map(statuses)
@@ -87,7 +96,7 @@ def summary(epochs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, group in final.groupby("point", sort=False):
         finished = group[group["final_status"] != "diverged"]
-        row = {key: group.iloc[0][key] for key in POINT_COLUMNS}
+        row = {key: group.iloc[0][key] for key in POINT_COLUMNS if key in group}
         row["variant"] = group.iloc[0]["variant"]
         row["seeds"] = len(group)
         row["diverged"] = int((group["final_status"] == "diverged").sum())
