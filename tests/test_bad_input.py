@@ -109,8 +109,8 @@ def test_bad_config_leaves_existing_results_untouched(tmp_path):
 def test_wildcards_outside_the_grid_are_refused(tmp_path):
     workdir = scratch_copy(tmp_path / "study")
     refusals = {
-        "results/batches/x;touch INJECTED.json": "MissingRuleException",
-        "results/batches/nogrid.json": "MissingRuleException",
+        "results/runs/x;touch INJECTED/point.json": "MissingRuleException",
+        "results/runs/relu_zg0_lr9_float32_d2_nobn/point.json": "MissingRuleException",
     }
     for target, refusal in refusals.items():
         result = snakemake(

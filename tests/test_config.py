@@ -47,3 +47,21 @@ def test_defaults_fill_in(repo_root):
 @pytest.mark.parametrize("name", ["config.yaml", "smoke.yaml"])
 def test_shipped_configs_are_valid(repo_root, name):
     cfg.validate(yaml.safe_load((repo_root / "config" / name).read_text()))
+
+
+def test_the_schema_is_the_one_list_of_allowed_values_and_the_code_agrees():
+    from relulab.nn import activations, models
+    from relulab.train import core
+
+    schema = cfg.load_schema()
+    assert cfg.allowed_values("activation", schema) == list(activations.ACTIVATIONS)
+    assert cfg.allowed_values("kinked_activation", schema) == list(activations.KINKED)
+    assert set(cfg.allowed_values("precision", schema)) == set(models.DTYPES)
+    assert cfg.allowed_values("optimizer", schema) == list(core.OPTIMIZERS)
+    for init in cfg.allowed_values("init", schema):
+        models.mlp(in_features=3, width=4, depth=1, classes=2, activation="relu", init=init)
+    # Keys that take these values refer to the one list instead of repeating it.
+    text = cfg.SCHEMA_PATH.read_text()
+    for kind in ("activation", "precision", "optimizer", "init", "device"):
+        values = ", ".join(cfg.allowed_values(kind, schema))
+        assert text.count(f"enum: [{values}]") == 1, kind

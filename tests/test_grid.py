@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from relulab.nn.activations import KINKED, SMOOTH
@@ -95,25 +97,84 @@ def test_depth_study_can_be_left_out_or_disabled():
         validated(depth_study={"depth": [6]})
 
 
-@pytest.mark.parametrize("per_job, jobs", [(1, 12), (5, 3), (8, 2), (12, 1), (50, 1)])
-def test_training_jobs_share_out_every_point_once(per_job, jobs):
+@pytest.mark.parametrize("per_job", [1, 3, 5, 6, 8, 12, 50])
+def test_training_jobs_share_out_every_point_once_keeping_architectures_together(per_job):
     config = validated(
         activation=["relu", "elu"],
         zero_grad=[0.0, 1.0],
-        lr=[0.001, 0.01, 0.1, 1.0],
+        lr=[0.001, 0.01, 0.1],
         training={"points_per_job": per_job},
     )
-    batches = grid.batches(config)
-    assert len(batches) == jobs
-    assert all(1 <= len(points) <= per_job for points in batches.values())
-    sizes = [len(points) for points in batches.values()]
-    assert max(sizes) - min(sizes) <= 1, "jobs of similar size"
-    dealt = [point.id for points in batches.values() for point in points]
+    jobs = grid.jobs(config)
+    assert all(1 <= len(points) <= per_job for points in jobs.values())
+    dealt = [point.id for points in jobs.values() for point in points]
     assert sorted(dealt) == sorted(point.id for point in grid.expand(config))
+    # relu's 6 points share an architecture, elu's 3 another: a job holds whole architectures
+    # where they fit, so that it can train them side by side.
+    relu_jobs = {name for name, points in jobs.items() if points[0].activation == "relu"}
+    assert len(relu_jobs) == -(-6 // per_job)
     if per_job == 1:
-        assert list(batches) == [point.id for point in grid.expand(config)]
-    else:
-        assert list(batches) == [f"batch{i}of{jobs}" for i in range(1, jobs + 1)]
+        assert list(jobs) == [point.id for point in grid.expand(config)]
+    assert len(jobs) == len(set(jobs)), "names are unique"
+
+
+def test_job_names_say_what_they_train():
+    config = validated(
+        activation=["relu", "tanh"],
+        zero_grad=[0.0],
+        lr=[0.1, 0.01],
+        model={"depth": [2, 4]},
+        training={"points_per_job": 8},
+    )
+    (name,) = grid.jobs(config)
+    assert name == "relu-d2+relu-d4+2more_8pts"
+    single = grid.jobs(config, [grid.expand(config)[0]])
+    assert list(single) == [grid.expand(config)[0].id]
+
+
+def test_init_is_a_grid_axis_and_earlier_ids_and_fingerprints_stay():
+    config = validated(
+        activation=["relu"],
+        zero_grad=[0.0],
+        lr=[0.1],
+        model={"init": ["default", "kaiming_normal"]},
+    )
+    ids = [point.id for point in grid.expand(config)]
+    assert ids == [
+        "relu_zg0_lr0.1_float32_d3_nobn",
+        "relu_zg0_lr0.1_float32_d3_nobn_kaiming_normal",
+    ]
+    assert "init" in grid.AXES and grid.POINT_COLUMNS[0] == "point"
+    # A point of an earlier study (init a scalar) keeps the fingerprint it had before init
+    # became an axis: the same JSON of settings is hashed.
+    plain = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1])
+    assert grid.fingerprint(grid.expand(plain)[0], plain) == "983efd96f39449bf"
+    depth = validated(
+        activation=["relu"],
+        zero_grad=[0.0],
+        lr=[0.1],
+        depth_study={"depth": [6], "activation": ["relu"], "lr": [0.1], "init": ["kaiming_normal"]},
+    )
+    assert {p.init for p in grid.depth_study_points(depth)} == {"kaiming_normal"}
+
+
+def test_finished_points_are_recognised_by_fingerprint_and_seeds(tmp_path):
+    config = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"seeds": 2})
+    point = grid.expand(config)[0]
+    run_dir = tmp_path / point.id
+    run_dir.mkdir()
+    assert not grid.is_finished(point, config, run_dir)
+    for name in ("epochs.csv", "layers.csv"):
+        (run_dir / name).write_text("seed\n")
+    summary = {"fingerprint": grid.fingerprint(point, config), "seeds": {"0": {}, "1": {}}}
+    (run_dir / "point.json").write_text(json.dumps(summary))
+    assert grid.is_finished(point, config, run_dir)
+    three = validated(activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"seeds": 3})
+    assert not grid.is_finished(point, three, run_dir)
+    longer = validated(
+        activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"epochs": 99, "seeds": 2}
+    )
+    assert not grid.is_finished(point, longer, run_dir)
 
 
 def test_points_per_job_changes_no_fingerprint_and_must_be_positive():

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from workflow_helpers import scratch_copy, snakemake, study_config
 
 from relulab.data import prepared as data
 from relulab.study import config as cfg
-from relulab.study import grid
+from relulab.study import grid, paths
 from relulab.train import job
 
 # Three grid points; 30 epochs of a small MLP take seconds, so each kill lands mid-training.
@@ -57,6 +58,11 @@ CONFIG = {
 # The test study replaces the default one: nothing of the default study merges in.
 CONFIG_FILE = "config/config.yaml"
 WAIT_S = 900
+
+
+def rule_of(point: str) -> str:
+    """How Snakemake's log names the training job of a one-point job."""
+    return "rule train_" + re.sub("[^A-Za-z0-9_]", "_", point) + ":"
 
 
 def checkpoint_epochs(path: Path) -> int | None:
@@ -203,9 +209,9 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     assert len(points) == 3
     epochs = config["training"]["epochs"]
     runs, logs = workdir / "results" / "runs", workdir / "results" / "logs" / "train"
-    # One point a job (the default): each job's list is named after its point.
-    assert list(grid.batches(config)) == list(points)
-    targets = [f"results/batches/{point}.json" for point in points]
+    # One point a job (the default): each job is named after its point.
+    assert list(grid.jobs(config)) == list(points)
+    targets = [str(paths.point_summary(point)) for point in points]
     command = [str(Path(sys.executable).parent / "snakemake"), *targets, "--cores", "1"]
 
     # 1. One point done, the next mid-way: SIGKILL its training process.
@@ -246,7 +252,7 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     (middle,) = set(finished) - {done}
     held_last = held(runs, last, epochs)
     second = (tmp_path / "second.log").read_text()
-    assert f"batch={done}" not in second, "a finished point was retrained"
+    assert rule_of(done) not in second, "a finished point was retrained"
     assert f"resuming {first} after epoch {held_first} " in (logs / f"{first}.log").read_text()
     assert outputs(runs, logs, done) == done_files
     middle_files = outputs(runs, logs, middle)
@@ -255,8 +261,8 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     snakemake(workdir, *targets, "--cores", "1", "--unlock")
     result = snakemake(workdir, *targets, "--cores", "1")
     third = result.stdout + result.stderr
-    assert f"batch={last}" in third
-    assert f"batch={done}" not in third and f"batch={middle}" not in third
+    assert rule_of(last) in third
+    assert rule_of(done) not in third and rule_of(middle) not in third
     assert f"resuming {last} after epoch {held_last} " in (logs / f"{last}.log").read_text()
     assert outputs(runs, logs, done) == done_files
     assert outputs(runs, logs, middle) == middle_files

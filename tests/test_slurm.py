@@ -13,7 +13,7 @@ import pytest
 from conftest import in_ci
 from workflow_helpers import check_study, scratch_copy, snakemake, study_config
 
-from relulab.study import grid
+from relulab.study import grid, paths
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -36,7 +36,7 @@ CLUSTER_OVERRIDES = [
 ]
 # The compute rules, submitted to the cluster; everything else (data, the MLflow experiment,
 # aggregation, tables, plots) is a localrule and runs where snakemake runs.
-CLUSTER_RULES = {"train", "bifurcation", "activation_cost"}
+CLUSTER_RULES = {"bifurcation", "activation_cost"}  # and every training job's train_<job>
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
@@ -132,27 +132,33 @@ def test_outputs_and_mlflow_runs_are_those_of_a_local_run(slurm_study):
     check_study(workdir, study_config(workdir))
 
 
+def training_rules(config: dict) -> set[str]:
+    return {f"train_{re.sub('[^A-Za-z0-9_]', '_', name)}" for name in grid.jobs(config)}
+
+
 def test_every_training_job_ran_through_slurm(slurm_study):
     workdir, log = slurm_study
-    batches = set(grid.batches(study_config(workdir)))
+    rules = training_rules(study_config(workdir))
     jobs = slurm_jobs(log)
     assert all(job["workdir"] == str(workdir) for job in jobs.values()), jobs
     assert all(job["state"] == "COMPLETED" for job in jobs.values()), jobs
-    trained = {job["wildcards"]: job_id for job_id, job in jobs.items() if job["rule"] == "train"}
-    assert set(trained) == batches
+    trained = {job["rule"]: job_id for job_id, job in jobs.items() if job["rule"] in rules}
+    assert set(trained) == rules
     # A CPU study asks for no GPU.
     assert all(jobs[job_id]["gpus"] == "N/A" for job_id in trained.values()), jobs
     # SLURM wrote each job's output where the README says.
     logs = dict(SUBMITTED.findall(log))
-    for batch, job_id in trained.items():
-        slurm_log = workdir / ".snakemake/slurm_logs/rule_train" / batch / f"{job_id}.log"
+    for rule, job_id in trained.items():
+        slurm_log = workdir / ".snakemake/slurm_logs" / f"rule_{rule}" / f"{job_id}.log"
         assert Path(logs[job_id]) == slurm_log
-        assert "rule train:" in slurm_log.read_text()
+        assert f"rule {rule}:" in slurm_log.read_text()
 
 
 def test_aggregation_and_plotting_stay_local(slurm_study):
     _, log = slurm_study
-    submitted_rules = {job["rule"] for job in slurm_jobs(log).values()}
+    submitted_rules = {
+        job["rule"] for job in slurm_jobs(log).values() if not job["rule"].startswith("train_")
+    }
     assert submitted_rules <= CLUSTER_RULES, (
         f"{submitted_rules - CLUSTER_RULES} went to SLURM: mark them `localrule: True`, "
         "or add them to CLUSTER_RULES when they are compute jobs"
@@ -165,7 +171,8 @@ def test_training_asks_for_a_gpu_when_the_config_trains_on_cuda(slurm_study, scr
     workdir, _ = slurm_study
     copy = scratch / "cuda"
     shutil.copytree(workdir, copy, ignore=shutil.ignore_patterns("slurm_logs"))
-    target = f"results/batches/{next(iter(grid.batches(study_config(copy))))}.json"
+    first = next(iter(grid.jobs(study_config(copy)).values()))[0]
+    target = str(paths.point_summary(first.id))
     result = snakemake(
         copy,
         "--workflow-profile",
@@ -186,6 +193,6 @@ def test_training_asks_for_a_gpu_when_the_config_trains_on_cuda(slurm_study, scr
     )
     # A GPU-less cluster refuses the job; one with GPUs runs it. Either way sbatch was asked.
     calls = [line for line in (result.stdout + result.stderr).splitlines() if "sbatch " in line]
-    train_calls = [call for call in calls if "rule_train_wildcards_" in call]
+    train_calls = [call for call in calls if "rule_train_" in call]
     assert train_calls, result.stdout[-3000:] + result.stderr[-3000:]
     assert all("--gpus=1" in call for call in train_calls)

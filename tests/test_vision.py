@@ -14,7 +14,7 @@ from relulab import cli
 from relulab.data import prepared as data
 from relulab.data import vision
 from relulab.study import config as cfg
-from relulab.study import grid
+from relulab.study import grid, paths
 
 WRITERS = {
     "mnist": lambda d: write_mnist(d, "mnist"),
@@ -160,8 +160,8 @@ def test_paper_config_dry_runs_without_the_data(name, repo_root, tmp_path):
     out = result.stdout + result.stderr
     dataset = paper_config(repo_root, name)["dataset"]
     assert "warning (dry run)" in out and f"relulab fetch {dataset} --data-dir" in out
-    for batch in grid.batches(paper_config(repo_root, name)):
-        assert f"results/batches/{batch}.json" in out
+    for point in grid.expand(paper_config(repo_root, name)):
+        assert str(paths.point_summary(point.id)) in out
     assert not (workdir / "results").exists()
 
 

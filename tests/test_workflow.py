@@ -1,6 +1,9 @@
 """End to end: the smoke study through Snakemake, checked in its tables, figures and MLflow."""
 
+import re
+
 import pytest
+from mlflow.tracking import MlflowClient
 from workflow_helpers import (
     check_figures,
     check_mlflow_runs,
@@ -10,6 +13,9 @@ from workflow_helpers import (
     snakemake,
     study_config,
 )
+
+from relulab.study import config as cfg
+from relulab.study import grid
 
 pytestmark = pytest.mark.slow
 
@@ -69,3 +75,57 @@ def test_findings_and_html_report_group_every_output_by_question(smoke_study):
         assert category in report
     for name in ("death_over_time.png", "gradient_by_depth.png", "cost.html", "revival.html"):
         assert name in report
+
+
+def point_files_state(workdir) -> dict[str, tuple[bytes, int]]:
+    """Bytes and modification time of every grid point's files."""
+    runs = workdir / "results" / "runs"
+    return {
+        str(path.relative_to(runs)): (path.read_bytes(), path.stat().st_mtime_ns)
+        for path in sorted(runs.glob("*/*"))
+        if path.is_file()
+    }
+
+
+def test_changing_points_per_job_trains_nothing(smoke_study):
+    for per_job in (1, 3, 50):
+        result = snakemake(
+            smoke_study,
+            "--cores",
+            "2",
+            "--configfile",
+            "config/smoke.yaml",
+            "--config",
+            f"training={{points_per_job: {per_job}}}",
+            "-n",
+        )
+        out = result.stdout + result.stderr
+        assert "rule train_" not in out, out[-2000:]
+        assert "Nothing to be done" in out
+
+
+def test_adding_a_learning_rate_trains_only_the_new_points(smoke_study):
+    config = study_config(smoke_study)
+    old = {point.id for point in grid.expand(config)}
+    before = point_files_state(smoke_study)
+    client = MlflowClient(f"sqlite:///{smoke_study}/results/mlflow.db")
+    experiment = client.get_experiment_by_name(config["study"]).experiment_id
+    runs_before = {r.info.run_id for r in client.search_runs([experiment], max_results=5000)}
+    grown = ["--configfile", "config/smoke.yaml", "--config", "lr=[0.5,0.05]"]
+
+    plan = snakemake(smoke_study, "--cores", "2", *grown, "-n")
+    planned = set(re.findall(r"results/runs/([^/\s,]+)/point\.json", plan.stdout + plan.stderr))
+    new = {point.id for point in grid.expand(study_config(smoke_study) | {"lr": [0.5, 0.05]})}
+    new -= old
+    assert new and planned == new, (planned, new)
+
+    snakemake(smoke_study, "--cores", "2", *grown)
+    after = point_files_state(smoke_study)
+    assert {key: after[key] for key in before} == before, "finished points untouched"
+    assert {key.split("/")[0] for key in set(after) - set(before)} == new
+    runs = client.search_runs([experiment], max_results=5000)
+    added = [r for r in runs if r.info.run_id not in runs_before]
+    seeds = len(cfg.seeds(config))
+    assert sorted(r.data.tags["relulab.point"] for r in added) == sorted(
+        [point for point in new for _ in range(seeds + 1)]
+    ), "MLflow gains exactly the new points' runs (a parent and one per seed)"

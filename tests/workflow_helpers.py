@@ -13,7 +13,7 @@ import pandas as pd
 import yaml
 
 from relulab.study import config as cfg
-from relulab.study import grid
+from relulab.study import grid, paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,21 +119,16 @@ def check_mlflow_runs(tracking_uri: str, config: dict) -> None:
 
 
 def training_targets(config: dict) -> list[str]:
-    """The training jobs' files: once they exist, every grid point of ``config`` is trained."""
-    return [f"results/batches/{batch}.json" for batch in grid.batches(config)]
+    """The grid points' files: once they exist, every grid point of ``config`` is trained."""
+    return [path for point in grid.expand(config) for path in paths.point_files(point.id)]
 
 
 def check_point_json(workdir: Path, config: dict) -> None:
-    """Each grid point's point.json names every seed and its MLflow run; each training job's
-    list names its points, and every point is in exactly one list."""
+    """Each grid point's point.json names every seed and its MLflow run, and its fingerprint
+    says it is finished with the study's settings."""
     seeds = {str(seed) for seed in cfg.seeds(config)}
-    listed = []
-    for batch, points in grid.batches(config).items():
-        manifest = json.loads((workdir / "results/batches" / f"{batch}.json").read_text())
-        assert list(manifest["points"]) == [point.id for point in points]
-        listed += manifest["points"]
-    assert sorted(listed) == sorted(point.id for point in grid.expand(config))
     for point in grid.expand(config):
+        assert grid.is_finished(point, config, workdir / paths.run_dir(point.id)), point.id
         info = json.loads((workdir / "results/runs" / point.id / "point.json").read_text())
         assert set(info["mlflow"]["seed_run_ids"]) == seeds
         assert set(info["seeds"]) == seeds

@@ -25,11 +25,14 @@ except relulab_config.ConfigError as error:
     sys.exit(f"relulab: invalid configuration: {error}")
 
 # These load torch (seconds); a bad config has been reported by now.
-from relulab.study import grid
+from relulab.study import grid, paths
 from relulab.data import vision
 
 POINTS = grid.by_id(config)
-BATCHES = grid.batches(config)
+# Training jobs for the points not yet finished with these settings: finished points are never
+# dealt into a job again, whatever is added to the grid or however points_per_job changes.
+UNFINISHED = [point for point in POINTS.values() if not grid.is_finished(point, config)]
+JOBS = grid.jobs(config, UNFINISHED)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
 
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
@@ -48,7 +51,6 @@ if (
 
 wildcard_constraints:
     point=grid.POINT_PATTERN,
-    batch="|".join(re.escape(name) for name in BATCHES),
     dataset="|".join(
         relulab_config.load_schema(
             workflow.source_path("../schemas/config.schema.yaml")
@@ -56,10 +58,12 @@ wildcard_constraints:
     ),
 
 
-def points_of(wildcards):
-    if wildcards.batch not in BATCHES:
-        raise ValueError(f"{wildcards.batch!r} is not a training job of this study")
-    return BATCHES[wildcards.batch]
+def train_resources():
+    """Resources of every training job: `--set-resources train:KEY=VALUE` (or the profile's
+    `set-resources: train:`) applies to all of them, although each job is its own rule.
+    """
+    given = workflow.resource_settings.overwrite_resources.get("train", {})
+    return {key: getattr(value, "value", value) for key, value in dict(given).items()}
 
 
 def gpus(device):
@@ -68,12 +72,12 @@ def gpus(device):
 
 
 def trained():
-    """Every training job's list of points: all grid points are trained when these exist."""
-    return expand("results/batches/{batch}.json", batch=BATCHES)
+    """Every grid point's outputs: all grid points are trained when these exist."""
+    return [path for point in POINTS for path in paths.point_files(point)]
 
 
 def run_dirs():
-    return expand("results/runs/{point}", point=POINTS)
+    return [str(paths.run_dir(point)) for point in POINTS]
 
 
 def figures():

@@ -1,21 +1,31 @@
-rule train:
-    input:
-        data=f"results/data/{config['dataset']}.npz",
-        tracking="results/mlflow/experiment.json",
-    output:
-        # Lists the job's points; each point's epochs.csv, layers.csv and point.json are
-        # written to results/runs/<point>/ as it finishes.
-        "results/batches/{batch}.json",
-    log:
-        "results/logs/train/{batch}.log",
-    conda:
-        "../envs/relulab.yaml"
-    threads: 1
-    resources:
-        # sbatch --gpus (workflow/profiles/slurm); local runs ignore it.
-        gpu=gpus(config["training"]["device"]),
-    params:
-        points=points_of,
-        uri=TRACKING_URI,
-    script:
-        "../scripts/train.py"
+# One rule per training job: its outputs are its points' files, declared here where they are
+# produced, so Snakemake knows each point. Only unfinished points are dealt into jobs
+# (common.smk), so a finished point's files are inputs of later rules and are never rewritten.
+for job_name, job_points in JOBS.items():
+
+    rule:
+        name:
+            f"train_{re.sub('[^A-Za-z0-9_]', '_', job_name)}"
+        input:
+            data=f"results/data/{config['dataset']}.npz",
+            tracking="results/mlflow/experiment.json",
+        output:
+            [path for point in job_points for path in paths.point_files(point.id)],
+        log:
+            str(paths.train_log(job_name)),
+        conda:
+            "../envs/relulab.yaml"
+        threads: 1
+        resources:
+            **train_resources(),
+            # sbatch --gpus (workflow/profiles/slurm); local runs ignore it.
+            gpu=gpus(config["training"]["device"]),
+        params:
+            points=job_points,
+            # A changed fingerprint (settings) makes Snakemake train the point again.
+            fingerprints=[grid.fingerprint(point, config) for point in job_points],
+            uri=TRACKING_URI,
+        message:
+            f"train {job_name}: {len(job_points)} grid point(s), listed in its log"
+        script:
+            "../scripts/train.py"

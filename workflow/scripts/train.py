@@ -1,17 +1,15 @@
-import json
-from pathlib import Path
-
 import torch
 
-from relulab.study import logs
+from relulab.study import logs, paths
 from relulab.train import job
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
-trained = {}
 for point in snakemake.params.points:  # noqa: F821
-    out_dir = Path("results/runs") / point.id
-    job.run_point(point, snakemake.config, snakemake.input.data, out_dir, snakemake.params.uri)  # noqa: F821
-    trained[point.id] = str(out_dir / "point.json")
-manifest = {"batch": snakemake.wildcards.batch, "points": trained}  # noqa: F821
-Path(snakemake.output[0]).write_text(json.dumps(manifest, indent=2) + "\n")  # noqa: F821
+    job.run_point(
+        point,
+        snakemake.config,  # noqa: F821
+        snakemake.input.data,  # noqa: F821
+        paths.run_dir(point.id),
+        snakemake.params.uri,  # noqa: F821
+    )

@@ -23,8 +23,31 @@ class ConfigError(ValueError):
 
 
 def load_schema(path: str | Path = SCHEMA_PATH) -> dict:
+    """The schema with its local references (``$ref: "#/..."``) written out in place, so that
+    messages and defaults see each key's allowed values directly."""
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        schema = yaml.safe_load(handle)
+    return _inline_refs(schema, schema)
+
+
+def _inline_refs(node: Any, root: dict) -> Any:
+    if isinstance(node, dict):
+        if "$ref" in node and str(node["$ref"]).startswith("#/"):
+            target: Any = root
+            for part in node["$ref"][2:].split("/"):
+                target = target[part]
+            siblings = {k: v for k, v in node.items() if k != "$ref"}
+            return _inline_refs({**copy.deepcopy(target), **siblings}, root)
+        return {key: _inline_refs(value, root) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(item, root) for item in node]
+    return node
+
+
+def allowed_values(kind: str, schema: dict | None = None) -> list:
+    """The schema's one list of allowed values of ``kind`` (``activation``, ``precision``, ...)."""
+    schema = load_schema() if schema is None else schema
+    return list(schema["$defs"][kind]["enum"])
 
 
 def _key(path) -> str:

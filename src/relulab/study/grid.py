@@ -1,9 +1,12 @@
-"""The training grid: activation x zero_grad x lr (x optimizer x precision x depth x batch_norm).
+"""The training grid: activation x zero_grad x lr (x optimizer x precision x depth x batch_norm
+x init), and the training jobs that train its unfinished points.
 
-``zero_grad`` multiplies only with the kinked activations; each smooth activation appears once
-per combination of the other axes. No grid point appears twice. A point's id names all its
-values, so it is stable when other values are added to or removed from the grid; the optimizer
-appears in it only when it is not plain SGD, so ids of SGD studies read as before.
+``Point`` is the one definition of the grid's axes (``AXES``): tables, figures and findings take
+their columns from it. ``zero_grad`` multiplies only with the kinked activations; each smooth
+activation appears once per combination of the other axes. No grid point appears twice. A point's
+id names all its values, so it is stable when other values are added to or removed from the grid;
+the optimizer appears in it only when it is not plain SGD and the init only when it is not
+PyTorch's default, so ids of earlier studies read as before.
 
 A ``depth_study`` in the config adds the points of a second, smaller grid (its activations,
 learning rates and depths, every other axis as in the main grid); points it shares with the main
@@ -15,10 +18,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 from relulab.nn.activations import is_kinked
-from relulab.study.config import as_list
+from relulab.study import paths
+from relulab.study.config import as_list, seeds
 
 POINT_PATTERN = r"[A-Za-z0-9_.+\-]+"
 
@@ -36,6 +42,7 @@ class Point:
     depth: int
     batch_norm: bool
     optimizer: str = "sgd"
+    init: str = "default"
 
     @property
     def id(self) -> str:
@@ -47,10 +54,23 @@ class Point:
             parts.append(self.optimizer)
         parts += [self.precision, f"d{self.depth}"]
         parts.append("bn" if self.batch_norm else "nobn")
+        if self.init != "default":
+            parts.append(self.init)
         return "_".join(parts)
 
     def params(self) -> dict:
         return asdict(self)
+
+    def architecture(self) -> tuple:
+        """What decides the network's shape and arithmetic: the axes other than lr, zero_grad
+        and optimizer. Points that share it can train side by side as one batched model."""
+        return (self.activation, self.precision, self.depth, self.batch_norm, self.init)
+
+
+# The grid's axes, in the order tables list them: the one place they are named.
+AXES: tuple[str, ...] = tuple(f.name for f in fields(Point))
+# A table's point columns: the point's id, then every axis.
+POINT_COLUMNS: tuple[str, ...] = ("point", *AXES)
 
 
 def expand(config: dict) -> list[Point]:
@@ -63,9 +83,10 @@ def expand(config: dict) -> list[Point]:
         as_list(config["training"]["precision"]),
         as_list(config["model"]["depth"]),
         as_list(config["model"]["batch_norm"]),
+        as_list(config["model"]["init"]),
         config["lr"],
     )
-    for activation, optimizer, precision, depth, batch_norm, lr in axes:
+    for activation, optimizer, precision, depth, batch_norm, init, lr in axes:
         zero_grads = [float(z) for z in config["zero_grad"]] if is_kinked(activation) else [None]
         for zero_grad in zero_grads:
             point = Point(
@@ -76,6 +97,7 @@ def expand(config: dict) -> list[Point]:
                 int(depth),
                 bool(batch_norm),
                 optimizer,
+                init,
             )
             if point.id not in seen:
                 seen.add(point.id)
@@ -103,7 +125,11 @@ def depth_study(config: dict) -> dict | None:
         "activation": study["activation"],
         "lr": study["lr"],
         "zero_grad": study["zero_grad"],
-        "model": {**config["model"], "depth": depths},
+        "model": {
+            **config["model"],
+            "depth": depths,
+            "init": study.get("init", config["model"]["init"]),
+        },
         "depth_study": None,
     }
 
@@ -123,28 +149,102 @@ def by_id(config: dict) -> dict[str, Point]:
     return {point.id: point for point in expand(config)}
 
 
-def batches(config: dict) -> dict[str, list[Point]]:
-    """The grid's points shared out over training jobs, ``training.points_per_job`` at most each.
+def is_finished(point: Point, config: dict, run_dir: str | Path | None = None) -> bool:
+    """Whether ``point``'s outputs exist and were trained with the current settings and seeds.
 
-    Points are dealt out in turn (the first to job 1, the second to job 2, ...), so every job
-    gets a similar mix of cheap and expensive points and the jobs finish at similar times. A job
-    of one point is named after it; otherwise ``batch<i>of<n>``.
+    ``run_dir`` defaults to ``results/runs/<point>``. ``point.json`` is written last, so its
+    presence means the point finished; its fingerprint and its seeds say whether the settings
+    it was trained with are still the study's.
     """
-    points = expand(config)
+    run_dir = Path(run_dir) if run_dir is not None else paths.run_dir(point.id)
+    if not all((run_dir / name).is_file() for name in paths.POINT_FILES):
+        return False
+    try:
+        summary = json.loads((run_dir / "point.json").read_text())
+    except (OSError, ValueError):
+        return False
+    expected_seeds = sorted(str(seed) for seed in seeds(config))
+    return (
+        summary.get("fingerprint") == fingerprint(point, config)
+        and sorted(summary.get("seeds", {})) == expected_seeds
+    )
+
+
+def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Point]]:
+    """Training jobs for ``points`` (default: every grid point), ``training.points_per_job`` at
+    most each, named by what they train.
+
+    Points that share an architecture (``Point.architecture``) stay together in a job where
+    they fit, so that a job can train them side by side; whole architectures are packed into
+    jobs largest first. The workflow passes the unfinished points only, so that neither adding
+    grid values nor changing ``points_per_job`` ever moves a finished point into a new job.
+    """
+    points = expand(config) if points is None else list(points)
     per_job = config["training"].get("points_per_job", 1)
-    count = -(-len(points) // per_job)
-    if per_job == 1:
-        return {point.id: [point] for point in points}
-    return {f"batch{i + 1}of{count}": points[i::count] for i in range(count)}
+    groups: dict[tuple, list[Point]] = {}
+    for point in points:
+        groups.setdefault(point.architecture(), []).append(point)
+    pieces = [
+        members[i : i + per_job]
+        for members in groups.values()
+        for i in range(0, len(members), per_job)
+    ]
+    bins: list[list[Point]] = []
+    for piece in sorted(pieces, key=len, reverse=True):
+        home = next((b for b in bins if len(b) + len(piece) <= per_job), None)
+        if home is None:
+            bins.append(list(piece))
+        else:
+            home.extend(piece)
+    order = {point.id: i for i, point in enumerate(points)}
+    bins = [sorted(b, key=lambda p: order[p.id]) for b in bins]
+    bins.sort(key=lambda b: order[b[0].id])
+    named: dict[str, list[Point]] = {}
+    for members in bins:
+        name = job_name(members, points)
+        unique, k = name, 2
+        while unique in named:
+            unique, k = f"{name}-{k}", k + 1
+        named[unique] = members
+    return named
+
+
+def job_name(members: list[Point], grid: list[Point]) -> str:
+    """A readable name for a job: its point's id alone, or the architectures it trains.
+
+    Only the architecture axes that vary in ``grid`` are named (``relu-d6+tanh-d6``); more than
+    three architectures read ``relu+elu+2more``; the point count follows (``_6pts``).
+    """
+    if len(members) == 1:
+        return members[0].id
+    varying = [i for i in range(1, 5) if len({p.architecture()[i] for p in grid}) > 1]
+    labels: list[str] = []
+    for point in members:
+        arch = point.architecture()
+        parts = [arch[0]]
+        for i in varying:
+            value = arch[i]
+            parts.append({2: f"d{value}", 3: "bn" if value else "nobn"}.get(i, str(value)))
+        label = "-".join(parts)
+        if label not in labels:
+            labels.append(label)
+    if len(labels) > 3:
+        labels = [*labels[:2], f"{len(labels) - 2}more"]
+    return re.sub(r"[^A-Za-z0-9_.+\-]", "_", "+".join(labels)) + f"_{len(members)}pts"
 
 
 def fingerprint(point: Point, config: dict) -> str:
     """A short hash of everything that determines a point's training, seeds excluded."""
+    # The init is stated as a model setting, as it was before it became an axis, so that the
+    # fingerprints of earlier studies' points stay as they were.
+    point_params = {k: v for k, v in point.params().items() if k != "init"}
+    model = {k: v for k, v in config["model"].items() if k not in ("depth", "batch_norm")}
+    model["init"] = point.init
     settings = {
-        "point": point.params(),
+        "point": point_params,
         "dataset": config["dataset"],
         "data_seed": config["data_seed"],
-        "model": {k: v for k, v in config["model"].items() if k not in ("depth", "batch_norm")},
+        "model": model,
         "training": {
             k: v
             for k, v in config["training"].items()

@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import Callback
 
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
-from relulab.study.grid import Point, fingerprint
+from relulab.study.grid import Point, fingerprint, is_finished
 from relulab.train import conv as conv_training
 from relulab.train.core import (
     DTYPES,
@@ -116,9 +116,14 @@ def run_point(
 ) -> dict:
     """Train every seed of ``point``; write ``epochs.csv``, ``layers.csv`` and ``point.json``.
 
-    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests).
+    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests). A point whose
+    outputs in ``out_dir`` are complete and match its fingerprint and seeds is not trained
+    again: its ``point.json`` is returned as it is.
     """
     out_dir = Path(out_dir)
+    if is_finished(point, config, out_dir):
+        log.info("%s is already finished with these settings; not training it again", point.id)
+        return json.loads((out_dir / "point.json").read_text())
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = cfg.seeds(config)
     model_cfg, train_cfg = config["model"], config["training"]
@@ -135,7 +140,7 @@ def run_point(
         "activation": point.activation,
         "zero_grad": point.zero_grad,
         "batch_norm": point.batch_norm,
-        "init": model_cfg["init"],
+        "init": point.init,
         "dtype": dtype,
         "device": device,
     }
@@ -164,7 +169,6 @@ def run_point(
         "data_seed": config["data_seed"],
         "arch": arch,
         "width": model_cfg["width"],
-        "init": model_cfg["init"],
         "epochs": train_cfg["epochs"],
         "batch_size": train_cfg["batch_size"],
         "weight_decay": train_cfg["weight_decay"],
