@@ -14,16 +14,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-POINT_COLUMNS = [
-    "point",
-    "activation",
-    "zero_grad",
-    "lr",
-    "optimizer",
-    "precision",
-    "depth",
-    "batch_norm",
-]
+from relulab.study import grid
+
+# The point's id and every grid axis (the grid's own list).
+POINT_COLUMNS = list(grid.POINT_COLUMNS)
 
 
 def mean_ci95(values) -> tuple[float, float]:
