@@ -149,32 +149,46 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     save(grid.figure, path)
 
 
-def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) -> None:
-    """Mean weight-gradient norm of each hidden layer (1 = next to the input), per activation.
+def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None = None) -> None:
+    """The backward signal at each hidden layer (1 = next to the input), per activation.
 
-    One panel per network depth (and per learning rate when there are several), log scale.
+    The measure is ``pre_activation_grad_rms`` (RMS of dL/dz over the training set) of the
+    untrained network (epoch 0) where it was measured, else the weight-gradient norm of the
+    first epoch. One panel per network depth (and per init, else per learning rate when there
+    are several), log scale.
     """
-    data = layers[(layers["final_status"] != "diverged") & (layers["epoch"] == epoch)]
-    data = data.dropna(subset=["grad_norm"])
-    title = f"Gradient norm by layer, epoch {epoch}"
+    finished = layers[layers["final_status"] != "diverged"]
+    column, epoch_shown = "grad_norm", 1 if epoch is None else epoch
+    label = "mean ‖∂loss/∂W‖ over the epoch"
+    if "pre_activation_grad_rms" in finished and finished["pre_activation_grad_rms"].notna().any():
+        column, epoch_shown = "pre_activation_grad_rms", 0 if epoch is None else epoch
+        label = "RMS of ∂loss/∂z over the training set"
+    data = finished[finished["epoch"] == epoch_shown].dropna(subset=[column])
+    title = f"Backward signal by layer, epoch {epoch_shown}"
     if data.empty:
-        _empty(path, title, "No gradient norms were recorded.")
+        _empty(path, title, "No gradients were recorded.")
         return
     data = data.assign(panel=data["depth"].map(lambda d: f"{d} hidden layers"))
     order = [f"{d} hidden layers" for d in sorted(data["depth"].unique())]
-    several_lrs = data["lr"].nunique() > 1
-    if several_lrs:
+    several_lrs = False
+    if "init" in data and data["init"].nunique() > 1:
+        data = data.assign(rate=data["init"].map(lambda i: f"{i} init"))
+        rows = [f"{i} init" for i in sorted(data["init"].unique())]
+        several_lrs = True
+    elif data["lr"].nunique() > 1:
         data = data.assign(rate=data["lr"].map(_lr_label))
+        rows = [_lr_label(v) for v in sorted(data["lr"].unique())]
+        several_lrs = True
     grid = sns.relplot(
         data=data,
         x="layer",
-        y="grad_norm",
+        y=column,
         hue="variant",
         hue_order=_variant_order(data),
         col="panel",
         col_order=order,
         row="rate" if several_lrs else None,
-        row_order=[_lr_label(v) for v in sorted(data["lr"].unique())] if several_lrs else None,
+        row_order=rows if several_lrs else None,
         kind="line",
         marker="o",
         errorbar=BAND,
@@ -183,7 +197,7 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) ->
         facet_kws={"sharex": False},
     )
     grid.set(yscale="log")
-    grid.set_axis_labels("hidden layer (1 = next to the input)", "mean ‖∂loss/∂W‖ over the epoch")
+    grid.set_axis_labels("hidden layer (1 = next to the input)", label)
     grid.set_titles("{col_name}" if not several_lrs else "{col_name}, {row_name}")
     for ax in grid.axes.flat:
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))

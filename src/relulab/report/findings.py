@@ -147,6 +147,11 @@ def _main(frame: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
     return frame[frame["point"].isin(inputs.main_ids)]
 
 
+def _breadth(frame: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """Every point but the depth study's own: the main grid and the optimizer study."""
+    return frame[~frame["point"].isin(inputs.depth_ids - inputs.main_ids)]
+
+
 def _kinked(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["activation"].isin(activations.KINKED)]
 
@@ -748,9 +753,9 @@ def convergence_findings(section: Section, inputs: Inputs) -> None:
     target = float(conv["target"].iloc[0])
     best_lr = inputs.best_lr
     if best_lr is not None and len(best_lr):
-        held_out_findings(section, _main(best_lr, inputs), target, inputs)
+        held_out_findings(section, _breadth(best_lr, inputs), target, inputs)
     else:
-        same_seed_findings(section, _main(conv, inputs), target, inputs)
+        same_seed_findings(section, _breadth(conv, inputs), target, inputs)
     section.tables.append(("Convergence at every learning rate", every_lr_table(conv, inputs)))
     deep = conv[conv["point"].isin(inputs.depth_ids)]
     if deep["depth"].nunique() > 1:
@@ -854,8 +859,8 @@ def same_seed_findings(section: Section, conv: pd.DataFrame, target: float, inpu
 
 
 def every_lr_table(conv: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
-    """AUC ± 95 % half-width and rank range of every main-grid point, one column per lr."""
-    main = _main(conv, inputs)
+    """AUC ± 95 % half-width and rank range of every point (depth study aside), a column per lr."""
+    main = _breadth(conv, inputs)
     if main.empty:
         return pd.DataFrame()
     cells = []
