@@ -341,9 +341,12 @@ def _settings_of(frame: pd.DataFrame) -> list[str]:
 
 
 def by_setting(frame: pd.DataFrame):
-    """(key, rows) per optimizer, init and batch norm present in ``frame`` (one group if none)."""
+    """(key, rows) per optimizer, init and batch norm present in ``frame`` (one group if none
+    of these columns; no group for an empty frame)."""
+    if frame.empty:
+        return
     keys = _settings_of(frame)
-    if not keys or frame.empty:
+    if not keys:
         yield None, frame
         return
     yield from frame.groupby(keys, sort=True, dropna=False)
