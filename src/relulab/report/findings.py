@@ -157,6 +157,13 @@ def _kinked(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the study -------------------------------------------------------------------------------
+def _used(frame: pd.DataFrame, key: str, inputs: Inputs, names: dict) -> str:
+    """The values of a setting the study trained with, in words (from the config if no column)."""
+    values = list(dict.fromkeys(frame[key])) if key in frame and len(frame) else []
+    values = values or [_configured(inputs, key)]
+    return listing([str(names.get(v, v)) for v in values])
+
+
 def study_section(inputs: Inputs) -> Section:
     c = inputs.config
     section = Section("The study")
@@ -165,7 +172,10 @@ def study_section(inputs: Inputs) -> Section:
     text = (
         f"Study `{c.get('study')}` on {c.get('dataset')}: MLPs of width {c['model']['width']} "
         f"with {listing([str(d) for d in depths])} hidden layers, trained with "
-        f"{c['training']['optimizer']} for {c['training']['epochs']} epochs (batch "
+        f"{_used(inputs.summary, 'optimizer', inputs, OPTIMIZER_NAMES)}, "
+        f"{_used(inputs.summary, 'init', inputs, INIT_NAMES)} and "
+        f"{'batch norm' if _configured(inputs, 'batch_norm') is True else 'no batch norm'} "
+        f"for {c['training']['epochs']} epochs (batch "
         f"{c['training']['batch_size']}), {len(inputs.summary)} grid points "
         f"({len(inputs.depth_ids - inputs.main_ids)} of them from the depth study) with "
         f"{seeds} seeds each. Every number below is a mean over seeds with its 95 % interval "
