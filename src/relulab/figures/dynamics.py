@@ -242,6 +242,12 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
     """
     main = points[points["point"].isin(set(main_ids))]
     deep = points[points["point"].isin(set(depth_ids))]
+    init = ""
+    if "init" in deep and deep["init"].nunique() > 1:
+        # One init in the depth panel, the main grid's, so that each depth has one point.
+        init = main["init"].mode().iloc[0] if len(main) else deep["init"].iloc[0]
+        deep = deep[deep["init"] == init]
+        init = f", {init} init"
     order = sorted(points["variant"].unique())
     panels = 3 if deep["depth"].nunique() > 1 else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
@@ -260,7 +266,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
         axes[2].set_xlabel("hidden layers")
         axes[2].set_ylabel("area under validation accuracy")
         lrs = ", ".join(f"{v:g}" for v in sorted(deep["lr"].unique()))
-        axes[2].set_title(f"As networks get deeper (lr {lrs})")
+        axes[2].set_title(f"As networks get deeper (lr {lrs}{init})")
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, title="activation", loc="center left", bbox_to_anchor=(1, 0.5))
     figure.suptitle("Convergence (95 % interval over seeds; diverged seeds left out)")
