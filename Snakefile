@@ -22,6 +22,7 @@ include: "workflow/rules/born_dead.smk"
 include: "workflow/rules/twins.smk"
 include: "workflow/rules/cost.smk"
 include: "workflow/rules/findings.smk"
+include: "workflow/rules/docs.smk"
 
 
 rule all:

@@ -1,8 +1,8 @@
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.ci import compiled_operators_or_skip
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,26 +16,6 @@ def _deterministic():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
-
-
-def in_ci() -> bool:
-    """CI sets CI=true: there a missing prerequisite fails its tests instead of skipping them."""
-    return os.environ.get("CI", "").lower() in ("true", "1")
-
-
-def compiled_operators_or_skip():
-    """relulab's compiled operators; skip without them, except in CI (CI=true): fail."""
-    from relulab.nn import native
-
-    loaded = native.operators()  # built or loaded once per process
-    if loaded is not None:
-        return loaded
-    try:
-        return native.build()  # only to say why not
-    except native.NativeUnavailableError as reason:
-        if in_ci():
-            pytest.fail(f"CI needs relulab's compiled operators (a C++ compiler): {reason}")
-        pytest.skip(f"compiled operators unavailable: {reason}")
 
 
 @pytest.fixture
@@ -55,3 +35,19 @@ def implementation(request, monkeypatch):
     else:
         request.getfixturevalue("python_implementation")
     return request.param
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """scikit-learn's digits, prepared once per test session as a study prepares its data."""
+    from relulab.data import prepared
+
+    return prepared.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
+
+
+@pytest.fixture(scope="session")
+def digits_split(digits):
+    """The prepared digits, loaded (standardised, flattened) as a training job loads them."""
+    from relulab.data import prepared
+
+    return prepared.load(digits)

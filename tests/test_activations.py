@@ -3,6 +3,7 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.gradients import backward
 
 from relulab.nn import activations
 
@@ -27,13 +28,6 @@ def reference_grad(x, upstream, slope, zero_grad):
     derivative = torch.where(x64 > 0, one, slope * one)
     derivative = torch.where(x64 == 0, zero_grad * one, derivative)
     return derivative * up64
-
-
-def backward(module, x, upstream):
-    x = x.clone().requires_grad_(True)
-    out = module(x)
-    out.backward(upstream)
-    return out.detach(), x.grad
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

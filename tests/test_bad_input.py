@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from workflow_helpers import ROOT, scratch_copy, snakemake
+from helpers.workflow import ROOT, scratch_copy, snakemake
 
 # (case, config file text or None, extra command-line arguments, key, what is allowed)
 CASES = [

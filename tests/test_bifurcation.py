@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers.workflow import scratch_copy, snakemake
 from scipy import stats
-from workflow_helpers import scratch_copy, snakemake
 
 from relulab.experiments import bifurcation
 from relulab.train.core import build_stack

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers.vision_files import write_cifar10, write_mnist
+from helpers.workflow import scratch_copy, snakemake
 from torch import nn
 from torchvision.models import resnet18
 from torchvision.models.vgg import cfgs as vgg_layouts
-from vision_files import write_cifar10, write_mnist
-from workflow_helpers import scratch_copy, snakemake
 
 from relulab.data import prepared as data
 from relulab.nn import activations, convnets, probes

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_activations import backward
+from helpers.gradients import backward
 from test_equivalence import train
 
 from relulab.data import prepared as data
@@ -26,11 +26,6 @@ from relulab.train import job
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
 
 
 def planted(dtype, n=100_003):

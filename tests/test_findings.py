@@ -60,6 +60,8 @@ def study(
             "precision": "float32",
             "depth": depth,
             "batch_norm": False,
+            "optimizer": "sgd",
+            "init": "default",
             "variant": analysis.variant_label(activation, 0.0 if activation == "relu" else None),
             "final_status": "finished",
         }

@@ -31,8 +31,8 @@ import psutil
 import pytest
 import torch
 import yaml
+from helpers.workflow import scratch_copy, snakemake, study_config
 from mlflow.tracking import MlflowClient
-from workflow_helpers import scratch_copy, snakemake, study_config
 
 from relulab.data import prepared as data
 from relulab.study import config as cfg

@@ -13,8 +13,8 @@ import warnings
 
 import pytest
 import torch
-from conftest import compiled_operators_or_skip
-from test_cost import DTYPES, bits, gradient, hard_inputs, same_bits_or_both_nan
+from helpers.ci import compiled_operators_or_skip
+from helpers.gradients import DTYPES, bits, gradient, hard_inputs, same_bits_or_both_nan
 
 from relulab.nn import activations, native
 

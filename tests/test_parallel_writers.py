@@ -10,15 +10,15 @@ import multiprocessing
 
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
-from mlflow_writer import write_point
-from workflow_helpers import (
+from helpers.mlflow_writer import write_point
+from helpers.workflow import (
     check_mlflow_runs,
     scratch_copy,
     snakemake,
     study_config,
     training_targets,
 )
+from mlflow.tracking import MlflowClient
 
 from relulab.study import grid
 from relulab.train import tracking

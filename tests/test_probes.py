@@ -1,4 +1,4 @@
-"""Dead and inactive units on hand-built networks, exactly as SCIENCE.md defines them."""
+"""Dead and inactive units on hand-built networks, exactly as docs/definitions.rst defines them."""
 
 import pytest
 import torch

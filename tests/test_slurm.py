@@ -10,8 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import in_ci
-from workflow_helpers import check_study, scratch_copy, snakemake, study_config
+from helpers.ci import in_ci
+from helpers.workflow import check_study, scratch_copy, snakemake, study_config
 
 from relulab.study import grid, paths
 

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job, tracking
@@ -209,11 +208,6 @@ def test_a_job_killed_inside_a_send_resumes_without_loss_or_duplicates(uri, monk
 
 
 # -- the training job ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
-
-
 JOB_EPOCHS = 4
 
 

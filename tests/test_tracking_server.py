@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from workflow_helpers import scratch_copy, snakemake, study_config, training_targets
+from helpers.workflow import scratch_copy, snakemake, study_config, training_targets
 
 from relulab.study import config as cfg
 from relulab.study import grid

@@ -4,7 +4,6 @@ import json
 
 import lightning as L
 import pandas as pd
-import pytest
 import torch
 
 from relulab.data import prepared as data
@@ -12,11 +11,6 @@ from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job
 from relulab.train.core import SeedStackModule, Settings, build_stack
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
 
 
 def small_config(**training):

@@ -16,11 +16,6 @@ from relulab.train import job
 from relulab.train.core import SeedStackModule, Settings, build_stack, parameter_hashes
 
 
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
-
-
 # -- the chain rule at a planted structural zero ------------------------------------------------
 def _planted_gradients(zero_grad: float, planted: int = 2):
     """Gradients of a float64 MLP whose first-layer unit ``planted`` has weights and bias 0."""

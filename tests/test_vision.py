@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from vision_files import idx_bytes, write_cifar10, write_mnist
-from workflow_helpers import scratch_copy, snakemake
+from helpers.vision_files import idx_bytes, write_cifar10, write_mnist
+from helpers.workflow import scratch_copy, snakemake
 
 from relulab import cli
 from relulab.data import prepared as data

@@ -3,8 +3,7 @@
 import re
 
 import pytest
-from mlflow.tracking import MlflowClient
-from workflow_helpers import (
+from helpers.workflow import (
     check_figures,
     check_mlflow_runs,
     check_point_json,
@@ -13,6 +12,7 @@ from workflow_helpers import (
     snakemake,
     study_config,
 )
+from mlflow.tracking import MlflowClient
 
 from relulab.study import config as cfg
 from relulab.study import grid
@@ -71,9 +71,17 @@ def test_findings_and_html_report_group_every_output_by_question(smoke_study):
     assert "tables/death.html" in findings and "figures/convergence.png" in findings
     snakemake(smoke_study, "--configfile", "config/smoke.yaml", "--report", "results/report.html")
     report = (smoke_study / "results/report.html").read_text()
-    for category in ("Findings", "Q1 ReLU'(0)", "Q2 Dead units", "Q3 Gradient flow", "Q3 Cost"):
+    for category in (
+        "Findings",
+        "Definitions",
+        "Q1 ReLU'(0)",
+        "Q2 Dead units",
+        "Q3 Gradient flow",
+        "Q3 Cost",
+    ):
         assert category in report
-    for name in ("death_over_time.png", "gradient_by_depth.png", "cost.html", "revival.html"):
+    names = ("death_over_time.png", "gradient_by_depth.png", "cost.html", "revival.html")
+    for name in (*names, "definitions.html"):
         assert name in report
 
 

@@ -120,5 +120,6 @@ def all_outputs():
         expand("results/tables/summary.{ext}", ext=["csv", "md", "html"]),
         figures(),
         "results/findings.md",
+        "results/definitions.html",
         zero_grad_outputs(),
     ]

@@ -10,8 +10,9 @@ summary = pd.read_csv(snakemake.input.summary)  # noqa: F821
 epochs = pd.read_csv(snakemake.input.epochs)  # noqa: F821
 # The main grid only: the depth study's extra points have figures of their own.
 main = {point.id for point in grid.main_grid(snakemake.config)}  # noqa: F821
-summary = summary[summary["point"].isin(main)]
-epochs = epochs[epochs["point"].isin(main)]
+# Axes that vary besides activation, f'(0) and lr are written into each line's label.
+summary = analysis.label_settings(summary[summary["point"].isin(main)])
+epochs = analysis.label_settings(epochs[epochs["point"].isin(main)])
 plots.dead_heatmap(summary, out.dead_heatmap)
 plots.over_epochs(epochs, "dead_fraction", "dead fraction (all hidden units)", out.dead_over_epochs)
 plots.over_epochs(epochs, "val_accuracy", "validation accuracy", out.accuracy_over_epochs)

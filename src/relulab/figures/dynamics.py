@@ -16,6 +16,7 @@ import seaborn as sns
 
 from relulab.figures.study import BAND, save
 from relulab.tables import dynamics
+from relulab.tables.summary import label_settings
 
 
 def _lr_label(lr: float) -> str:
@@ -168,6 +169,8 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None 
     if data.empty:
         _empty(path, title, "No gradients were recorded.")
         return
+    # Panels show depth, rows init or lr; any other axis that varies goes into the label.
+    data = label_settings(data, shown=("activation", "zero_grad", "lr", "depth", "init"))
     data = data.assign(panel=data["depth"].map(lambda d: f"{d} hidden layers"))
     order = [f"{d} hidden layers" for d in sorted(data["depth"].unique())]
     several_lrs = False
@@ -240,15 +243,11 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
     ``points`` is the per-point convergence table; ``main_ids`` the main grid's points and
     ``depth_ids`` the depth study's (may be empty, then the third panel is left out).
     """
-    main = points[points["point"].isin(set(main_ids))]
-    deep = points[points["point"].isin(set(depth_ids))]
-    init = ""
-    if "init" in deep and deep["init"].nunique() > 1:
-        # One init in the depth panel, the main grid's, so that each depth has one point.
-        init = main["init"].mode().iloc[0] if len(main) else deep["init"].iloc[0]
-        deep = deep[deep["init"] == init]
-        init = f", {init} init"
-    order = sorted(points["variant"].unique())
+    main = label_settings(points[points["point"].isin(set(main_ids))])
+    deep = label_settings(
+        points[points["point"].isin(set(depth_ids))], shown=("activation", "zero_grad", "depth")
+    )
+    order = sorted({*main["variant"], *deep["variant"]})
     panels = 3 if deep["depth"].nunique() > 1 else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
     axes = axes[0]
@@ -266,7 +265,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
         axes[2].set_xlabel("hidden layers")
         axes[2].set_ylabel("area under validation accuracy")
         lrs = ", ".join(f"{v:g}" for v in sorted(deep["lr"].unique()))
-        axes[2].set_title(f"As networks get deeper (lr {lrs}{init})")
+        axes[2].set_title(f"As networks get deeper (lr {lrs})")
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, title="activation", loc="center left", bbox_to_anchor=(1, 0.5))
     figure.suptitle("Convergence (95 % interval over seeds; diverged seeds left out)")

@@ -48,37 +48,28 @@ def _lr_label(lr: float) -> str:
 
 
 def dead_heatmap(summary: pd.DataFrame, path: str | Path, value: str = "dead_fraction_mean"):
-    """Final dead fraction, activation (x zero_grad) by learning rate, one panel per precision."""
-    precisions = sorted(summary["precision"].unique())
-    depths = sorted(summary["depth"].unique())
-    panels = [(p, d) for p in precisions for d in depths]
+    """Final dead fraction, activation (x zero_grad, x every other axis that varies) by lr.
+
+    One cell per grid point: ``pivot`` refuses two points in one cell, so nothing is averaged.
+    """
     rows = summary["variant"].nunique()
-    figure, axes = plt.subplots(
-        1,
-        len(panels),
-        figsize=(1.6 + 1.3 * summary["lr"].nunique() * len(panels), 0.45 * rows + 2),
-        squeeze=False,
+    figure, ax = plt.subplots(figsize=(2.4 + 1.3 * summary["lr"].nunique(), 0.45 * rows + 2))
+    grid = summary.pivot(index="variant", columns="lr", values=value)
+    grid = grid.loc[list(dict.fromkeys(summary["variant"]))]
+    grid.columns = [f"{c:g}" for c in grid.columns]
+    sns.heatmap(
+        grid,
+        ax=ax,
+        annot=True,
+        fmt=".2f",
+        vmin=0,
+        vmax=1,
+        cmap="rocket_r",
+        cbar_kws={"label": "dead fraction (final epoch, mean over seeds)"},
     )
-    for ax, (precision, depth) in zip(axes[0], panels, strict=True):
-        part = summary[(summary["precision"] == precision) & (summary["depth"] == depth)]
-        grid = part.pivot_table(index="variant", columns="lr", values=value, aggfunc="mean")
-        grid.columns = [f"{c:g}" for c in grid.columns]
-        sns.heatmap(
-            grid,
-            ax=ax,
-            annot=True,
-            fmt=".2f",
-            vmin=0,
-            vmax=1,
-            cmap="rocket_r",
-            cbar_kws={"label": "dead fraction (final epoch, mean over seeds)"},
-        )
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("activation")
-        title = "Dead units after training"
-        if len(panels) > 1:
-            title += f"\n{precision}, depth {depth}"
-        ax.set_title(title)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("activation")
+    ax.set_title("Dead units after training")
     save(figure, path)
 
 

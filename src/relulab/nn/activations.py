@@ -23,7 +23,7 @@ KINKED = ("relu", "leaky_relu", "prelu", "rrelu")
 SMOOTH = ("elu", "softplus", "gelu", "sigmoid", "tanh")
 ACTIVATIONS = KINKED + SMOOTH
 
-# The value PyTorch's own autograd uses for f'(0), for the record (SCIENCE.md, Q1).
+# The value PyTorch's own autograd uses for f'(0), for the record (docs/definitions.rst).
 TORCH_ZERO_GRAD = {"relu": 0.0, "elu": 1.0, "softplus": 0.5, "gelu": 0.5}
 
 

@@ -1,4 +1,4 @@
-"""Dead, inactive, revived and sparse units: the definitions of SCIENCE.md, in one place.
+"""Dead, inactive, revived and sparse units: the definitions of docs/definitions.rst, in code.
 
 Every probe runs on a whole data set with the weights frozen (eval mode, no parameter update),
 in the model's own dtype. A *unit* is a hidden neuron of an MLP or a channel of a convolution.

@@ -16,6 +16,7 @@ share with the main grid are trained once.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -70,6 +71,10 @@ class Point:
 
 # The grid's axes, in the order tables list them: the one place they are named.
 AXES: tuple[str, ...] = tuple(f.name for f in fields(Point))
+# The default of each axis that has one (axes added to the grid later).
+AXIS_DEFAULTS: dict[str, object] = {
+    f.name: f.default for f in fields(Point) if f.default is not dataclasses.MISSING
+}
 # A table's point columns: the point's id, then every axis.
 POINT_COLUMNS: tuple[str, ...] = ("point", *AXES)
 

@@ -14,10 +14,50 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from relulab.study import grid
+from relulab.study.grid import AXES, AXIS_DEFAULTS
+from relulab.study.grid import POINT_COLUMNS as _POINT_COLUMNS
 
-# The point's id and every grid axis (the grid's own list).
-POINT_COLUMNS = list(grid.POINT_COLUMNS)
+# A table's point columns come from the grid's one definition of its axes (``Point``).
+POINT_COLUMNS = list(_POINT_COLUMNS)
+# The order rows are listed in: the grid's axes.
+SORT_ORDER = list(AXES)
+
+
+def _setting(axis: str, value) -> str:
+    if axis == "batch_norm":
+        return "batch norm" if bool(value) else "no batch norm"
+    if axis == "depth":
+        return f"{int(value)} hidden layers"
+    if axis == "lr":
+        return f"lr {float(value):g}"
+    if axis == "init":
+        return f"{value} init"
+    return str(value)
+
+
+def label_settings(frame: pd.DataFrame, shown=("activation", "zero_grad", "lr")) -> pd.DataFrame:
+    """``frame`` with every axis that varies in it, and that a figure does not show by itself
+    (``shown``), written into ``variant``: ``relu (f'(0)=0) | adam, batch norm``.
+
+    Figures group, colour and facet by ``variant``, so no figure ever averages over an axis
+    that varies.
+    """
+    varying = [
+        axis
+        for axis in AXES
+        if axis not in ("activation", "zero_grad", *shown)
+        and axis in frame
+        and frame[axis].nunique(dropna=False) > 1
+    ]
+    if not varying or frame.empty:
+        return frame
+    suffix = [
+        ", ".join(_setting(axis, value) for axis, value in zip(varying, values, strict=True))
+        for values in frame[varying].itertuples(index=False)
+    ]
+    return frame.assign(
+        variant=[f"{v} | {s}" for v, s in zip(frame["variant"], suffix, strict=True)]
+    )
 
 
 def mean_ci95(values) -> tuple[float, float]:
@@ -47,10 +87,11 @@ def load_point(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     info = json.loads((run_dir / "point.json").read_text())
     epochs = pd.read_csv(run_dir / "epochs.csv")
     layers = pd.read_csv(run_dir / "layers.csv")
-    params = {"point": info["point"], **info["params"]}
+    # Axes added to the grid later (e.g. init) take their default in older points' files.
+    params = {"point": info["point"], **AXIS_DEFAULTS, **info["params"]}
     for frame in (epochs, layers):
         for key in reversed(POINT_COLUMNS):
-            frame.insert(0, key, params.get(key))
+            frame.insert(0, key, params[key])
     statuses = {int(s): v["status"] for s, v in info["seeds"].items()}
     for frame in (epochs, layers):
         frame["final_status"] = frame["seed"].map(statuses)
@@ -90,7 +131,7 @@ def summary(epochs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, group in final.groupby("point", sort=False):
         finished = group[group["final_status"] != "diverged"]
-        row = {key: group.iloc[0][key] for key in POINT_COLUMNS if key in group}
+        row = {key: group.iloc[0][key] for key in POINT_COLUMNS}
         row["variant"] = group.iloc[0]["variant"]
         row["seeds"] = len(group)
         row["diverged"] = int((group["final_status"] == "diverged").sum())
@@ -109,9 +150,7 @@ def summary(epochs: pd.DataFrame, layers: pd.DataFrame) -> pd.DataFrame:
             row[f"{metric}_ci95"] = half
         rows.append(row)
     table = pd.DataFrame(rows)
-    return table.sort_values(["activation", "zero_grad", "lr", "precision", "depth"]).reset_index(
-        drop=True
-    )
+    return table.sort_values(SORT_ORDER).reset_index(drop=True)
 
 
 def write_table(table: pd.DataFrame, csv_path: str | Path, digits: int = 4) -> None:

@@ -1,0 +1,17 @@
+rule definitions:
+    input:
+        workflow.source_path("../../docs/definitions.rst"),
+    output:
+        report(
+            "results/definitions.html",
+            caption="../report/definitions.rst",
+            category="Definitions",
+            labels={"page": "definitions: dead, inactive, revived, f'(0), statistics"},
+        ),
+    log:
+        "results/logs/definitions.log",
+    localrule: True
+    conda:
+        "../envs/relulab.yaml"
+    script:
+        "../scripts/definitions.py"
