@@ -304,3 +304,9 @@ def test_every_number_names_its_optimizer_init_and_batch_norm():
     assert len(headline) == 2
     assert any("Adam, PyTorch default init, no batch norm" in t for t in headline)
     assert any("plain SGD, PyTorch default init, no batch norm" in t for t in headline)
+
+
+def test_a_table_without_rows_reads_as_empty(tmp_path):
+    path = tmp_path / "gradient_flow.csv"
+    pd.DataFrame().to_csv(path, index=False)
+    assert findings.read_table(path).empty

@@ -84,10 +84,19 @@ class Inputs:
     born_dead: pd.DataFrame | None = None
 
 
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A table the workflow wrote; one with no rows (say, every run diverged) is empty, not an
+    error."""
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def read_optional(path: str | Path | None) -> pd.DataFrame | None:
     if path is None or not Path(path).exists():
         return None
-    return pd.read_csv(path)
+    return read_table(path)
 
 
 # -- formatting -------------------------------------------------------------------------------
