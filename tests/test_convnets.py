@@ -21,6 +21,7 @@ from relulab.study import grid
 from relulab.train import conv as conv_training
 from relulab.train import job
 from relulab.train.core import Settings
+from relulab.train.lightning import SeedStackModule
 
 
 def conv_layout(model: convnets.VGG) -> list:
@@ -235,14 +236,12 @@ def test_one_epoch_of_a_few_batches_through_the_job(
 def fit(split, seeds, zero_grad=0.0, poison=None, batch_norm=False):
     models = conv_training.build_models(
         seeds, "vgg", tuple(split.x_train.shape[1:]), 10, 4, 3, "relu", zero_grad, batch_norm,
-        "default", torch.float64,
+        "default", torch.float64, measure_batch=20,
     )  # fmt: skip
     if poison is not None:
         with torch.no_grad():
             models.models[poison].hidden_weights()[0].fill_(float("inf"))
-    module = conv_training.ConvSeedsModule(
-        models, split, Settings(seeds=seeds, lr=0.05, epochs=2, batch_size=16), measure_batch=20
-    )
+    module = SeedStackModule(models, split, Settings(seeds=seeds, lr=0.05, epochs=2, batch_size=16))
     L.Trainer(
         max_epochs=2,
         logger=False,
@@ -316,7 +315,7 @@ def test_interrupted_training_resumes_to_the_same_result(image_data, tmp_path):
             [0, 1], "resnet", (1, 28, 28), 10, 4, 4, "rrelu", 0.0, True, "default", torch.float64
         )
         settings = Settings(seeds=[0, 1], lr=0.05, epochs=epochs, batch_size=16, optimizer="adam")
-        module = conv_training.ConvSeedsModule(models, split, settings)
+        module = SeedStackModule(models, split, settings)
         checkpoint = L.pytorch.callbacks.ModelCheckpoint(
             dirpath=tmp_path, save_last=True, save_top_k=0, every_n_epochs=1
         )

@@ -22,7 +22,8 @@ from relulab.data import prepared as data
 from relulab.nn import activations, probes
 from relulab.nn.models import seeded_mlp
 from relulab.train import core as training
-from relulab.train.core import SeedStackModule, Settings, build_stack
+from relulab.train.core import Settings, build_stack
+from relulab.train.lightning import SeedStackModule
 
 WIDTH, DEPTH = 16, 2
 

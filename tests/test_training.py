@@ -10,7 +10,8 @@ from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job
-from relulab.train.core import SeedStackModule, Settings, build_stack
+from relulab.train.core import Settings, build_stack
+from relulab.train.lightning import SeedStackModule
 
 
 def small_config(**training):

@@ -13,7 +13,8 @@ from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.tables import twins
 from relulab.train import job
-from relulab.train.core import SeedStackModule, Settings, build_stack, parameter_hashes
+from relulab.train.core import Settings, build_stack, parameter_hashes
+from relulab.train.lightning import SeedStackModule
 
 
 # -- the chain rule at a planted structural zero ------------------------------------------------

@@ -27,7 +27,7 @@ from scipy import stats
 from torch import nn
 
 from relulab.nn import activations, native
-from relulab.nn.models import DTYPES  # not relulab.train.core, which imports Lightning
+from relulab.nn.models import DTYPES
 
 REFERENCE = "torch.relu"
 # The same operation as the reference, as a module of its own: the null comparison.

@@ -9,26 +9,18 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import warnings
 from pathlib import Path
 
-import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import Callback
 
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
 from relulab.study.grid import Point, fingerprint, is_finished
 from relulab.train import conv as conv_training
-from relulab.train.core import (
-    DTYPES,
-    SeedStackModule,
-    Settings,
-    build_stack,
-    parameter_hashes,
-    seed_status,
-)
+from relulab.train.core import DTYPES, Settings, build_stack, parameter_hashes, seed_status
+from relulab.train.lightning import SaveEveryEpoch as SaveEveryEpoch  # tests patch it here
+from relulab.train.lightning import SeedStackModule, fit
 from relulab.train.provenance import provenance
 from relulab.train.tracking import PointTracker
 
@@ -45,43 +37,11 @@ EPOCH_COLUMNS = [
     "inactive_fraction",
     "exact_zeros",
     "live_exact_zeros",
+    "dead_at_inference_fraction",
+    "inactive_at_inference_fraction",
     "status",
     "params_sha256",
 ]
-
-
-class TrackEpochs(Callback):
-    """Queues each epoch's new rows for MLflow; the tracker sends them every few seconds.
-
-    At the end of fit, which Lightning reaches even when a resumed job had no epoch left to
-    train, the rows still unsent are queued for ``PointTracker.finish`` to send.
-    """
-
-    def __init__(self, tracker: PointTracker):
-        self.tracker = tracker
-
-    def on_train_epoch_end(self, trainer, module: SeedStackModule) -> None:
-        self.tracker.log_rows(module.history.epochs, module.history.layers)
-
-    def on_fit_end(self, trainer, module: SeedStackModule) -> None:
-        self.tracker.queue_rows(module.history.epochs, module.history.layers)
-
-
-class SaveEveryEpoch(Callback):
-    """Replaces the checkpoint ``path`` (atomically) after every epoch.
-
-    Lightning's ModelCheckpoint saves only when the optimiser step count has moved, and under
-    relulab's manual optimisation that count stays 0, so it would save at the end alone.
-    Runs after TrackEpochs. A checkpoint may hold epochs that MLflow has not yet received (the
-    tracker sends every few seconds); they are in the checkpoint's history, and a resumed job
-    sends every epoch after the newest one MLflow holds, so none is lost or sent twice.
-    """
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def on_train_epoch_end(self, trainer, module) -> None:
-        trainer.save_checkpoint(self.path, weights_only=False)  # resuming needs it all
 
 
 def resolve_device(name: str) -> torch.device:
@@ -146,11 +106,9 @@ def run_point(
     }
     if arch == "mlp":
         stack = build_stack(seeds, in_features=split.in_features, **architecture)
-        module_class = SeedStackModule
     else:
         in_shape = tuple(split.x_train.shape[1:])
         stack = conv_training.build_models(seeds, arch, in_shape=in_shape, **architecture)
-        module_class = conv_training.ConvSeedsModule
     settings = Settings(
         seeds=seeds,
         lr=point.lr,
@@ -160,7 +118,7 @@ def run_point(
         weight_decay=train_cfg["weight_decay"],
         fingerprint=point_fingerprint,
     )
-    module = module_class(stack, split.to(device, dtype), settings)
+    module = SeedStackModule(stack, split.to(device, dtype), settings)
 
     params = {
         **point.params(),
@@ -174,36 +132,16 @@ def run_point(
         "weight_decay": train_cfg["weight_decay"],
     }
     tracker = None
-    callbacks: list[Callback] = []
     if tracking_uri is not None:
         tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
         tracker.start(params, seeds, provenance(device))
-        callbacks.append(TrackEpochs(tracker))
 
     checkpoint_dir = out_dir / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
-    callbacks.append(SaveEveryEpoch(last))
-    trainer = L.Trainer(
-        max_epochs=settings.epochs,
-        accelerator="gpu" if device.type == "cuda" else "cpu",
-        devices=1,
-        logger=False,
-        callbacks=callbacks,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        enable_checkpointing=False,  # SaveEveryEpoch writes the only checkpoint
-        num_sanity_val_steps=0,
-        deterministic=True,
-        default_root_dir=out_dir,
-    )
     done = _resumable(last, point_fingerprint)
-    resume = done is not None
-    if resume:
+    if done is not None:
         log.info("resuming %s after epoch %d from %s", point.id, done, last)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
-        trainer.fit(module, ckpt_path=str(last) if resume else None)
+    fit(module, device, last, resume=done is not None, tracker=tracker)
 
     history = module.history
     epochs = pd.DataFrame(history.epochs, columns=EPOCH_COLUMNS)
