@@ -15,15 +15,15 @@ import yaml
 from relulab.study import config as cfg
 from relulab.study import grid, paths
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scratch_copy(target: Path) -> Path:
-    """The Snakefile, workflow/ and config/ copied into ``target``, as a user's clone."""
+    """The Snakefile, workflow/, config/ and docs/ copied into ``target``, as a user's clone."""
     target.mkdir(parents=True, exist_ok=True)
     shutil.copy(ROOT / "Snakefile", target / "Snakefile")
-    shutil.copytree(ROOT / "workflow", target / "workflow", dirs_exist_ok=True)
-    shutil.copytree(ROOT / "config", target / "config", dirs_exist_ok=True)
+    for folder in ("workflow", "config", "docs"):
+        shutil.copytree(ROOT / folder, target / folder, dirs_exist_ok=True)
     return target
 
 
