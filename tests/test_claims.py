@@ -310,3 +310,12 @@ def test_a_table_without_rows_reads_as_empty(tmp_path):
     path = tmp_path / "gradient_flow.csv"
     pd.DataFrame().to_csv(path, index=False)
     assert findings.read_table(path).empty
+
+
+def test_a_remedy_with_dead_units_refutes_the_fix():
+    inputs = inputs_of(
+        (point("relu", 3.0, optimizer="sgd"), {"dead": 0.5}),
+        (point("elu", 3.0, optimizer="sgd"), {"dead": 0.3}),
+    )
+    found, _ = verdict(inputs, "Leaky ReLU")
+    assert found == "refuted for elu (units dead there too)"

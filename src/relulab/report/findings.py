@@ -1227,6 +1227,7 @@ def claim_remedies(inputs: Inputs) -> dict:
         f"{pct_ci(top['val_accuracy_mean'], top['val_accuracy_ci95'])}"
     ]
     worse, better = [], []
+    dying = sorted(set(remedies.loc[remedies["dead_fraction_mean"] > 0, "activation"]))
     for r in remedies.itertuples():
         if not math.isfinite(r.val_accuracy_mean):
             parts.append(f"{r.variant}: every run diverged")
@@ -1240,7 +1241,9 @@ def claim_remedies(inputs: Inputs) -> dict:
             f"{pct_ci(r.val_accuracy_mean, r.val_accuracy_ci95)}"
         )
     tested = f"where ReLU lost most units: {where(top)}, {setting(top, inputs)}"
-    if worse:
+    if dying:
+        verdict = f"{REFUTED} for {listing(dying)} (units dead there too)"
+    elif worse:
         verdict = f"{REFUTED} for {listing(sorted(set(worse)))} (lower accuracy)"
     elif better:
         verdict = f"{SUPPORTED} (no dead units; higher accuracy with {listing(sorted(better))})"
