@@ -60,6 +60,8 @@ def study(
             "precision": "float32",
             "depth": depth,
             "batch_norm": False,
+            "optimizer": "sgd",
+            "init": "default",
             "variant": analysis.variant_label(activation, 0.0 if activation == "relu" else None),
             "final_status": "finished",
         }
@@ -270,11 +272,12 @@ def test_missing_optional_tables_are_said_and_the_rest_still_written(tmp_path):
     markdown, html = tmp_path / "findings.md", tmp_path / "findings.html"
     findings.write(inputs, markdown, html)
     text = markdown.read_text()
-    for heading in ("## The study", "## Q1.", "## Q2.", "## Q3."):
+    for heading in ("## Claims tested", "## The study", "## Q1.", "## Q2.", "## Q3."):
         assert heading in text
+    assert text.index("## Claims tested") < text.index("## The study")
     assert "bifurcation study was not run" in text
     assert "cost benchmark was not run" in text
-    assert text.count("<h2>") == 0 and html.read_text().count("<h2>") == 4
+    assert text.count("<h2>") == 0 and html.read_text().count("<h2>") == 5
 
 
 def test_every_finding_points_at_a_table_or_figure():

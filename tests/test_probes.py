@@ -97,6 +97,32 @@ def test_death_history_revived_and_permanent():
     assert rows[3]["ever_dead"].tolist() == [True, True, True]
 
 
+def test_death_history_splits_born_dead_from_died_in_training():
+    # Unit 0 born dead and revived; unit 1 born dead and stays; unit 2 dies in training and
+    # revives; unit 3 dies in training and stays; unit 4 never dies.
+    history = probes.DeathHistory()
+    masks = [[1, 1, 0, 0, 0], [0, 1, 1, 1, 0], [0, 1, 0, 1, 0]]
+    rows = [history.update(torch.tensor(m, dtype=torch.bool)) for m in masks]
+    last = {k: v.tolist() for k, v in rows[-1].items()}
+    assert last["born_dead"] == [True, True, False, False, False]
+    assert last["born_dead_revived"] == [True, False, False, False, False]
+    assert last["born_dead_permanent"] == [False, True, False, False, False]
+    assert last["died_in_training"] == [False, False, True, True, False]
+    assert last["died_in_training_revived"] == [False, False, True, False, False]
+    assert last["died_in_training_permanent"] == [False, False, False, True, False]
+    assert set(probes.CAUSE_COLUMNS) <= set(last)
+
+
+def test_death_history_resumes_with_its_born_dead_units():
+    history = probes.DeathHistory()
+    history.update(torch.tensor([True, False]))
+    resumed = probes.DeathHistory()
+    resumed.load_state_dict(history.state_dict())
+    row = resumed.update(torch.tensor([False, True]))
+    assert row["born_dead_revived"].tolist() == [True, False]
+    assert row["died_in_training"].tolist() == [False, True]
+
+
 # -- batch norm: what training sees against what inference sees --------------------------------
 
 

@@ -35,8 +35,9 @@ CLUSTER_OVERRIDES = [
     "train:mem_mb=500",
 ]
 # The compute rules, submitted to the cluster; everything else (data, the MLflow experiment,
-# aggregation, tables, plots) is a localrule and runs where snakemake runs.
-CLUSTER_RULES = {"zero_grad_control", "bifurcation", "activation_cost"}  # and each train_<job>
+# aggregation, tables, plots) is a localrule and runs where snakemake runs. And every training
+# job's train_<job>.
+CLUSTER_RULES = {"zero_grad_control", "bifurcation", "born_dead", "activation_cost"}
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 

@@ -122,9 +122,17 @@ def zero_grad_outputs():
     ]
 
 
+def born_dead_outputs():
+    """Q2: born-dead fraction of untrained networks against depth and width, when enabled."""
+    if not config["born_dead"]["enabled"]:
+        return []
+    return expand("results/tables/born_dead.{ext}", ext=["csv", "md", "html"])
+
+
 def all_outputs():
     return [
         trained(),
+        born_dead_outputs(),
         expand("results/tables/summary.{ext}", ext=["csv", "md", "html"]),
         figures(),
         "results/findings.md",

@@ -4,6 +4,10 @@ from pathlib import Path
 Q1_TABLES = {"zero_grad_effect": "results/tables/zero_grad_effect.csv"}
 if config["bifurcation"]["enabled"]:
     Q1_TABLES["bifurcation"] = "results/tables/bifurcation.csv"
+# Q2 tables of experiments that may be switched off.
+Q2_TABLES = {}
+if config["born_dead"]["enabled"]:
+    Q2_TABLES["born_dead"] = "results/tables/born_dead.csv"
 
 
 rule dynamics_tables:
@@ -44,6 +48,22 @@ rule dynamics_tables:
             labels={"table": "convergence per grid point"},
         ),
         convergence_runs="results/tables/convergence_runs.csv",
+        best_lr="results/tables/convergence_best_lr.csv",
+        best_lr_md="results/tables/convergence_best_lr.md",
+        best_lr_html=report(
+            "results/tables/convergence_best_lr.html",
+            caption="../report/convergence_best_lr.rst",
+            category="Q3 Convergence",
+            labels={"table": "best learning rate on held-out seeds"},
+        ),
+        revival_pooled="results/tables/revival_pooled.csv",
+        revival_pooled_md="results/tables/revival_pooled.md",
+        revival_pooled_html=report(
+            "results/tables/revival_pooled.html",
+            caption="../report/revival_pooled.rst",
+            category="Q2 Dead units",
+            labels={"table": "revival by cause, pooled over grid points"},
+        ),
     log:
         "results/logs/dynamics_tables.log",
     localrule: True
@@ -115,8 +135,11 @@ rule findings:
         revival="results/tables/revival.csv",
         gradient="results/tables/gradient_flow.csv",
         convergence="results/tables/convergence.csv",
+        best_lr="results/tables/convergence_best_lr.csv",
+        revival_pooled="results/tables/revival_pooled.csv",
         cost="results/tables/cost.csv",
         q1=list(Q1_TABLES.values()),
+        q2=list(Q2_TABLES.values()),
         figures=rules.dynamics_figures.output,
     output:
         markdown="results/findings.md",
@@ -135,6 +158,7 @@ rule findings:
         main_ids=[point.id for point in grid.main_grid(config)],
         depth_ids=[point.id for point in grid.depth_study_points(config)],
         q1_tables=Q1_TABLES,
+        q2_tables=Q2_TABLES,
     script:
         "../scripts/findings.py"
 

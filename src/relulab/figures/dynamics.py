@@ -171,39 +171,53 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     save(grid.figure, path)
 
 
-def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) -> None:
-    """Mean weight-gradient norm of each hidden layer (1 = next to the input), per activation.
+def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None = None) -> None:
+    """The backward signal at each hidden layer (1 = next to the input), per activation.
 
-    One panel per network depth (and per learning rate when there are several), log scale.
+    The measure is ``pre_activation_grad_rms`` (RMS of dL/dz over the training set) of the
+    untrained network (epoch 0) where it was measured, else the weight-gradient norm of the
+    first epoch. One panel per network depth (and per init, else per learning rate when there
+    are several), log scale.
     """
-    data = layers[(layers["final_status"] != "diverged") & (layers["epoch"] == epoch)]
-    data = data.dropna(subset=["grad_norm"])
-    heading = f"Gradient norm by layer, epoch {epoch}"
+    finished = layers[layers["final_status"] != "diverged"]
+    column, epoch_shown = "grad_norm", 1 if epoch is None else epoch
+    label = "mean ‖∂loss/∂W‖ over the epoch"
+    if "pre_activation_grad_rms" in finished and finished["pre_activation_grad_rms"].notna().any():
+        column, epoch_shown = "pre_activation_grad_rms", 0 if epoch is None else epoch
+        label = "RMS of ∂loss/∂z over the training set"
+    data = finished[finished["epoch"] == epoch_shown].dropna(subset=[column])
+    heading = f"Backward signal by layer, epoch {epoch_shown}"
     if data.empty:
-        _empty(path, heading, "No gradient norms were recorded.")
+        _empty(path, heading, "No gradients were recorded.")
         return
+    # Panels show depth, rows init (or lr); any other axis that varies goes into the label.
+    row_axis = "init" if "init" in data and data["init"].nunique() > 1 else "lr"
+    data = label_settings(data, shown=("activation", "zero_grad", "depth", row_axis))
+    rows = sorted(data[row_axis].unique())
     depths = sorted(data["depth"].unique())
-    lrs = sorted(data["lr"].unique())
+
+    def row_label(value) -> str:
+        return f"{value} init" if row_axis == "init" else _lr_label(value)
+
     figure, axes = plt.subplots(
-        len(lrs),
+        len(rows),
         len(depths),
-        figsize=(3.6 * len(depths) + 2.2, 3.2 * len(lrs) + 0.4),
+        figsize=(3.6 * len(depths) + 2.2, 3.2 * len(rows) + 0.4),
         squeeze=False,
         sharey=True,
     )
-    for i, lr in enumerate(lrs):
+    for i, row in enumerate(rows):
         for j, depth in enumerate(depths):
             ax = axes[i][j]
-            style.lines(
-                ax, data[(data["lr"] == lr) & (data["depth"] == depth)], "layer", "grad_norm"
-            )
+            part = data[(data[row_axis] == row) & (data["depth"] == depth)]
+            style.lines(ax, part, "layer", column)
             ax.set_yscale("log")
             ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
             title = f"{depth} hidden layers"
-            ax.set_title(title if len(lrs) == 1 else f"{title}, {_lr_label(lr)}")
+            ax.set_title(title if len(rows) == 1 else f"{title}, {row_label(row)}", fontsize=9)
             ax.set_xlabel("hidden layer (1 = next to the input)")
             if j == 0:
-                ax.set_ylabel("mean ‖∂loss/∂W‖ over the epoch")
+                ax.set_ylabel(label)
     style.legend(figure, data["variant"])
     figure.suptitle(f"{heading} (95 % interval over seeds)", y=1.02)
     figure.tight_layout()
@@ -331,5 +345,55 @@ def cost(table: pd.DataFrame, path: str | Path) -> None:
         precision = part["precision"].iloc[0]
         ax.set_title(f"Activation cost on {device} ({precision})")
         ax.legend(title="tensor size", loc="lower right", fontsize=8)
+    figure.tight_layout()
+    save(figure, path)
+
+
+def born_dead(table: pd.DataFrame, path: str | Path) -> None:
+    """Untrained ReLU MLPs against depth, one line per width, one column per init: the
+    fraction of networks born dead (Wilson band) and the mean dead fraction of hidden units."""
+    inits = list(dict.fromkeys(table["init"]))
+    figure, axes = plt.subplots(2, len(inits), figsize=(5 * len(inits), 7), squeeze=False)
+    widths = sorted(table["width"].unique())
+    palette = dict(zip(widths, sns.color_palette("viridis_r", len(widths)), strict=True))
+    for column, init in enumerate(inits):
+        part = table[table["init"] == init]
+        for width, rows in part.groupby("width"):
+            rows = rows.sort_values("depth")
+            colour = palette[width]
+            top, bottom = axes[0][column], axes[1][column]
+            top.plot(
+                rows["depth"],
+                rows["network_dead_fraction"],
+                "o-",
+                color=colour,
+                label=f"width {width}",
+            )
+            top.fill_between(
+                rows["depth"],
+                rows["network_dead_ci_low"],
+                rows["network_dead_ci_high"],
+                color=colour,
+                alpha=0.15,
+            )
+            bottom.errorbar(
+                rows["depth"],
+                rows["dead_fraction_mean"],
+                yerr=rows["dead_fraction_ci95"],
+                fmt="o-",
+                color=colour,
+                label=f"width {width}",
+            )
+        for ax in axes[:, column]:
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("hidden layers")
+        axes[0][column].set_title(f"{init} init: networks born dead")
+        axes[1][column].set_title(f"{init} init: hidden units dead")
+    axes[0][0].set_ylabel("fraction of networks (95 % Wilson)")
+    axes[1][0].set_ylabel("dead fraction of units (95 % interval)")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    figure.suptitle("Untrained ReLU MLPs (Lu et al. 2019: deep narrow nets are born dead)")
     figure.tight_layout()
     save(figure, path)

@@ -26,6 +26,17 @@ from torch import nn
 
 from relulab.nn.activations import ZeroGradReLU, is_activation
 
+# Units by cause of death, as fractions of a layer's units in layers.csv: born dead (dead at the
+# first measurement) or died in training, and of each the revived and the permanently dead.
+CAUSE_COLUMNS = (
+    "born_dead",
+    "born_dead_revived",
+    "born_dead_permanent",
+    "died_in_training",
+    "died_in_training_revived",
+    "died_in_training_permanent",
+)
+
 
 def local_derivative(activation: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """f'(z) elementwise, exactly as the activation's backward pass computes it."""
@@ -352,16 +363,21 @@ class DeathHistory:
     """Per-unit death state carried from one measurement to the next.
 
     Masks have any shape (for example ``[seeds, units]``); each call to ``update`` takes the
-    dead mask of the newest measurement and returns the unit-level dynamics at that time.
+    dead mask of the newest measurement and returns the unit-level dynamics at that time. The
+    first measurement (the untrained network) fixes which units were *born dead*; every other
+    unit that is ever dead *died in training*. The two have different causes (initialisation
+    against learning rate), so revival and permanence are also returned per cause.
     """
 
     ever_dead: torch.Tensor | None = None
     permanently_dead: torch.Tensor | None = None
+    born_dead: torch.Tensor | None = None
 
     def update(self, dead: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.ever_dead is None:
             previously_dead = torch.zeros_like(dead)
             permanent = dead.clone()
+            self.born_dead = dead.clone()
         else:
             previously_dead = self.ever_dead
             # Permanent: dead now, and either dead at every measurement since first dying,
@@ -369,16 +385,33 @@ class DeathHistory:
             permanent = dead & (self.permanently_dead | ~previously_dead)
         self.ever_dead = previously_dead | dead
         self.permanently_dead = permanent
+        revived = previously_dead & ~dead
+        born = self.born_dead
         return {
             "dead": dead,
             "ever_dead": self.ever_dead,
-            "revived": previously_dead & ~dead,
+            "revived": revived,
             "permanently_dead": permanent,
+            "born_dead": born,
+            "born_dead_revived": revived & born,
+            "born_dead_permanent": permanent & born,
+            "died_in_training": self.ever_dead & ~born,
+            "died_in_training_revived": revived & ~born,
+            "died_in_training_permanent": permanent & ~born,
         }
 
     def state_dict(self) -> dict[str, torch.Tensor | None]:
-        return {"ever_dead": self.ever_dead, "permanently_dead": self.permanently_dead}
+        return {
+            "ever_dead": self.ever_dead,
+            "permanently_dead": self.permanently_dead,
+            "born_dead": self.born_dead,
+        }
 
     def load_state_dict(self, state: dict[str, torch.Tensor | None]) -> None:
         self.ever_dead = state["ever_dead"]
         self.permanently_dead = state["permanently_dead"]
+        # A checkpoint from before the split by cause: no unit counts as born dead.
+        born = state.get("born_dead")
+        if born is None and self.ever_dead is not None:
+            born = torch.zeros_like(self.ever_dead)
+        self.born_dead = born

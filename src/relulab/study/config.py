@@ -178,6 +178,11 @@ def _fill_defaults(config: dict, schema: dict) -> None:
             config[key] = copy.deepcopy(sub["default"])
         if isinstance(config.get(key), dict) and sub.get("type") == "object":
             _fill_defaults(config[key], sub)
+        # Objects listed in an array (optimizer_study entries) get their defaults too.
+        if isinstance(config.get(key), list) and sub.get("items", {}).get("type") == "object":
+            for item in config[key]:
+                if isinstance(item, dict):
+                    _fill_defaults(item, sub["items"])
 
 
 def validate(config: dict, schema: dict | None = None) -> dict:

@@ -56,9 +56,9 @@ def label_settings(frame: pd.DataFrame, shown=("activation", "zero_grad", "lr"))
         ", ".join(_setting(axis, value) for axis, value in zip(varying, values, strict=True))
         for values in frame[varying].itertuples(index=False)
     ]
-    return frame.assign(
-        variant=[f"{v} | {s}" for v, s in zip(frame["variant"], suffix, strict=True)]
-    )
+    # The activation part of a label that was given settings before (labelling again replaces).
+    base = frame["variant"].astype(str).str.split(" | ", n=1, regex=False).str[0]
+    return frame.assign(variant=[f"{v} | {s}" for v, s in zip(base, suffix, strict=True)])
 
 
 def variant_label(activation: str, zero_grad) -> str:

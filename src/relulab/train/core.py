@@ -517,6 +517,10 @@ class SeedTraining:
                         "permanently_dead_fraction": float(
                             d["permanently_dead"][s].double().mean()
                         ),
+                        **{
+                            f"{cause}_fraction": float(d[cause][s].double().mean())
+                            for cause in probes.CAUSE_COLUMNS
+                        },
                         "sparsity": float(m["sparsity"][layer][s]),
                         "grad_norm": float(c["grad_norm"][layer][s]) if c else float("nan"),
                         "dead_at_inference_fraction": float(
