@@ -165,7 +165,7 @@ rule findings:
 
 rule track_study:
     input:
-        all_outputs(),
+        study_outputs(),
     output:
         "results/mlflow/study.json",
     log:
