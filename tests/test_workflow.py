@@ -122,9 +122,8 @@ def test_adding_a_learning_rate_trains_only_the_new_points(smoke_study):
     grown = ["--configfile", "config/smoke.yaml", "--config", "lr=[0.5,0.05]"]
 
     plan = snakemake(smoke_study, "--cores", "2", *grown, "-n")
-    outputs = [
-        line for line in (plan.stdout + plan.stderr).splitlines() if line.strip().startswith("output:")
-    ]
+    lines = (plan.stdout + plan.stderr).splitlines()
+    outputs = [line for line in lines if line.strip().startswith("output:")]
     planned = set(re.findall(r"results/runs/([^/\s,]+)/point\.json", "\n".join(outputs)))
     new = {point.id for point in grid.expand(study_config(smoke_study) | {"lr": [0.5, 0.05]})}
     new -= old
