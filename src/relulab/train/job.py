@@ -6,10 +6,14 @@ again by their tags, so running it twice neither retrains finished epochs nor du
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -21,6 +25,7 @@ from relulab.data import prepared as datasets
 from relulab.study import config as cfg
 from relulab.study.grid import Point, fingerprint
 from relulab.train import conv as conv_training
+from relulab.train import store
 from relulab.train.core import (
     DTYPES,
     SeedStackModule,
@@ -84,6 +89,94 @@ class SaveEveryEpoch(Callback):
         trainer.save_checkpoint(self.path, weights_only=False)  # resuming needs it all
 
 
+class NonFiniteStartError(ValueError):
+    """The untrained network's loss is NaN or infinite: bad data or settings, not divergence."""
+
+
+class RefuseNonFiniteStart(Callback):
+    """Stops training before its first epoch if a seed's loss is not finite at epoch 0.
+
+    A network diverges by training; one that is non-finite before any step was given bad
+    inputs or settings (data with NaN, a precision that overflows), and calling that
+    "diverged" would hide the cause.
+    """
+
+    def __init__(self, point_id: str, data_path: str | Path):
+        self.point_id = point_id
+        self.data_path = data_path
+
+    def on_train_epoch_start(self, trainer, module) -> None:
+        bad = [row["seed"] for row in module.history.epochs if row["epoch"] == 0]
+        bad = [s for s in bad if module.history.diverged_epoch.get(s) == 0]
+        if bad:
+            raise NonFiniteStartError(
+                f"{self.point_id}: the loss of the untrained network (epoch 0) is NaN or "
+                f"infinite for seed(s) {bad}. That is a data or configuration error, not "
+                f"divergence: check the prepared data {self.data_path} and the settings that "
+                "scale the first forward pass (training.precision, model.init, model.width)"
+            )
+
+
+@contextmanager
+def point_lock(out_dir: Path, point_id: str) -> Iterator[bool]:
+    """Hold ``out_dir/training.lock`` while a point trains: one process per point at a time.
+
+    A second process (say, a second Snakemake started after ``--unlock`` while the first
+    still runs) waits here until the first is done, then yields True ("waited"). The lock
+    belongs to the process, so it is gone when the process dies, however it dies.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "training.lock", "a+") as handle:
+        waited = False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            log.warning(
+                "%s is being trained by %s (lock %s); waiting for it to finish",
+                point_id,
+                holder,
+                out_dir / "training.lock",
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            waited = True
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _finished_summary(out_dir: Path, point_fingerprint: str) -> dict | None:
+    """The point.json another process wrote for these settings, if it finished the point."""
+    try:
+        summary = json.loads((out_dir / "point.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("fingerprint") == point_fingerprint else None
+
+
+def tracking_params(point: Point, config: dict) -> dict:
+    """The parameters a point's MLflow runs carry."""
+    model_cfg, train_cfg = config["model"], config["training"]
+    return {
+        **point.params(),
+        "point": point.id,
+        "dataset": config["dataset"],
+        "data_seed": config["data_seed"],
+        "arch": model_cfg["arch"],
+        "width": model_cfg["width"],
+        "init": model_cfg["init"],
+        "epochs": train_cfg["epochs"],
+        "batch_size": train_cfg["batch_size"],
+        "weight_decay": train_cfg["weight_decay"],
+    }
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -116,10 +209,24 @@ def run_point(
 ) -> dict:
     """Train every seed of ``point``; write ``epochs.csv``, ``layers.csv`` and ``point.json``.
 
-    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests).
+    ``tracking_uri=None`` trains without MLflow (used by benchmarks and tests). One process
+    at a time trains a point (``point_lock``); one that waited for another to finish the
+    point returns that process's summary instead of training it again.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with point_lock(out_dir, point.id) as waited:
+        finished = _finished_summary(out_dir, fingerprint(point, config)) if waited else None
+        if finished is not None:
+            log.info("%s was trained by another process meanwhile; not training it again", point.id)
+            return finished
+        return _run_point(point, config, data_path, out_dir, tracking_uri)
+
+
+def _run_point(
+    point: Point, config: dict, data_path: str | Path, out_dir: Path, tracking_uri: str | None
+) -> dict:
+    """``run_point`` once the point's lock is held."""
+    store.set_outage_timeout(config.get("tracking_timeout_s", store.DEFAULT_OUTAGE_TIMEOUT_S))
     seeds = cfg.seeds(config)
     model_cfg, train_cfg = config["model"], config["training"]
     device = resolve_device(train_cfg["device"])
@@ -157,20 +264,9 @@ def run_point(
     )
     module = module_class(stack, split.to(device, dtype), settings)
 
-    params = {
-        **point.params(),
-        "point": point.id,
-        "dataset": config["dataset"],
-        "data_seed": config["data_seed"],
-        "arch": arch,
-        "width": model_cfg["width"],
-        "init": model_cfg["init"],
-        "epochs": train_cfg["epochs"],
-        "batch_size": train_cfg["batch_size"],
-        "weight_decay": train_cfg["weight_decay"],
-    }
+    params = tracking_params(point, config)
     tracker = None
-    callbacks: list[Callback] = []
+    callbacks: list[Callback] = [RefuseNonFiniteStart(point.id, data_path)]
     if tracking_uri is not None:
         tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
         tracker.start(params, seeds, provenance(device))

@@ -8,11 +8,12 @@ creating duplicates, and epochs already logged are not logged twice.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
+
+from relulab.train import store
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -36,17 +37,9 @@ def tracking_uri(configured: str | None = None) -> str:
 
 
 def _retry(call: Callable[[], T], attempts: int = 8) -> T:
-    """Retry a store call that hit a transient lock (SQLite with several writers)."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except Exception as error:  # noqa: BLE001 - MLflow wraps SQLAlchemy errors variously
-            transient = "locked" in str(error) or "busy" in str(error).lower()
-            if not transient or attempt == attempts - 1:
-                raise
-            # Jitter, so that writers that collided do not collide again in step.
-            time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
+    """Retry a store call that hit a transient lock (SQLite with several writers) or a server
+    that does not answer (for at most ``tracking_timeout_s``): see ``store.retry``."""
+    return store.retry(call, attempts)
 
 
 def _client(uri: str):
@@ -68,9 +61,14 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = No
 
 
 def experiment_id(uri: str, name: str) -> str:
+    store.require_store(uri)
     experiment = _retry(lambda: _client(uri).get_experiment_by_name(name))
     if experiment is None:
-        raise RuntimeError(f"MLflow experiment {name!r} does not exist at {uri}; run init first")
+        raise store.StoreLostError(
+            f"MLflow experiment {name!r} does not exist at {uri}; run the workflow again "
+            "(its rule init_tracking makes it; if the store was replaced, delete "
+            "results/mlflow/experiment.json first)"
+        )
     return experiment.experiment_id
 
 
