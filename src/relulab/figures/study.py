@@ -43,6 +43,24 @@ def _finished(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["final_status"] != "diverged"]
 
 
+def no_finished_seeds(path: str | Path, title: str) -> None:
+    """The figure ``path`` when every seed diverged: a diverged run is a result, so the figure
+    exists and says so (the tables count the diverged seeds)."""
+    figure, ax = plt.subplots(figsize=(7, 2.5))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(
+        0.5,
+        0.5,
+        "every seed diverged: no finished run to draw\n"
+        "(diverged_fraction in results/tables/summary.csv)",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+    )
+    save(figure, path)
+
+
 def _lr_label(lr: float) -> str:
     return f"lr = {lr:g}"
 
@@ -87,6 +105,9 @@ def over_epochs(
 ) -> None:
     """``metric`` against epoch, one line per activation variant, one panel per learning rate."""
     data = _finished(epochs).copy()
+    if data.empty:
+        no_finished_seeds(path, f"{label} against epoch")
+        return
     data["panel"] = data["lr"].map(_lr_label)
     order = [_lr_label(v) for v in sorted(data["lr"].unique())]
     grid = sns.relplot(
@@ -116,6 +137,9 @@ def over_epochs(
 def final_accuracy_vs_lr(summary_epochs: pd.DataFrame, path: str | Path) -> None:
     """Final validation accuracy against the learning rate (log axis), one line per variant."""
     data = _finished(summary_epochs)
+    if data.empty:
+        no_finished_seeds(path, "Final accuracy against learning rate")
+        return
     figure, ax = plt.subplots(figsize=(7, 4.5))
     sns.lineplot(
         data=data,

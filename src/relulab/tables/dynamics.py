@@ -122,7 +122,9 @@ def revival_table(layers: pd.DataFrame) -> pd.DataFrame:
         ever = group["ever_dead_fraction"].sum()
         row["revived_share"] = group["revived_fraction"].sum() / ever if ever > 0 else math.nan
         rows.append(row)
-    return _sorted(pd.DataFrame(rows), extra=["layer"])
+    stats = [f"{n}_{s}" for n in ("ever_dead", "revived", "permanently_dead", "dead") for s in CI]
+    columns = [*_point_keys(layers), "layer", "layer_group", "seeds", *stats, "revived_share"]
+    return _sorted(_table(rows, columns), extra=["layer"])
 
 
 def gradient_table(layers: pd.DataFrame, epoch: int | None = 1) -> pd.DataFrame:
@@ -152,7 +154,18 @@ def gradient_table(layers: pd.DataFrame, epoch: int | None = 1) -> pd.DataFrame:
         _add(row, "grad_norm", group["grad_norm"])
         _add(row, "ratio_to_last", group["ratio_to_last"])
         rows.append(row)
-    return _sorted(pd.DataFrame(rows), extra=["layer"])
+    stats = [f"{n}_{s}" for n in ("grad_norm", "ratio_to_last") for s in CI]
+    columns = [*_point_keys(layers), "layer", "epoch", "seeds", *stats]
+    return _sorted(_table(rows, columns), extra=["layer"])
+
+
+CI = ("mean", "ci95")
+
+
+def _table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """``rows`` as a table; with no rows (every seed diverged) still one with its columns, so
+    that it reads back from CSV and later steps find the columns they select."""
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
 
 def _sorted(table: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
