@@ -46,7 +46,13 @@ CASES = [
     ("width a billion", "model: {width: 1000000000}", [], "model.width", "max_memory_gb"),
     ("a million seeds", "training: {seeds: 1000000}", [], "training.seeds", "max_memory_gb"),
     ("epochs 1.0e+9", "training: {epochs: 1.0e+9}", [], "training.epochs", "<= 100000"),
-    ("tracking_uri without scheme", "tracking_uri: results/mlflow.db", [], "tracking_uri", ":"),
+    (
+        "tracking_uri without scheme",
+        "tracking_uri: results/mlflow.db",
+        [],
+        "tracking_uri",
+        "matching",
+    ),
 ]
 MESSAGE = "relulab: invalid configuration: "
 
