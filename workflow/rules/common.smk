@@ -35,6 +35,17 @@ UNFINISHED = [point for point in POINTS.values() if not grid.is_finished(point, 
 JOBS = grid.jobs(config, UNFINISHED)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
 
+# The MLflow store, before any job: a corrupt one stops the workflow with what to do; a lost
+# one is made again and the finished points' runs are re-sent from results/runs/.
+from relulab.train import recover, store
+
+try:
+    store.check_sqlite(TRACKING_URI)
+except store.StoreCorruptError as error:
+    sys.exit(f"relulab: {error}")
+if not getattr(workflow.output_settings, "dryrun", False):
+    recover.resend_lost_runs(TRACKING_URI, config, list(POINTS.values()))
+
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
 # warns, so the DAG of a study can be inspected before the data is fetched).
 config["data_dir"] = str(vision.resolve_data_dir(config["data_dir"], workflow.basedir))

@@ -35,6 +35,24 @@ def _finished(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["final_status"] != "diverged"]
 
 
+def no_finished_seeds(path: str | Path, title: str) -> None:
+    """The figure ``path`` when every seed diverged: a diverged run is a result, so the figure
+    exists and says so (the tables count the diverged seeds)."""
+    figure, ax = plt.subplots(figsize=(7, 2.5))
+    ax.set_axis_off()
+    ax.set_title(title)
+    ax.text(
+        0.5,
+        0.5,
+        "every seed diverged: no finished run to draw\n"
+        "(diverged_fraction in results/tables/summary.csv)",
+        ha="center",
+        va="center",
+        transform=ax.transAxes,
+    )
+    save(figure, path)
+
+
 def _lr_label(lr: float) -> str:
     return f"lr = {lr:g}"
 
@@ -83,6 +101,9 @@ def over_epochs(
 ) -> None:
     """``metric`` against epoch, one line per activation variant, one panel per learning rate."""
     data = _finished(epochs)
+    if data.empty:
+        no_finished_seeds(path, f"{label} against epoch")
+        return
     lrs = sorted(data["lr"].unique())
     columns = min(3, len(lrs))
     rows = -(-len(lrs) // columns)
@@ -109,6 +130,9 @@ def over_epochs(
 def final_accuracy_vs_lr(summary_epochs: pd.DataFrame, path: str | Path) -> None:
     """Final validation accuracy against the learning rate (log axis), one line per variant."""
     data = _finished(summary_epochs)
+    if data.empty:
+        no_finished_seeds(path, "Final accuracy against learning rate")
+        return
     figure, ax = plt.subplots(figsize=(7, 4.5))
     style.lines(ax, data, "lr", "val_accuracy")
     ax.set_xscale("log")

@@ -1556,13 +1556,34 @@ CLAIMS = (
 
 # -- the report --------------------------------------------------------------------------------
 def build(inputs: Inputs) -> list[Section]:
-    return [
-        claims_section(inputs),
-        study_section(inputs),
-        q1_section(inputs),
-        q2_section(inputs),
-        q3_section(inputs),
-    ]
+    sections = [claims_section, study_section, q1_section, q2_section, q3_section]
+    return [_unless_all_diverged(make, inputs) for make in sections]
+
+
+def _unless_all_diverged(make, inputs: Inputs) -> Section:
+    """``make(inputs)``; where every seed diverged and it fails on having nothing to measure,
+    a section that says so instead (a diverged study is a result, not a crash)."""
+    try:
+        return make(inputs)
+    except (ValueError, KeyError, IndexError, TypeError):
+        if not (inputs.summary["diverged_fraction"] >= 1).all():
+            raise
+    section = Section(_TITLES[make.__name__])
+    section.add(
+        "Not measured: every seed of every grid point diverged (summary.csv, "
+        "diverged_fraction 1), so no finished run answers this question.",
+        "summary",
+    )
+    return section
+
+
+_TITLES = {
+    "claims_section": "Claims tested",
+    "study_section": "The study",
+    "q1_section": "Q1. Does the value autograd uses for ReLU'(0) matter?",
+    "q2_section": "Q2. How many neurons die, when, and do they come back?",
+    "q3_section": "Q3. The other claims made for ReLU",
+}
 
 
 TITLE = "relulab findings"

@@ -32,7 +32,15 @@ POINT_PATTERN = r"[A-Za-z0-9_.+\-]+"
 
 
 def _number(value: float) -> str:
-    return format(float(value), "g")
+    """``value`` as it reads in a point id: short (``0.1``, ``1e-05``), yet never ambiguous.
+
+    Six significant digits read best and keep the ids of existing studies, but would give
+    0.1 and 0.1000001 one id, and so one point; where they do not name the value exactly, the
+    shortest text that does (Python's ``repr``) is used instead.
+    """
+    value = float(value)
+    short = format(value, "g")
+    return short if float(short) == value else repr(value)
 
 
 @dataclass(frozen=True)

@@ -221,7 +221,18 @@ def revival_table(layers: pd.DataFrame) -> pd.DataFrame:
             total = group[died].sum()
             row["revived_share"] = group[revived].sum() / total if total > 0 else math.nan
             rows.append(row)
-    return _sorted(pd.DataFrame(rows), extra=["layer", "cause"])
+    stats = [f"{n}_{s}" for n in ("died", "revived", "permanent") for s in CI]
+    columns = [
+        *_point_keys(layers),
+        "layer",
+        "layer_group",
+        "cause",
+        "seeds",
+        "runs_with_deaths",
+        *stats,
+        "revived_share",
+    ]
+    return _sorted(_table(rows, columns), extra=["layer", "cause"])
 
 
 def revival_by_cause(
@@ -318,12 +329,23 @@ def gradient_table(
         if rows:
             tables.append(pd.DataFrame(rows))
     if not tables:
-        return pd.DataFrame()
+        stats = [f"pre_activation_grad_rms_{s}" for s in CI]
+        ratios = [f"ratio_to_last_{s}" for s in ("gmean", "low", "high")]
+        return _table([], [*_point_keys(layers), "layer", "epoch", "seeds", *stats, *ratios])
     table = tables[0]
     for other in tables[1:]:
         keys = [c for c in [*_point_keys(other), "layer"] if c in table.columns]
         table = table.merge(other, on=keys, how="outer")
     return _sorted(table, extra=["layer"])
+
+
+CI = ("mean", "ci95")
+
+
+def _table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """``rows`` as a table; with no rows (every seed diverged) still one with its columns, so
+    that it reads back from CSV and later steps find the columns they select."""
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
 
 def _sorted(table: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:

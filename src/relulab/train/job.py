@@ -6,11 +6,15 @@ again by their tags, so running it twice neither retrains finished epochs nor du
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
+import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +23,7 @@ import torch
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
 from relulab.study.grid import Point, expand, fingerprint, is_finished
-from relulab.train import control, tracking
+from relulab.train import control, store, tracking
 from relulab.train import conv as conv_training
 from relulab.train.core import DTYPES, Settings, build_stack, parameter_hashes, seed_status
 from relulab.train.lightning import SaveEveryEpoch as SaveEveryEpoch  # tests patch it here
@@ -91,6 +95,93 @@ def varying_axes(config: dict) -> set[str]:
     return {key for key in points[0] if len({p[key] for p in points}) > 1}
 
 
+class NonFiniteStartError(ValueError):
+    """The untrained network's loss is NaN or infinite: bad data or settings, not divergence."""
+
+
+class RefuseNonFiniteStart:
+    """Stops training before its first epoch if a seed's loss is not finite at epoch 0.
+
+    A network diverges by training; one that is non-finite before any step was given bad
+    inputs or settings (data with NaN, a precision that overflows), and calling that
+    "diverged" would hide the cause. Called with the training's history before each epoch.
+    """
+
+    def __init__(self, point_id: str, data_path: str | Path):
+        self.point_id = point_id
+        self.data_path = data_path
+
+    def __call__(self, history) -> None:
+        bad = [row["seed"] for row in history.epochs if row["epoch"] == 0]
+        bad = [s for s in bad if history.diverged_epoch.get(s) == 0]
+        if bad:
+            raise NonFiniteStartError(
+                f"{self.point_id}: the loss of the untrained network (epoch 0) is NaN or "
+                f"infinite for seed(s) {bad}. That is a data or configuration error, not "
+                f"divergence: check the prepared data {self.data_path} and the settings that "
+                "scale the first forward pass (training.precision, model.init, model.width)"
+            )
+
+
+@contextmanager
+def point_lock(out_dir: Path, point_id: str) -> Iterator[bool]:
+    """Hold ``out_dir/training.lock`` while a point trains: one process per point at a time.
+
+    A second process (say, a second Snakemake started after ``--unlock`` while the first
+    still runs) waits here until the first is done, then yields True ("waited"). The lock
+    belongs to the process, so it is gone when the process dies, however it dies.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "training.lock", "a+") as handle:
+        waited = False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            log.warning(
+                "%s is being trained by %s (lock %s); waiting for it to finish",
+                point_id,
+                holder,
+                out_dir / "training.lock",
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            waited = True
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield waited
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _finished_summary(out_dir: Path, point_fingerprint: str) -> dict | None:
+    """The point.json another process wrote for these settings, if it finished the point."""
+    try:
+        summary = json.loads((out_dir / "point.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("fingerprint") == point_fingerprint else None
+
+
+def tracking_params(point: Point, config: dict) -> dict:
+    """The parameters a point's MLflow runs carry."""
+    model_cfg, train_cfg = config["model"], config["training"]
+    return {
+        **point.params(),
+        "point": point.id,
+        "dataset": config["dataset"],
+        "data_seed": config["data_seed"],
+        "arch": model_cfg["arch"],
+        "width": model_cfg["width"],
+        "epochs": train_cfg["epochs"],
+        "batch_size": train_cfg["batch_size"],
+        "weight_decay": train_cfg["weight_decay"],
+    }
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -127,12 +218,32 @@ def run_point(
     ``tracking_uri=None`` trains without MLflow (used by benchmarks, tests and controls). A point
     whose outputs in ``out_dir`` are complete and match its fingerprint and seeds is not trained
     again: its ``point.json`` is returned as it is. ``perturbed``: the 1-ulp control
-    (``relulab.train.control``): one weight per seed moved by one ulp before training.
+    (``relulab.train.control``): one weight per seed moved by one ulp before training. One
+    process at a time trains a point (``point_lock``); one that waited for another to finish the
+    point returns that process's summary instead of training it again.
     """
     out_dir = Path(out_dir)
     if is_finished(point, config, out_dir):
         log.info("%s is already finished with these settings; not training it again", point.id)
         return json.loads((out_dir / "point.json").read_text())
+    with point_lock(out_dir, point.id) as waited:
+        finished = _finished_summary(out_dir, fingerprint(point, config)) if waited else None
+        if finished is not None:
+            log.info("%s was trained by another process meanwhile; not training it again", point.id)
+            return finished
+        return _run_point(point, config, data_path, out_dir, tracking_uri, perturbed)
+
+
+def _run_point(
+    point: Point,
+    config: dict,
+    data_path: str | Path,
+    out_dir: Path,
+    tracking_uri: str | None,
+    perturbed: bool,
+) -> dict:
+    """``run_point`` once the point's lock is held."""
+    store.set_outage_timeout(config.get("tracking_timeout_s", store.DEFAULT_OUTAGE_TIMEOUT_S))
     out_dir.mkdir(parents=True, exist_ok=True)
     seeds = cfg.seeds(config)
     model_cfg, train_cfg = config["model"], config["training"]
@@ -173,17 +284,7 @@ def run_point(
         control.perturb_one_ulp(stack)
     module = SeedStackModule(stack, split.to(device, dtype), settings)
 
-    params = {
-        **point.params(),
-        "point": point.id,
-        "dataset": config["dataset"],
-        "data_seed": config["data_seed"],
-        "arch": arch,
-        "width": model_cfg["width"],
-        "epochs": train_cfg["epochs"],
-        "batch_size": train_cfg["batch_size"],
-        "weight_decay": train_cfg["weight_decay"],
-    }
+    params = tracking_params(point, config)
     tracker = None
     if tracking_uri is not None:
         tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
@@ -204,7 +305,15 @@ def run_point(
     else:
         log.info("training %s: %d seeds, %d epochs", point.id, len(seeds), settings.epochs)
     progress = ProgressLog(point.id, settings.epochs)
-    fit(module, device, last, resume=done is not None, tracker=tracker, progress=progress)
+    fit(
+        module,
+        device,
+        last,
+        resume=done is not None,
+        tracker=tracker,
+        progress=progress,
+        check=RefuseNonFiniteStart(point.id, data_path),
+    )
 
     history = module.history
     epochs = pd.DataFrame(history.epochs, columns=EPOCH_COLUMNS)

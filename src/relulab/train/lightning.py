@@ -87,6 +87,16 @@ class EveryEpoch(Callback):
         self.report(module.history.epochs)
 
 
+class CheckBeforeEpoch(Callback):
+    """Calls ``check(history)`` before every epoch; an exception it raises stops training."""
+
+    def __init__(self, check):
+        self.check = check
+
+    def on_train_epoch_start(self, trainer, module: SeedStackModule) -> None:
+        self.check(module.history)
+
+
 class SaveEveryEpoch(Callback):
     """Replaces the checkpoint ``path`` (atomically) after every epoch.
 
@@ -111,13 +121,17 @@ def fit(
     resume: bool,
     tracker: PointTracker | None,
     progress=None,
+    check=None,
 ) -> None:
     """Train ``module`` for its settings' epochs, checkpointing to ``checkpoint`` every epoch.
 
     ``resume`` continues from that checkpoint; ``tracker`` (optional) receives every epoch's rows;
-    ``progress`` (optional) is called with the history's epoch rows after every epoch.
+    ``progress`` (optional) is called with the history's epoch rows after every epoch, ``check``
+    (optional) with the history before every epoch.
     """
     callbacks: list[Callback] = [] if tracker is None else [TrackEpochs(tracker)]
+    if check is not None:
+        callbacks.append(CheckBeforeEpoch(check))
     if progress is not None:
         callbacks.append(EveryEpoch(progress))
     callbacks.append(SaveEveryEpoch(checkpoint))

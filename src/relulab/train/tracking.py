@@ -16,13 +16,13 @@ import hashlib
 import json
 import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
 from relulab.figures.palette import COLOURS, OTHER_COLOUR
+from relulab.train import store
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -64,17 +64,9 @@ def tracking_uri(configured: str | None = None) -> str:
 
 
 def _retry(call: Callable[[], T], attempts: int = 8) -> T:
-    """Retry a store call that hit a transient lock (SQLite with several writers)."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except Exception as error:  # noqa: BLE001 - MLflow wraps SQLAlchemy errors variously
-            transient = "locked" in str(error) or "busy" in str(error).lower()
-            if not transient or attempt == attempts - 1:
-                raise
-            # Jitter, so that writers that collided do not collide again in step.
-            time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
+    """Retry a store call that hit a transient lock (SQLite with several writers) or a server
+    that does not answer (for at most ``tracking_timeout_s``): see ``store.retry``."""
+    return store.retry(call, attempts)
 
 
 def _client(uri: str):
@@ -140,9 +132,14 @@ def _delete_empty_default(client) -> None:
 
 
 def experiment_id(uri: str, name: str) -> str:
+    store.require_store(uri)
     experiment = _retry(lambda: _client(uri).get_experiment_by_name(name))
     if experiment is None:
-        raise RuntimeError(f"MLflow experiment {name!r} does not exist at {uri}; run init first")
+        raise store.StoreLostError(
+            f"MLflow experiment {name!r} does not exist at {uri}; run the workflow again "
+            "(its rule init_tracking makes it; if the store was replaced, delete "
+            "results/mlflow/experiment.json first)"
+        )
     return experiment.experiment_id
 
 
