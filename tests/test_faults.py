@@ -27,8 +27,8 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
-from vision_files import write_cifar10
-from workflow_helpers import ROOT, check_mlflow_runs, scratch_copy, snakemake
+from helpers.vision_files import write_cifar10
+from helpers.workflow import ROOT, check_mlflow_runs, scratch_copy, snakemake
 
 from relulab.data import prepared as data
 from relulab.data import vision
@@ -37,7 +37,7 @@ from relulab.study import grid
 from relulab.train import job, recover, store, tracking
 
 STUDY = "relulab-faults"
-RUNNER = Path(__file__).with_name("point_runner.py")
+RUNNER = Path(__file__).parent / "helpers" / "point_runner.py"
 
 
 def small_config(epochs: int = 4, **top) -> dict:
