@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 from helpers.vision_files import write_cifar10
 from helpers.workflow import ROOT, check_mlflow_runs, scratch_copy, snakemake
+from mlflow.tracking import MlflowClient
 
 from relulab.data import prepared as data
 from relulab.data import vision
