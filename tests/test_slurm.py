@@ -152,7 +152,7 @@ def test_every_training_job_ran_through_slurm(slurm_study):
     for rule, job_id in trained.items():
         slurm_log = workdir / ".snakemake/slurm_logs" / f"rule_{rule}" / f"{job_id}.log"
         assert Path(logs[job_id]) == slurm_log
-        assert f"rule {rule}:" in slurm_log.read_text()
+        assert f"rule {rule}:" in slurm_log.read_text() or f"Rule: {rule}" in slurm_log.read_text()
 
 
 def test_aggregation_and_plotting_stay_local(slurm_study):
