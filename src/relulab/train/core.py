@@ -176,8 +176,19 @@ class StackedMLP(SeedStack):
     def dtype(self) -> torch.dtype:
         return self.weights[0].dtype
 
+    # (exact_zeros, live_zeros) while ``counting_exact_zeros_of`` counts this model's zeros.
+    zero_counters: tuple[torch.Tensor, torch.Tensor] | None = None
+
     def backward(self, x, y, index, alive) -> None:
-        losses = per_seed_cross_entropy(self(x[index]), y[index])
+        # The exact zeros are counted here rather than by forward hooks: one check per step
+        # for all layers instead of a hook and a read-back per layer (same counts).
+        counting = self.zero_counters is not None
+        zs: list[torch.Tensor] | None = [] if counting else None
+        hs: list[torch.Tensor] | None = [] if counting else None
+        losses = per_seed_cross_entropy(self(x[index], zs, hs), y[index])
+        if counting and may_hold_exact_zeros(zs):
+            for z, h in zip(zs, hs, strict=True):
+                count_exact_zeros(z, h, *self.zero_counters)
         alive &= torch.isfinite(losses)
         torch.where(alive, losses, 0).sum().backward()
 
@@ -186,7 +197,7 @@ class StackedMLP(SeedStack):
         return torch.stack([torch.linalg.vector_norm(w.grad, dim=(1, 2)) for w in hidden])
 
     def counted_activations(self) -> list[tuple[nn.Module, int | None]]:
-        return [(act, None) for act in self.acts]
+        return []  # counted in ``backward`` (``zero_counters``)
 
     def noise_generators(self) -> list[torch.Generator]:
         return list(getattr(self.acts[0], "generators", None) or [])
@@ -228,6 +239,47 @@ def build_stack(
     return stack.to(device=device, dtype=dtype)
 
 
+def may_hold_exact_zeros(inputs: list[torch.Tensor]) -> bool:
+    """False only where none of ``inputs`` (activation inputs) can hold an exact 0.
+
+    On the CPU one reduction per tensor, read back once for all of them (min |z| > 0; NaN is
+    not > 0, so a NaN answers True); elsewhere always True, as reading a number back would
+    stall the device's queue. ``count_exact_zeros`` adds nothing where this is False.
+    """
+    inputs = [z.detach() for z in inputs if z.numel()]
+    if not inputs or any(z.device.type != "cpu" for z in inputs):
+        return bool(inputs)
+    smallest = [z.abs().amin() for z in inputs]
+    least = smallest[0] if len(smallest) == 1 else torch.stack(smallest).amin()
+    return not bool(least > 0)
+
+
+def count_exact_zeros(
+    z: torch.Tensor,
+    output: torch.Tensor,
+    exact_zeros: torch.Tensor,
+    live_zeros: torch.Tensor,
+    seed: int | None = None,
+) -> None:
+    """Add the exact zeros of one activation call's input ``z`` to ``exact_zeros`` per seed, and
+    arrange for its backward pass to add to ``live_zeros`` those that meet a non-zero upstream
+    gradient (the gradient with respect to the activation's ``output``). ``seed`` as in
+    ``counting_exact_zeros``.
+    """
+    # 1 where the input is exactly 0, as arithmetic (probes.nonzero says why).
+    zero = 1 - probes.nonzero(z.detach())
+    dims = tuple(range(0 if seed is not None else 1, zero.dim()))
+    exact = exact_zeros if seed is None else exact_zeros[seed]
+    live = live_zeros if seed is None else live_zeros[seed]
+    exact.add_(probes.count(zero, dims))
+    if output.requires_grad:
+
+        def count_live(upstream: torch.Tensor) -> None:
+            live.add_(probes.count(probes.nonzero(upstream).mul_(zero), dims))
+
+        output.register_hook(count_live)
+
+
 @contextmanager
 def counting_exact_zeros(
     acts: Iterable[nn.Module],
@@ -246,24 +298,12 @@ def counting_exact_zeros(
     """
 
     def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        z = inputs[0]
         # Exact zeros are rare in float32/64. On the CPU, where reading a number back stalls
-        # no device queue, one reduction finds the calls without any (min |z| > 0; NaN is not
-        # > 0), which then need neither the exact count nor a backward hook.
-        if z.device.type == "cpu" and z.numel() and bool(z.detach().abs().amin() > 0):
+        # no device queue, one reduction finds the calls without any, which then need neither
+        # the exact count nor a backward hook.
+        if not may_hold_exact_zeros([inputs[0]]):
             return
-        # 1 where the input is exactly 0, as arithmetic (probes.nonzero says why).
-        zero = 1 - probes.nonzero(z.detach())
-        dims = tuple(range(0 if seed is not None else 1, zero.dim()))
-        exact = exact_zeros if seed is None else exact_zeros[seed]
-        live = live_zeros if seed is None else live_zeros[seed]
-        exact.add_(probes.count(zero, dims))
-        if output.requires_grad:
-
-            def count_live(upstream: torch.Tensor) -> None:
-                live.add_(probes.count(probes.nonzero(upstream).mul_(zero), dims))
-
-            output.register_hook(count_live)
+        count_exact_zeros(inputs[0], output, exact_zeros, live_zeros, seed)
 
     handles = [act.register_forward_hook(count) for act in acts]
     try:
@@ -277,11 +317,19 @@ def counting_exact_zeros(
 def counting_exact_zeros_of(
     model: SeedModel, exact_zeros: torch.Tensor, live_zeros: torch.Tensor
 ) -> Iterator[None]:
-    """``counting_exact_zeros`` on every activation of ``model``, each with its seed."""
+    """``counting_exact_zeros`` on every activation of ``model``, each with its seed; a model
+    with ``zero_counters`` (``StackedMLP``) counts its own while inside."""
+    counts_own = hasattr(model, "zero_counters")
     with ExitStack() as stack:
         for act, seed in model.counted_activations():
             stack.enter_context(counting_exact_zeros([act], exact_zeros, live_zeros, seed))
-        yield
+        if counts_own:
+            model.zero_counters = (exact_zeros, live_zeros)
+        try:
+            yield
+        finally:
+            if counts_own:
+                model.zero_counters = None
 
 
 @contextmanager
