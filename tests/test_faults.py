@@ -197,8 +197,10 @@ def test_bad_prepared_data_never_replaces_finished_results(digits, tmp_path, fau
         rewrite(bad, x_test=np.zeros((4, 1, 7, 7)), y_test=np.zeros(4, dtype=np.int64))
     else:
         rewrite(bad, y_train=y_train[:-3])
+    # Settings that make the finished point due again (a finished point is not even read).
+    again = small_config(epochs=3)
     with pytest.raises(data.PreparedDataError) as error:
-        job.run_point(point, config, bad, out, tracking_uri=None)
+        job.run_point(point, again, bad, out, tracking_uri=None)
     assert expected in str(error.value) and str(bad) in str(error.value)
     assert "prepare_data" in str(error.value)
     after = {p.name: p.read_bytes() for p in out.glob("*.*") if p.suffix in (".csv", ".json")}

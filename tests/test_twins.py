@@ -187,6 +187,7 @@ def test_effect_table_pairs_only_same_settings_and_seed():
                 "depth": 3,
                 "batch_norm": False,
                 "optimizer": "sgd",
+                "init": "default",
                 "seed": seed,
                 "epoch": range(len(hashes)),
                 "params_sha256": hashes,

@@ -29,10 +29,11 @@ from relulab.study import grid, paths
 from relulab.data import vision
 
 POINTS = grid.by_id(config)
-# Training jobs for the points not yet finished with these settings: finished points are never
-# dealt into a job again, whatever is added to the grid or however points_per_job changes.
-UNFINISHED = [point for point in POINTS.values() if not grid.is_finished(point, config)]
-JOBS = grid.jobs(config, UNFINISHED)
+# Training jobs: the grid's points dealt out by the config alone (so that a cluster node that
+# reads this file again finds the same jobs), each job keeping only its points not yet finished
+# with these settings. A finished point is no job's output and is never trained again, whatever
+# is added to the grid or however points_per_job changes.
+JOBS = grid.unfinished_jobs(config)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
 
 # The MLflow store, before any job: a corrupt one stops the workflow with what to do; a lost

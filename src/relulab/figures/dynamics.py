@@ -355,7 +355,7 @@ def born_dead(table: pd.DataFrame, path: str | Path) -> None:
     inits = list(dict.fromkeys(table["init"]))
     figure, axes = plt.subplots(2, len(inits), figsize=(5 * len(inits), 7), squeeze=False)
     widths = sorted(table["width"].unique())
-    palette = dict(zip(widths, sns.color_palette("viridis_r", len(widths)), strict=True))
+    palette = dict(zip(widths, style.sequential(len(widths)), strict=True))
     for column, init in enumerate(inits):
         part = table[table["init"] == init]
         for width, rows in part.groupby("width"):

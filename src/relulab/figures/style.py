@@ -74,6 +74,11 @@ def variant(label: str) -> Variant:
     return Variant(str(label), match["activation"], zero_grad, bool(match["own"]))
 
 
+def sequential(count: int) -> list:
+    """``count`` colours in order, for a quantity rather than an activation (e.g. widths)."""
+    return sns.color_palette("viridis_r", count)
+
+
 def colour(label: str) -> str:
     """The colour of a variant: its activation's, whatever its f'(0)."""
     return COLOURS.get(variant(label).activation, OTHER_COLOUR)

@@ -246,6 +246,22 @@ def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Poin
     return named
 
 
+def unfinished_jobs(config: dict, root: str | Path = ".") -> dict[str, list[Point]]:
+    """``jobs(config)``, each job left with its points not finished under ``root``; jobs with
+    none left are dropped.
+
+    The jobs are dealt from the whole grid, so their names and members depend on the config
+    alone: a SLURM job's node, reading the workflow again while other jobs finish, finds its
+    job as the submitting machine planned it.
+    """
+    left = {}
+    for name, members in jobs(config).items():
+        todo = [p for p in members if not is_finished(p, config, Path(root) / paths.run_dir(p.id))]
+        if todo:
+            left[name] = todo
+    return left
+
+
 def job_name(members: list[Point], grid: list[Point]) -> str:
     """A readable name for a job: its point's id alone, or the architectures it trains.
 
