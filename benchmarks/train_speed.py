@@ -1,23 +1,25 @@
-"""Training speed: relulab's training job against the plain PyTorch loop a researcher would write.
+"""Training speed: relulab's training job against the strongest references, in one run.
 
 Prints, in one run on one machine:
 
-1. per-seed training time of one grid point for S seeds: (a) the reference, a plain loop
-   (``relulab.nn.models.mlp`` as an ``nn.Sequential``, a shuffling ``DataLoader`` over a
-   ``TensorDataset``, the study's optimizer, cross-entropy) that trains the S seeds one after
-   another and runs ``relulab.nn.probes.dead_units`` on the whole training set before training and
-   after every epoch; (b) relulab's training job, ``job.run_point``, which trains the S seeds as
-   one batched model, with MLflow tracking off and on; their ratio, and seeds per second;
-2. MLflow tracking overhead (tracking on against off, same S, same process);
-3. the study's end-to-end ``snakemake --cores N`` wall time against the ideal: the reference's
-   compute time summed over every grid point and seed, divided by the cores.
+1. per-seed training time of one grid point (default: ReLU, f'(0) = 0, the middle learning rate)
+   for relulab's training job (``job.run_point``: S seeds as one batched model, measurement,
+   checkpoints, CSV outputs; MLflow off and on) against, each in its own process that imports
+   neither Lightning nor relulab (``benchmarks/peers.py``): (a) the tight hand-written loop (data
+   in memory, ``randperm`` indexing, ``torch.optim``), one seed after another; (b) PyTorch's
+   model-ensembling recipe (``torch.func.stack_module_state`` + ``functional_call`` + ``vmap``)
+   with S seeds; (c) the FLOP floor: the model's arithmetic (training and the per-epoch probe)
+   at the matrix-product rate measured on this machine in the same run. Every peer runs the
+   same per-epoch dead-unit probe on the whole training set;
+2. MLflow tracking overhead (tracking on against off, and the time inside tracking calls);
+3. the study's end-to-end ``snakemake --cores N`` wall time.
 
-Runs are interleaved (reference, relulab off, relulab on, in every repeat) and reported as
-medians over repeats, so slow drifts of a shared machine touch every variant alike.
+Runs are interleaved (every variant in every repeat) and reported as medians over repeats, so
+slow drifts of a shared machine touch every variant alike.
 
-    python benchmarks/train_speed.py                       # the table of benchmarks/README.md
+    python benchmarks/train_speed.py                       # the tables of benchmarks/README.md
     python benchmarks/train_speed.py --skip-end-to-end     # per-seed table and tracking only
-    python benchmarks/train_speed.py --device cuda --seeds 1 4 8 16 32 64 --skip-end-to-end
+    python benchmarks/train_speed.py --device cuda --seeds 1 8 64 256 --skip-end-to-end
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import json
 import logging
 import os
 import platform
@@ -41,17 +44,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from relulab.data import prepared as data
-from relulab.nn import probes
-from relulab.nn.models import DTYPES, mlp
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job, tracking
 
 ROOT = Path(__file__).resolve().parents[1]
+PEERS = Path(__file__).resolve().parent / "peers.py"
 
 
 def quiet() -> None:
@@ -96,71 +96,56 @@ class Timer:
         self.cpu += time.process_time()
 
 
-@contextlib.contextmanager
-def plain_script_environment():
-    """The process as a plain script has it: without Lightning's NVML-based CUDA check.
+def peer(name: str, data_path: Path, point: grid.Point, config: dict, seeds: int, args) -> dict:
+    """Run one reference of ``benchmarks/peers.py`` in a fresh process; its JSON result.
 
-    Importing Lightning (here, through relulab) sets PYTORCH_NVML_BASED_CUDA_CHECK=1, which
-    makes every torch.cuda.is_available() slower on machines without a CUDA driver; Adam asks
-    once per step. A hand-written loop that never imports Lightning does not pay that.
+    The process imports neither Lightning nor relulab; its time excludes start-up and loading.
     """
-    saved = os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
-    try:
-        yield
-    finally:
-        if saved is not None:
-            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = saved
-
-
-def plain_optimizer(name: str, parameters, lr: float, weight_decay: float):
-    """The optimizer as a researcher writes it: PyTorch's defaults (no fused kernels)."""
-    if name == "adam":
-        return torch.optim.Adam(parameters, lr=lr, weight_decay=weight_decay)
-    momentum = 0.9 if name == "momentum" else 0.0
-    return torch.optim.SGD(parameters, lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-
-def reference_seed(
-    split: data.Split, point: grid.Point, config: dict, seed: int, device: torch.device
-) -> Timer:
-    """Time to train one seed with the plain loop, dead-unit pass included."""
     model_cfg, train_cfg = config["model"], config["training"]
-    dtype = DTYPES[point.precision]
-    # The dataset stays where a researcher keeps it (host memory); batches move to the device.
-    x, y = split.x_train.to(dtype), split.y_train
-    x_probe = x.to(device)
-    with plain_script_environment(), Timer(device) as timer:
-        _reference_loop(x, y, x_probe, split, point, model_cfg, train_cfg, seed, device)
-    return timer
+    command = [
+        sys.executable,
+        str(PEERS),
+        name,
+        "--data",
+        str(data_path),
+        "--seeds",
+        str(seeds),
+        "--epochs",
+        str(train_cfg["epochs"]),
+        "--width",
+        str(model_cfg["width"]),
+        "--depth",
+        str(point.depth),
+        "--batch-size",
+        str(train_cfg["batch_size"]),
+        "--lr",
+        str(point.lr),
+        "--optimizer",
+        point.optimizer,
+        "--dtype",
+        point.precision,
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+    ]
+    environment = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    result = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def _reference_loop(x, y, x_probe, split, point, model_cfg, train_cfg, seed, device) -> None:
-    dtype = DTYPES[point.precision]
-    torch.manual_seed(seed)
-    model = mlp(
-        split.in_features,
-        model_cfg["width"],
-        point.depth,
-        split.classes,
-        point.activation,
-        batch_norm=point.batch_norm,
-        init=model_cfg["init"],
-    ).to(device=device, dtype=dtype)
-    loader = DataLoader(TensorDataset(x, y), batch_size=train_cfg["batch_size"], shuffle=True)
-    optimizer = plain_optimizer(
-        point.optimizer, model.parameters(), point.lr, train_cfg["weight_decay"]
-    )
-    loss_fn = nn.CrossEntropyLoss()
-    dead = [[float(m.float().mean()) for m in probes.dead_units(model, x_probe)]]
-    for _ in range(train_cfg["epochs"]):
-        model.train()
-        for xb, yb in loader:
-            xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            optimizer.zero_grad()
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-        dead.append([float(m.float().mean()) for m in probes.dead_units(model, x_probe)])
+def flops_per_seed(split: data.Split, point: grid.Point, config: dict) -> float:
+    """Floating-point operations one seed's training needs: matrix products only.
+
+    Per example a forward pass costs 2 x (in x width + (depth - 1) x width^2 + width x classes);
+    a training step is a forward and a backward pass (two products per layer): 3x that. The
+    per-epoch probe is one forward pass over the training set, before training and after every
+    epoch. Elementwise work (activations, the loss, the optimiser) is left out: a floor.
+    """
+    width, depth = config["model"]["width"], point.depth
+    forward = 2 * (split.in_features * width + (depth - 1) * width**2 + width * split.classes)
+    n, epochs = split.x_train.shape[0], config["training"]["epochs"]
+    return forward * n * (3 * epochs + epochs + 1)
 
 
 def relulab_point(
@@ -242,40 +227,42 @@ def per_seed_table(args, config: dict, split, data_path: Path, work: Path) -> pd
     point = find_point(config, args.point)
     config = {**config, "training": {**config["training"], "device": args.device}}
     store = Store(work / "store")
-    n_reference = min(max(args.seeds), args.reference_seeds)
+    flops = flops_per_seed(split, point, config)
     print(
         f"point {point.id}: width {config['model']['width']}, depth {point.depth}, "
         f"batch {config['training']['batch_size']}, {config['training']['epochs']} epochs, "
         f"{point.optimizer}, {point.precision}, device {device}, torch threads "
-        f"{torch.get_num_threads()}; reference timed on seeds 0..{n_reference - 1}",
+        f"{args.threads}; {flops / 1e9:.2f} GFLOP per seed; tight loop timed on "
+        f"{args.reference_seeds} seed(s), the ensembling recipe with S = {args.ensemble_seeds}",
         flush=True,
     )
     # Warm-up: first-call costs (kernels, Lightning's lazy set-up) stay out of the timings.
     warm = {**config, "training": {**config["training"], "epochs": 1}}
-    reference_seed(split, point, warm, 0, device)
     relulab_point(point, warm, data_path, 1, work / "warm", None)
     rows = []
     for repeat in range(args.repeats):
-        reference = [
-            reference_seed(split, point, config, seed, device) for seed in range(n_reference)
-        ]
+        gemm = peer("gemm", data_path, point, config, 1, args)
+        rate = max(gemm["gflops_batch"], gemm["gflops_large"]) * 1e9
+        tight = peer("tight", data_path, point, config, args.reference_seeds, args)
+        ensemble = peer("ensemble", data_path, point, config, args.ensemble_seeds, args)
         for seeds in args.seeds:
-            timed = reference[: min(seeds, n_reference)]
             row = {
                 "repeat": repeat,
                 "S": seeds,
-                "reference": statistics.fmean(t.wall for t in timed),
-                "reference_cpu": statistics.fmean(t.cpu for t in timed),
+                "tight": tight["seconds"] / args.reference_seeds,
+                "ensemble": ensemble["seconds"] / args.ensemble_seeds,
+                "floor": flops / rate,
+                "gemm_gflops": rate / 1e9,
             }
             out = work / "runs" / point.id
             timer = relulab_point(point, config, data_path, seeds, out, None)
-            row["relulab"], row["relulab_cpu"] = timer.wall / seeds, timer.cpu / seeds
+            row["relulab"] = timer.wall / seeds
             if not args.skip_tracking:
                 tracked = {**config, "study": store.new_experiment()}
                 with TrackerClock().timing() as clock:
                     timer = relulab_point(point, tracked, data_path, seeds, out, store.uri)
-                row["tracked"], row["tracked_cpu"] = timer.wall / seeds, timer.cpu / seeds
-                row["in_tracker"], row["in_tracker_cpu"] = clock.wall / seeds, clock.cpu / seeds
+                row["tracked"] = timer.wall / seeds
+                row["in_tracker"] = clock.wall / seeds
             rows.append(row)
             shown = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if isinstance(v, float))
             print(f"  repeat {repeat}, S {seeds}: {shown}", flush=True)
@@ -285,32 +272,29 @@ def per_seed_table(args, config: dict, split, data_path: Path, work: Path) -> pd
 def summarise_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
     """Medians over repeats of per-seed times and of each repeat's ratios."""
     runs = runs.assign(
-        ratio=runs.relulab / runs.reference,
-        ratio_cpu=runs.relulab_cpu / runs.reference_cpu,
+        vs_tight=runs.relulab / runs.tight,
+        vs_ensemble=runs.relulab / runs.ensemble,
+        vs_floor=runs.relulab / runs.floor,
     )
     if "tracked" in runs:
         runs = runs.assign(
-            ratio_tracked=runs.tracked / runs.reference,
             tracking_overhead=runs.tracked / runs.relulab - 1,
-            tracking_overhead_cpu=runs.tracked_cpu / runs.relulab_cpu - 1,
             in_tracker_share=runs.in_tracker / (runs.tracked - runs.in_tracker),
-            in_tracker_share_cpu=runs.in_tracker_cpu / (runs.tracked_cpu - runs.in_tracker_cpu),
         )
     table = runs.drop(columns="repeat").groupby("S").median()
     table["seeds_per_s"] = 1 / table.relulab
-    table["ratio_range"] = runs.groupby("S").ratio.agg(lambda r: f"{r.min():.2f}-{r.max():.2f}")
     names = {
-        "reference": "reference s/seed",
+        "tight": "tight loop s/seed",
+        "ensemble": "ensembling recipe s/seed",
+        "floor": "FLOP floor s/seed",
         "relulab": "relulab s/seed",
-        "ratio": "ratio",
-        "ratio_range": "ratio min-max",
-        "ratio_cpu": "ratio (CPU time)",
+        "vs_tight": "relulab / tight",
+        "vs_ensemble": "relulab / recipe",
+        "vs_floor": "relulab / floor",
         "tracked": "relulab+MLflow s/seed",
-        "ratio_tracked": "ratio (MLflow on)",
-        "tracking_overhead": "MLflow overhead",
-        "tracking_overhead_cpu": "MLflow overhead (CPU time)",
+        "tracking_overhead": "MLflow on - off",
         "in_tracker_share": "time in MLflow calls / training",
-        "in_tracker_share_cpu": "same, CPU time",
+        "gemm_gflops": "GEMM GFLOP/s",
         "seeds_per_s": "relulab seeds/s",
     }
     return table[[c for c in names if c in table]].rename(columns=names)
@@ -327,17 +311,8 @@ def startup_seconds(statement: str, repeats: int) -> float:
 
 
 def end_to_end(args, config: dict, split, work: Path) -> dict:
-    """The study through ``snakemake --cores N`` in a scratch copy, and the ideal time."""
+    """The study through ``snakemake --cores N`` in a scratch copy: its wall time."""
     points = grid.expand(config)
-    seeds = cfg.seeds(config)
-    timed = seeds if args.ideal_seeds is None else seeds[: args.ideal_seeds]
-    device = torch.device("cpu")
-    print(f"ideal: reference on {len(points)} points x {len(timed)} seed(s)", flush=True)
-    compute = 0.0
-    for point in points:
-        per_seed = [reference_seed(split, point, config, seed, device).wall for seed in timed]
-        compute += statistics.fmean(per_seed) * len(seeds)
-    ideal = compute / args.cores
 
     study = work / "study"
     study.mkdir(parents=True)
@@ -357,13 +332,7 @@ def end_to_end(args, config: dict, split, work: Path) -> dict:
     wall = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"snakemake failed:\n{result.stderr[-4000:]}")
-    summary = {
-        "points": len(points),
-        "reference compute s": compute,
-        "ideal s": ideal,
-        "snakemake s": wall,
-        "ratio to ideal": wall / ideal,
-    }
+    summary = {"points": len(points), "seeds": len(cfg.seeds(config)), "snakemake s": wall}
     logs = sorted((study / ".snakemake" / "log").glob("*.snakemake.log"))
     return {"summary": summary, "jobs": job_seconds(logs[-1]) if logs else pd.DataFrame()}
 
@@ -410,7 +379,7 @@ def machine() -> str:
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 8, 16])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (rule train: 1)")
@@ -419,15 +388,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", type=int, help="override training.epochs (quick checks)")
     parser.add_argument(
-        "--reference-seeds",
-        type=int,
-        default=16,
-        help="time the reference on at most this many seeds; larger S use their mean",
+        "--reference-seeds", type=int, default=2, help="seeds the tight loop trains per repeat"
+    )
+    parser.add_argument(
+        "--ensemble-seeds", type=int, default=8, help="S of PyTorch's ensembling recipe"
     )
     parser.add_argument("--cores", type=int, default=2, help="snakemake --cores")
-    parser.add_argument(
-        "--ideal-seeds", type=int, help="seeds per point timed for the ideal (default: all)"
-    )
     parser.add_argument(
         "--until", nargs="+", help="end-to-end: run only up to these rules (e.g. train)"
     )

@@ -43,6 +43,16 @@ CASES = [
     ("unknown top-level key", "learning_rate: [0.1]", [], "learning_rate", "allowed keys"),
     ("unknown nested key", "model: {widht: 10}", [], "widht", "allowed keys: "),
     ("bad value on the command line", None, ["--config", "lr=[-1]"], "lr[0]", "> 0"),
+    ("width a billion", "model: {width: 1000000000}", [], "model.width", "max_memory_gb"),
+    ("a million seeds", "training: {seeds: 1000000}", [], "training.seeds", "max_memory_gb"),
+    ("epochs 1.0e+9", "training: {epochs: 1.0e+9}", [], "training.epochs", "<= 100000"),
+    (
+        "tracking_uri without scheme",
+        "tracking_uri: results/mlflow.db",
+        [],
+        "tracking_uri",
+        "matching",
+    ),
 ]
 MESSAGE = "relulab: invalid configuration: "
 

@@ -10,6 +10,7 @@ from helpers.workflow import scratch_copy, snakemake
 from scipy import stats
 
 from relulab.experiments import bifurcation
+from relulab.figures import bifurcation as figure
 from relulab.train.core import build_stack
 
 
@@ -163,6 +164,10 @@ def test_table_aggregates_a_known_count():
     table = bifurcation.table(pd.DataFrame(rows))
     row = table.iloc[0]
     assert row["differ"] == 3 and row["fraction_differ"] == 0.3
+    assert row["exact_zeros"] == 3 and row["exact_zero_rate_note"] == ""
+    low, high = bifurcation.garwood_interval(3, 1000)
+    assert (row["exact_zero_rate_ci_low"], row["exact_zero_rate_ci_high"]) == (low, high)
+    assert row["predicted_fraction_differ"] == pytest.approx(1 - math.exp(-0.3))
     assert (row["ci_low"], row["ci_high"]) == pytest.approx(bifurcation.wilson_interval(3, 10))
     assert row["exact_zero_rate"] == pytest.approx(3 / 1000)
     assert row["first_differing_batch_median"] == 4
@@ -171,10 +176,90 @@ def test_table_aggregates_a_known_count():
 
 def test_plot_writes_png_and_svg(tmp_path):
     x, y = _data(n=32)
-    per_init = bifurcation.measure_grid(x, y, "float64", [8], [1, 2], 16, 3, dataset="toy")
-    bifurcation.plot(bifurcation.table(per_init), tmp_path / "bifurcation.png")
+    per_init = pd.concat(
+        [
+            bifurcation.measure_grid(x, y, precision, [8], [1, 2], 16, 3, dataset="toy")
+            for precision in ("float64", "float32", "float16")
+        ]
+    )
+    figure.plot(bifurcation.table(per_init), tmp_path / "bifurcation.png")
     assert (tmp_path / "bifurcation.png").read_bytes()[:4] == b"\x89PNG"
     assert "<svg" in (tmp_path / "bifurcation.svg").read_text()[:2000]
+
+
+# -- exposure, rates and the cheap path -----------------------------------------------------------
+def test_predicted_fraction_at_the_papers_exposure():
+    # The paper's 46 % at 60,000 x 768 pre-activations implies about 1.3e-8 per pre-activation.
+    paper = bifurcation.PAPER_POINTS[1]
+    assert paper.precision == "float32" and paper.pre_activations_per_init == 46_080_000
+    rate = 1.3e-8
+    assert bifurcation.predicted_fraction(rate, paper.pre_activations_per_init) == pytest.approx(
+        0.45, abs=0.01
+    )
+    # MNIST-1D's 4,000 examples at 3x256 expect about 4 %: about 1 in 32.
+    assert bifurcation.predicted_fraction(rate, 4000 * 768) == pytest.approx(0.039, abs=0.002)
+    assert bifurcation.predicted_fraction(0.0, 1e12) == 0.0
+    exposure = bifurcation.exposure_for(0.46, rate)
+    assert bifurcation.predicted_fraction(rate, exposure) == pytest.approx(0.46)
+    assert bifurcation.exposure_for(0.5, 0.0) == math.inf
+
+
+def _cancelling_data(n=96, features=6):
+    """Inputs in {-1, 0, 1}: in bfloat16 some pre-activations cancel to exactly 0."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randint(-1, 2, (n, features), generator=g).double()
+    return x, torch.arange(n) % 3
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float32"])
+def test_skipping_batches_without_zeros_changes_no_result(precision):
+    x, y = _cancelling_data()
+    full = bifurcation.measure(x, y, precision, 32, 2, 16, 4, skip_batches_without_zeros=False)
+    cheap = bifurcation.measure(x, y, precision, 32, 2, 16, 4)
+    columns = [c for c in bifurcation.INIT_COLUMNS if c != "batches_with_both_passes"]
+    pd.testing.assert_frame_equal(full[columns], cheap[columns])
+    assert (full["batches_with_both_passes"] == 6).all()
+    if precision == "bfloat16":  # some batches hold zeros and some inits differ, not all
+        assert 0 < cheap["batches_with_both_passes"].iloc[0] < 6
+        assert 0 < cheap["differ"].sum() < 4
+    else:  # no zero at all: no backward pass
+        assert (cheap["batches_with_both_passes"] == 0).all()
+
+
+def test_cheap_path_still_finds_a_planted_zero():
+    x, y = _data()
+    stack = _planted_stack(torch.float16)
+    result = bifurcation.compare_gradients(stack, x.half(), y, batch_size=16)
+    assert result["differ"].all() and result["batches_with_both_passes"] == 3
+    exact = bifurcation.compare_gradients(_planted_stack(torch.float64), x, y, batch_size=16)
+    assert exact["batches_with_both_passes"] == 0 and not exact["differ"].any()
+
+
+def test_first_layer_comparison_sees_a_subset_of_the_differences():
+    x, y = _data()
+    every = bifurcation.compare_gradients(_planted_stack(torch.float16), x.half(), y, 16)
+    first = bifurcation.compare_gradients(
+        _planted_stack(torch.float16), x.half(), y, 16, compare="first_layer"
+    )
+    assert (first["differing_batches"] <= every["differing_batches"]).all()
+    # The planted unit is in the first layer: its weight gradient row changes too.
+    assert first["differ"].all()
+    with pytest.raises(ValueError, match="compare"):
+        bifurcation.compare_gradients(_planted_stack(torch.float16), x.half(), y, 16, compare="x")
+
+
+def test_table_reports_rate_interval_prediction_and_the_bound_without_zeros():
+    x, y = _data(n=64)
+    per_init = bifurcation.measure(x, y, "float64", 8, 1, 32, 5, dataset="toy", inputs="raw")
+    row = bifurcation.table(per_init).iloc[0]
+    assert row["exact_zeros"] == 0 and row["exact_zero_rate"] == 0
+    assert row["exact_zero_rate_ci_low"] == 0
+    assert row["exact_zero_rate_ci_high"] == pytest.approx(3.689 / (5 * 64 * 8), rel=1e-3)
+    assert row["exact_zero_rate_note"].startswith("no exact zero seen")
+    assert row["predicted_fraction_differ"] == 0
+    assert row["inputs"] == "raw" and row["compare"] == "all"
+    assert row["device"].startswith("cpu")
+    assert row["pre_activations_per_init"] == 64 * 8
 
 
 # -- workflow -----------------------------------------------------------------------------------
@@ -214,3 +299,14 @@ def test_paper_scale_configuration_passes_a_dry_run(tmp_path):
     assert config["bifurcation"]["inits"] == 1000
     assert config["bifurcation"]["widths"] == [256] and config["bifurcation"]["depths"] == [3]
     assert config["bifurcation"]["batch_size"] == 256
+
+
+def test_settings_give_architectures_and_inits_per_precision():
+    settings = {"widths": [64, 256], "depths": [1, 3], "inits": 96, "architectures": []}
+    assert bifurcation.architectures(settings) == [(64, 1), (64, 3), (256, 1), (256, 3)]
+    settings["architectures"] = [{"width": 16, "depth": 3}, {"width": 256, "depth": 6}]
+    assert bifurcation.architectures(settings) == [(16, 3), (256, 6)]
+    assert bifurcation.inits_of(settings, "float64") == 96
+    settings["inits_by_precision"] = {"float64": 32}
+    assert bifurcation.inits_of(settings, "float64") == 32
+    assert bifurcation.inits_of(settings, "float32") == 96

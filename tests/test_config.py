@@ -1,5 +1,7 @@
 """Every malformed config fails with one message naming the key and what is allowed."""
 
+import re
+
 import pytest
 import yaml
 
@@ -65,3 +67,104 @@ def test_the_schema_is_the_one_list_of_allowed_values_and_the_code_agrees():
     for kind in ("activation", "precision", "optimizer", "init", "device"):
         values = ", ".join(cfg.allowed_values(kind, schema))
         assert text.count(f"enum: [{values}]") == 1, kind
+
+
+SUGGESTIONS = [
+    ({"activation": ["rleu"]}, "did you mean 'relu'?"),
+    ({"training": {"optimizer": "Adam"}}, "did you mean 'adam'?"),
+    ({"training": {"precision": ["float23"]}}, "did you mean 'float32'?"),
+    ({"model": {"widht": 10}}, "'widht' (did you mean 'width'?)"),
+    ({"trainig": {}}, "'trainig' (did you mean 'training'?)"),
+]
+
+
+@pytest.mark.parametrize("overrides, suggestion", SUGGESTIONS)
+def test_a_near_miss_gets_the_closest_allowed_value_or_key(overrides, suggestion):
+    with pytest.raises(cfg.ConfigError, match=re.escape(suggestion)):
+        cfg.validate(overrides)
+
+
+def test_nothing_close_gets_no_suggestion():
+    with pytest.raises(cfg.ConfigError) as caught:
+        cfg.validate({"activation": ["swish"]})
+    assert "did you mean" not in str(caught.value)
+
+
+def _bad_values(schema: dict) -> list:
+    """Values that break each rule of one schema node (some may pass another oneOf option)."""
+    bad: list = []
+    if "enum" in schema:
+        bad.append("zzz")
+    for option in schema.get("oneOf", []):
+        bad += _bad_values(option)
+    kinds = schema.get("type", [])
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    if "integer" in kinds or "number" in kinds:
+        bad += [2.5 if "integer" in kinds else "abc", "1e-3"]
+    for rule, offset in (("minimum", -1), ("exclusiveMinimum", 0)):
+        if rule in schema:
+            bad.append(schema[rule] + offset)
+    for rule, offset in (("maximum", 1), ("exclusiveMaximum", 0)):
+        if rule in schema:
+            bad.append(schema[rule] + offset)
+    if "boolean" in kinds:
+        bad.append("maybe")
+    if "string" in kinds:
+        bad.append(12)
+        if "pattern" in schema:
+            bad.append("has spaces!")
+    if "array" in kinds:
+        bad.append(True)
+        if schema.get("minItems"):
+            bad.append([])
+        items = schema.get("items", {})
+        bad += [[value] for value in _bad_values(items)]
+        if schema.get("uniqueItems") and items.get("enum"):
+            bad.append([items["enum"][0]] * 2)
+    if "object" in kinds or "properties" in schema:
+        bad.append({"zzz_unknown": 1})
+    return bad
+
+
+def _rules(schema: dict, path: tuple = ()):
+    """(path, bad value) for every rule of every key of the schema."""
+    for key, sub in schema.get("properties", {}).items():
+        if "$ref" in sub:
+            continue
+        for value in _bad_values(sub):
+            yield (*path, key), value
+        yield from _rules(sub, (*path, key))
+
+
+def _nested(path: tuple, value) -> dict:
+    for key in reversed(path):
+        value = {key: value}
+    return value
+
+
+# Phrases a message built from words for the schema must never contain.
+UNGRAMMATICAL = [
+    r"\b(a|an) (a|an|one)\b",  # "a list of a number"
+    r"\ba [aeiou]",  # "a integer"
+    r"\ban [^aeiou ]",  # "an number"
+    r"\d+s\b",  # "a number > 0s"
+    r"\bof (a|an) ",  # "a list of a string"
+    r"  ",
+    r"'s\b",
+    r"\bs\b",
+]
+
+
+def test_every_schema_rule_has_a_grammatical_message():
+    messages = set()
+    for path, value in _rules(cfg.load_schema()):
+        try:
+            cfg.validate(_nested(path, value))
+        except cfg.ConfigError as error:
+            messages.add(str(error))
+    assert len(messages) > 60
+    for message in messages:
+        assert message.startswith(("config key '", "unknown config key")), message
+        assert "\n" not in message and not message.endswith((".", ";", ",")), message
+        for pattern in UNGRAMMATICAL:
+            assert not re.search(pattern, message), (pattern, message)

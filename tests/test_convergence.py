@@ -110,3 +110,60 @@ def test_one_row_per_point_in_a_stable_order():
 def test_target_outside_zero_one_is_refused(target):
     with pytest.raises(ValueError, match="target accuracy"):
         convergence.run_table(frame(run_rows("p", 0, [0.1, 0.2])), target)
+
+
+def test_ranks_are_ranges_where_intervals_overlap():
+    # a and b overlap, c is clearly worse; d has no interval (one seed) and separates from none.
+    ranks = convergence.rank_ranges([0.8, 0.78, 0.5], [0.05, 0.05, 0.01])
+    assert ranks == [(1, 2), (1, 2), (3, 3)]
+    assert convergence.rank_ranges([0.8, 0.5], [0.0, math.nan]) == [(1, 2), (1, 2)]
+    assert convergence.rank_ranges([0.9, 0.5], [0.0, 0.0]) == [(1, 1), (2, 2)]
+    # Fewer steps is better.
+    assert convergence.rank_ranges([10, 50], [1, 1], higher_is_better=False) == [(1, 1), (2, 2)]
+
+
+def test_seeds_that_choose_the_lr_are_not_the_seeds_that_report_it():
+    assert convergence.split_seeds([3, 0, 1, 2]) == ([0, 2], [1, 3])
+    assert convergence.split_seeds([5]) == ([5], [5])
+
+
+def lr_runs(lr, seed, accuracies, status="finished"):
+    rows = run_rows(f"relu_lr{lr}", seed, accuracies, status=status)
+    for row in rows:
+        row["lr"] = lr
+    return rows
+
+
+def test_best_lr_is_chosen_on_selection_seeds_and_reported_on_the_others():
+    # lr 0.1 looks best on the selection seeds (0, 2) only; lr 0.01 on the report seeds.
+    good, bad = [0.5, 0.9, 0.9], [0.1, 0.2, 0.3]
+    epochs = frame(
+        lr_runs(0.1, 0, good),
+        lr_runs(0.1, 2, good),
+        lr_runs(0.1, 1, bad),
+        lr_runs(0.1, 3, bad),
+        lr_runs(0.01, 0, bad),
+        lr_runs(0.01, 2, bad),
+        lr_runs(0.01, 1, good),
+        lr_runs(0.01, 3, good),
+    )
+    table = convergence.best_lr_table(convergence.run_table(epochs, 0.6))
+    row = table.iloc[0]
+    assert row["chosen_lr"] == 0.1
+    assert row["selection"] == "held-out seeds"
+    assert row["report_seeds"] == 2
+    assert row["auc_mean"] == pytest.approx(
+        convergence.run_table(frame(lr_runs(0.1, 1, bad)), 0.6)["auc"][0]
+    )
+
+
+def test_a_diverged_lr_is_never_chosen_and_all_diverged_is_a_row():
+    epochs = frame(
+        lr_runs(1.0, 0, [0.1, 0.1], status="diverged"),
+        lr_runs(1.0, 1, [0.1, 0.1], status="diverged"),
+    )
+    table = convergence.best_lr_table(convergence.run_table(epochs, 0.6))
+    row = table.iloc[0]
+    assert row["diverged"] == 1
+    assert math.isnan(row["auc_mean"])
+    assert row["auc_rank_best"] == 0

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from helpers.training import trainer
 from helpers.vision_files import write_cifar10, write_mnist
 from helpers.workflow import scratch_copy, snakemake
 from torch import nn
@@ -21,6 +22,7 @@ from relulab.study import grid
 from relulab.train import conv as conv_training
 from relulab.train import job
 from relulab.train.core import Settings
+from relulab.train.lightning import SeedStackModule
 
 
 def conv_layout(model: convnets.VGG) -> list:
@@ -173,7 +175,7 @@ def image_data(tmp_path_factory):
     write_mnist(root, "fashion_mnist", train=48, test=16, gz=True)
     write_cifar10(root, per_batch=10, test=16)
     return {
-        name: data.prepare(name, root / f"{name}.npz", data_dir=root)
+        name: data.prepare(name, root / f"{name}.npz", data_dir=root, accept_unverified=True)
         for name in ("mnist", "fashion_mnist", "cifar10")
     }
 
@@ -235,21 +237,13 @@ def test_one_epoch_of_a_few_batches_through_the_job(
 def fit(split, seeds, zero_grad=0.0, poison=None, batch_norm=False):
     models = conv_training.build_models(
         seeds, "vgg", tuple(split.x_train.shape[1:]), 10, 4, 3, "relu", zero_grad, batch_norm,
-        "default", torch.float64,
+        "default", torch.float64, measure_batch=20,
     )  # fmt: skip
     if poison is not None:
         with torch.no_grad():
             models.models[poison].hidden_weights()[0].fill_(float("inf"))
-    module = conv_training.ConvSeedsModule(
-        models, split, Settings(seeds=seeds, lr=0.05, epochs=2, batch_size=16), measure_batch=20
-    )
-    L.Trainer(
-        max_epochs=2,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(module)
+    module = SeedStackModule(models, split, Settings(seeds=seeds, lr=0.05, epochs=2, batch_size=16))
+    trainer(2).fit(module)
     return module, models
 
 
@@ -287,6 +281,7 @@ def test_vision_study_through_snakemake(tmp_path):
     study = {
         "study": "vision-test",
         "dataset": "fashion_mnist",
+        "accept_unverified_data": True,  # files written here, not the published ones
         "activation": ["relu"],
         "zero_grad": [0.0],
         "lr": [0.05],
@@ -316,17 +311,11 @@ def test_interrupted_training_resumes_to_the_same_result(image_data, tmp_path):
             [0, 1], "resnet", (1, 28, 28), 10, 4, 4, "rrelu", 0.0, True, "default", torch.float64
         )
         settings = Settings(seeds=[0, 1], lr=0.05, epochs=epochs, batch_size=16, optimizer="adam")
-        module = conv_training.ConvSeedsModule(models, split, settings)
+        module = SeedStackModule(models, split, settings)
         checkpoint = L.pytorch.callbacks.ModelCheckpoint(
             dirpath=tmp_path, save_last=True, save_top_k=0, every_n_epochs=1
         )
-        L.Trainer(
-            max_epochs=epochs,
-            logger=False,
-            callbacks=[checkpoint],
-            enable_progress_bar=False,
-            enable_model_summary=False,
-        ).fit(module, ckpt_path=resume)
+        trainer(epochs, [checkpoint]).fit(module, ckpt_path=resume)
         return module
 
     straight = run(2)

@@ -4,6 +4,9 @@ The numbers depend on the machine; these tests check what the benchmark reports.
 operators' exactness is in tests/test_zero_grad_operator.py.
 """
 
+import math
+
+import pandas as pd
 import pytest
 import torch
 
@@ -65,3 +68,49 @@ def test_timing_sees_every_module_once_per_repeat():
     # Each repeat (warm-up included) runs each module twice (once untimed, once timed), and
     # the reference "a" twice more before each of the two modules.
     assert calls == {"a": 5 * (2 + 2 * 2), "b": 5 * 2}
+
+
+def test_torch_relu_is_timed_against_a_second_copy_of_itself_as_the_null():
+    labels = [v.label for v in cost.variants((0.0,))]
+    assert cost.NULL in labels
+    null = next(v for v in cost.variants((0.0,)) if v.label == cost.NULL)
+    assert isinstance(null.build(), torch.nn.ReLU)
+
+
+def test_median_interval_takes_order_statistics_at_binomial_ranks():
+    values = list(range(1, 21))  # n = 20: the 6th to the 15th smallest
+    assert cost.median_interval(values) == (6.0, 15.0)
+    assert all(math.isnan(v) for v in cost.median_interval([1.0]))
+
+
+def cost_row(variant, relative, low, high):
+    return {
+        "device": "cpu",
+        "elements": 100,
+        "variant": variant,
+        "relative": relative,
+        "relative_low": low,
+        "relative_high": high,
+    }
+
+
+def test_cheaper_and_dearer_only_outside_the_null():
+    table = pd.DataFrame(
+        [
+            cost_row(cost.REFERENCE, 1.0, 0.97, 1.03),
+            cost_row(cost.NULL, 0.9, 0.85, 0.98),
+            cost_row("inside", 0.95, 0.9, 0.97),  # cheaper than 1, not than the null
+            cost_row("cheap", 0.5, 0.45, 0.55),
+            cost_row("dear", 2.0, 1.8, 2.2),
+            cost_row("one repeat", 0.5, math.nan, math.nan),
+        ]
+    )
+    verdicts = cost.add_verdicts(table).set_index("variant")["verdict"]
+    assert verdicts.to_dict() == {
+        cost.REFERENCE: "reference",
+        cost.NULL: "null",
+        "inside": "within noise",
+        "cheap": "cheaper",
+        "dear": "dearer",
+        "one repeat": "within noise",
+    }

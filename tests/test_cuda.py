@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers.gradients import backward
-from test_equivalence import train
+from helpers.training import train
 
 from relulab.data import prepared as data
 from relulab.nn import activations

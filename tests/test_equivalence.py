@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import os
 
-import lightning as L
 import pandas as pd
 import pytest
 import torch
+from helpers.training import train
 from lightning.pytorch.callbacks import Callback
 
-from relulab.data import prepared as data
 from relulab.nn import activations, probes
 from relulab.nn.models import seeded_mlp
 from relulab.train import core as training
-from relulab.train.core import SeedStackModule, Settings, build_stack
-
-WIDTH, DEPTH = 16, 2
+from relulab.train.core import build_stack
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,12 +31,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    path = data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
-    return data.load(path)
 
 
 def zero_grads(activation: str) -> list[float | None]:
@@ -66,48 +57,6 @@ class Poison(Callback):
                 module.stack.weights[0][self.seed_index].fill_(float("nan"))
 
 
-def train(
-    split,
-    seeds,
-    activation="relu",
-    zero_grad=0.0,
-    batch_norm=False,
-    optimizer="sgd",
-    lr=0.1,
-    epochs=2,
-    callbacks=(),
-    device="cpu",
-):
-    stack = build_stack(
-        seeds,
-        split.in_features,
-        split.classes,
-        WIDTH,
-        DEPTH,
-        activation,
-        zero_grad,
-        batch_norm,
-        "default",
-        torch.float64,
-        device,
-    )
-    settings = Settings(seeds=seeds, lr=lr, epochs=epochs, batch_size=128, optimizer=optimizer)
-    module = SeedStackModule(stack, split.to(device, torch.float64), settings)
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        accelerator="gpu" if device == "cuda" else "cpu",
-        devices=1,
-        deterministic=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=list(callbacks),
-    )
-    trainer.fit(module)
-    return module
-
-
 def rows_of(module, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A seed's epoch and layer rows, without the seed column and the bitwise weight hash."""
     epochs = pd.DataFrame(module.history.epochs)
@@ -128,9 +77,9 @@ def assert_seed_matches(stacked, index: int, alone, seed: int) -> None:
 
 
 @pytest.mark.parametrize(("activation", "zero_grad", "batch_norm"), CASES)
-def test_seed_in_a_stack_trains_as_alone(digits, activation, zero_grad, batch_norm):
-    stacked = train(digits, [0, 3, 5], activation, zero_grad, batch_norm)
-    alone = train(digits, [3], activation, zero_grad, batch_norm)
+def test_seed_in_a_stack_trains_as_alone(digits_split, activation, zero_grad, batch_norm):
+    stacked = train(digits_split, [0, 3, 5], activation, zero_grad, batch_norm)
+    alone = train(digits_split, [3], activation, zero_grad, batch_norm)
     assert_seed_matches(stacked, 1, alone, 3)
     epochs, layers = rows_of(stacked, 3)
     assert set(epochs.status) == {"ok"}
@@ -138,23 +87,25 @@ def test_seed_in_a_stack_trains_as_alone(digits, activation, zero_grad, batch_no
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-def test_seed_in_a_stack_trains_as_alone_with_stateful_optimizers(digits, optimizer):
-    stacked = train(digits, [1, 2], "prelu", 1.0, True, optimizer=optimizer, lr=0.01)
-    alone = train(digits, [2], "prelu", 1.0, True, optimizer=optimizer, lr=0.01)
+def test_seed_in_a_stack_trains_as_alone_with_stateful_optimizers(digits_split, optimizer):
+    stacked = train(digits_split, [1, 2], "prelu", 1.0, True, optimizer=optimizer, lr=0.01)
+    alone = train(digits_split, [2], "prelu", 1.0, True, optimizer=optimizer, lr=0.01)
     assert_seed_matches(stacked, 1, alone, 2)
 
 
 @pytest.mark.parametrize(("activation", "optimizer"), [("relu", "sgd"), ("rrelu", "adam")])
-def test_seed_diverging_mid_training_leaves_the_others_as_alone(digits, activation, optimizer):
+def test_seed_diverging_mid_training_leaves_the_others_as_alone(
+    digits_split, activation, optimizer
+):
     poisoned = train(
-        digits, [0, 1, 2], activation, 0.0, True, optimizer, 0.01, 3, [Poison(1, epoch=1)]
+        digits_split, [0, 1, 2], activation, 0.0, True, optimizer, 0.01, 3, [Poison(1, epoch=1)]
     )
     assert poisoned.history.diverged_epoch == {1: 2}
     statuses = pd.DataFrame(poisoned.history.epochs).groupby("seed").status.agg(list)
     assert statuses[1] == ["ok", "ok", "diverged"]
     assert statuses[0] == statuses[2] == ["ok"] * 4
     for index, seed in [(0, 0), (2, 2)]:
-        alone = train(digits, [seed], activation, 0.0, True, optimizer, 0.01, 3)
+        alone = train(digits_split, [seed], activation, 0.0, True, optimizer, 0.01, 3)
         assert_seed_matches(poisoned, index, alone, seed)
 
 

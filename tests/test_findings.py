@@ -60,6 +60,8 @@ def study(
             "precision": "float32",
             "depth": depth,
             "batch_norm": False,
+            "optimizer": "sgd",
+            "init": "default",
             "variant": analysis.variant_label(activation, 0.0 if activation == "relu" else None),
             "final_status": "finished",
         }
@@ -270,11 +272,12 @@ def test_missing_optional_tables_are_said_and_the_rest_still_written(tmp_path):
     markdown, html = tmp_path / "findings.md", tmp_path / "findings.html"
     findings.write(inputs, markdown, html)
     text = markdown.read_text()
-    for heading in ("## The study", "## Q1.", "## Q2.", "## Q3."):
+    for heading in ("## Claims tested", "## The study", "## Q1.", "## Q2.", "## Q3."):
         assert heading in text
+    assert text.index("## Claims tested") < text.index("## The study")
     assert "bifurcation study was not run" in text
     assert "cost benchmark was not run" in text
-    assert text.count("<h2>") == 0 and html.read_text().count("<h2>") == 4
+    assert text.count("<h2>") == 0 and html.read_text().count("<h2>") == 5
 
 
 def test_every_finding_points_at_a_table_or_figure():
@@ -289,38 +292,96 @@ def test_every_finding_points_at_a_table_or_figure():
             assert set(finding.sources) <= known
 
 
-def test_q1_uses_the_bifurcation_and_twin_tables_when_present():
-    inputs = synthetic_study()
-    inputs.bifurcation = pd.DataFrame(
-        {
-            "precision": ["float64", "float32", "float16"] * 2,
-            "width": [64] * 3 + [256] * 3,
-            "depth": [3] * 6,
-            "inits": [32] * 6,
-            "fraction_differ": [0.0, 0.25, 0.5, 0.0, 0.375, 1.0],
-            "ci_low": [0.0, 0.1, 0.3, 0.0, 0.2, 0.9],
-            "ci_high": [0.1, 0.4, 0.7, 0.1, 0.5, 1.0],
-            "exact_zero_rate": [0.0, 1e-6, 1e-3, 0.0, 2e-6, 2e-3],
-        }
-    )
-    inputs.zero_grad_effect = pd.DataFrame(
+def _bifurcation_cells():
+    from relulab.experiments import bifurcation
+    from relulab.tables.stats import garwood_interval, wilson_interval
+
+    rows = []
+    for width, depth, precision, differ, zeros in [
+        (64, 3, "float32", 8, 8),
+        (256, 3, "float64", 0, 0),
+        (256, 3, "float32", 18, 19),
+        (256, 3, "float16", 96, 5000),
+    ]:
+        exposure = 60_000 * width * depth
+        low, high = wilson_interval(differ, 96)
+        rate_low, rate_high = garwood_interval(zeros, exposure * 96)
+        rate = zeros / (exposure * 96)
+        rows.append(
+            {
+                "dataset": "mnist1d_60k",
+                "inputs": "standardised",
+                "compare": "all",
+                "device": "cpu (x86_64, 1 thread)",
+                "precision": precision,
+                "width": width,
+                "depth": depth,
+                "batch_size": 256,
+                "inits": 96,
+                "differ": differ,
+                "fraction_differ": differ / 96,
+                "ci_low": low,
+                "ci_high": high,
+                "pre_activations_per_init": exposure,
+                "exact_zeros": zeros,
+                "exact_zero_rate": rate,
+                "exact_zero_rate_ci_low": rate_low,
+                "exact_zero_rate_ci_high": rate_high,
+                "predicted_fraction_differ": bifurcation.predicted_fraction(rate, exposure),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _twins_table(control_max=0.02):
+    return pd.DataFrame(
         {
             "activation": ["relu", "relu"],
+            "precision": ["float32", "float32"],
             "lr": [0.01, 0.1],
             "variant": ["relu (f'(0)=1)", "relu (f'(0)=1)"],
             "seeds": [4, 4],
-            "departed": [1, 4],
-            "accuracy_difference_mean": [0.001, -0.02],
-            "accuracy_difference_ci_low": [-0.002, -0.03],
-            "accuracy_difference_ci_high": [0.004, -0.01],
+            "departed": [0, 1],
+            "departed_accuracy_differences": ["", "seed 2: +1.50"],
+            "departed_accuracy_difference_max_abs": [float("nan"), 0.015],
+            "control_seeds": [4, 4],
+            "control_fraction_departed": [1.0, 1.0],
+            "control_accuracy_difference_mean": [0.001, -0.002],
+            "control_accuracy_difference_max_abs": [0.004, control_max],
         }
     )
+
+
+def test_q1_states_dataset_exposure_and_device_and_compares_at_the_papers_exposure():
+    inputs = synthetic_study()
+    inputs.bifurcation = _bifurcation_cells()
     sentences = texts(inputs, "Q1")
-    widest = find(sentences, "Untrained MLPs")
-    assert "width 256" in widest and "float32 38 %" in widest and "float16 100 %" in widest
-    assert "float32 46 %" in widest  # the published number, for comparison
-    find(sentences, "float32 the fraction was 25 % at width 64, depth 3 and 38 % at width 256")
-    twins = find(sentences, "5 of 8 runs with f'\\(0\\) other than 0 parted")
-    assert "lr 0.1" in twins
-    effect = find(sentences, "largest mean change")
-    assert "-2.00 points" in effect and "excludes no change" in effect
+    float32 = find(sentences, "^float32, 3 hidden layers of 256 on mnist1d_60k")
+    assert "60,000 examples: 46.1 M pre-activations per initialisation" in float32
+    assert "cpu (x86_64, 1 thread)" in float32 and "18 of 96 initialisations" in float32
+    assert "19 pre-activations were exactly 0" in float32 and "Garwood 95 %" in float32
+    float64 = find(sentences, "^float64, ")
+    assert "no pre-activation was exactly 0 in 4.42 G computed (rate < 8.3e-10" in float64
+    paper = find(sentences, r"At the paper.s exposure \(MNIST, GPU, 3x256: 46.1 M.* our float32")
+    assert "our float32 rate predicts 18 % [11 %, 27 %]" in paper and "report 46 %" in paper
+    find(sentences, r"by exposure .*8 % at 3x64 \(11.5 M\).*ranged from")
+    answers = [s for s in sentences if s.startswith("Answer for")]
+    assert [a.split(":")[0] for a in answers] == [
+        "Answer for float64",
+        "Answer for float32",
+        "Answer for float16",
+    ]
+    assert "changed no gradient" in answers[0] and "19 %" in answers[1]
+
+
+@pytest.mark.parametrize(("control_max", "verdict"), [(0.02, "no more than"), (0.005, "more than")])
+def test_q1_sets_each_departed_twin_against_the_one_ulp_control(control_max, verdict):
+    inputs = synthetic_study()
+    inputs.zero_grad_effect = _twins_table(control_max)
+    sentences = texts(inputs, "Q1")
+    twins = find(sentences, r"1 of 8 runs with f'\(0\) other than 0 parted")
+    assert "float32 training" in twins and "lr 0.1" in twins and "seed 2: +1.50" in twins
+    control = find(sentences, "1-ulp controls of the same float32 seeds")
+    assert f"up to {100 * control_max:.2f} points" in control
+    answer = find(sentences, "^Answer for float32")
+    assert verdict in answer and "1 runs parted" in answer

@@ -4,7 +4,7 @@ import pytest
 
 from relulab.nn.activations import KINKED, SMOOTH
 from relulab.study import config as cfg
-from relulab.study import grid
+from relulab.study import grid, paths
 
 
 def validated(**overrides):
@@ -186,3 +186,28 @@ def test_points_per_job_changes_no_fingerprint_and_must_be_positive():
     assert grid.fingerprint(point, one) == grid.fingerprint(point, eight)
     with pytest.raises(cfg.ConfigError, match="points_per_job"):
         validated(activation=["relu"], zero_grad=[0.0], lr=[0.1], training={"points_per_job": 0})
+
+
+def test_unfinished_jobs_keep_their_names_while_other_jobs_finish(tmp_path):
+    """A cluster node reads the workflow again while other jobs finish: it must find its job
+    under the same name, with the same points."""
+    config = validated(
+        activation=["relu", "elu"],
+        zero_grad=[0.0],
+        lr=[0.1, 0.01],
+        model={"depth": [2, 3]},
+        training={"points_per_job": 2, "seeds": 1},
+    )
+    planned = grid.unfinished_jobs(config, tmp_path)
+    assert planned == grid.jobs(config)
+    name, members = next(iter(planned.items()))
+    for point in members:  # this job finishes
+        run_dir = tmp_path / paths.run_dir(point.id)
+        run_dir.mkdir(parents=True)
+        for file in ("epochs.csv", "layers.csv"):
+            (run_dir / file).write_text("seed\n")
+        summary = {"fingerprint": grid.fingerprint(point, config), "seeds": {"0": {}}}
+        (run_dir / "point.json").write_text(json.dumps(summary))
+    later = grid.unfinished_jobs(config, tmp_path)
+    assert name not in later
+    assert later == {n: m for n, m in planned.items() if n != name}

@@ -51,7 +51,7 @@ def rows(epochs: range, seeds=SEEDS) -> tuple[list[dict], list[dict]]:
 
 
 METRICS = ["train_loss", "val_loss", "val_accuracy", "dead_fraction"] + [
-    f"layer{layer}.sparsity" for layer in range(1, LAYERS + 1)
+    f"layer{layer}/sparsity" for layer in range(1, LAYERS + 1)
 ]
 
 
@@ -96,10 +96,16 @@ def seed_runs(uri: str) -> dict[str, list]:
 
 
 def assert_each_metric_once_per_epoch(uri: str, epochs: int = EPOCHS) -> None:
-    """One run per seed, each metric exactly once per epoch, with that epoch's value."""
+    """One run per seed, each metric exactly once per epoch, with that epoch's value; the
+    parent's seed bands too."""
     client = MlflowClient(uri)
     runs = seed_runs(uri)
     assert len(runs["point"]) == 1
+    (parent,) = runs["point"]
+    for key in tracking.PARENT_METRICS:
+        for name in (key, f"{key}.{tracking.LOWER}", f"{key}.{tracking.UPPER}"):
+            history = client.get_metric_history(parent.info.run_id, name)
+            assert sorted(m.step for m in history) == list(range(epochs + 1)), name
     assert sorted(int(r.data.tags[tracking.TAG_SEED]) for r in runs["seed"]) == SEEDS
     for run in runs["seed"]:
         seed = int(run.data.tags[tracking.TAG_SEED])
@@ -130,7 +136,8 @@ def test_start_searches_once_and_reads_histories_only_on_resume(uri):
     again.start({"lr": 0.1, "model": {"width": 8}}, SEEDS)
     assert calls.counts["search_runs"] == 1
     assert calls.counts["create_run"] == 0
-    assert calls.counts["get_metric_history"] == len(SEEDS)
+    # One history per seed, and the parent's.
+    assert calls.counts["get_metric_history"] == len(SEEDS) + 1
     assert (again.parent_id, again.seed_runs) == (first.parent_id, first.seed_runs)
 
 
@@ -145,12 +152,12 @@ def test_metrics_are_sent_at_most_once_per_interval_and_at_finish(uri, monkeypat
 
     monkeypatch.setattr(tracking, "FLUSH_INTERVAL_S", 0.0)
     t.log_rows(*rows(range(EPOCHS + 1)))
-    assert calls.counts["log_batch"] == len(SEEDS), "one call per seed for all queued epochs"
+    assert calls.counts["log_batch"] == len(SEEDS) + 1, "one call per run for all queued epochs"
     assert t.logged_epochs == {seed: EPOCHS for seed in SEEDS}
 
     finish(t)
     # Each seed's tags go in one call; the parent's tags in one more; no set_tag.
-    assert calls.counts["log_batch"] == 2 * len(SEEDS) + 1
+    assert calls.counts["log_batch"] == 2 * (len(SEEDS) + 1)
     assert calls.counts["set_tag"] == 0
     assert_each_metric_once_per_epoch(uri)
     for run in seed_runs(uri)["seed"]:

@@ -2,15 +2,21 @@
 
 import json
 
-import lightning as L
 import pandas as pd
 import torch
+from helpers.training import trainer
 
 from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job
-from relulab.train.core import SeedStackModule, Settings, build_stack
+from relulab.train.core import (
+    Settings,
+    build_stack,
+    counting_exact_zeros,
+    counting_exact_zeros_of,
+)
+from relulab.train.lightning import SeedStackModule
 
 
 def small_config(**training):
@@ -53,14 +59,7 @@ def train(
             stack.weights[0][poison].fill_(float("inf"))
     settings = Settings(seeds=seeds, lr=lr, epochs=epochs, batch_size=128)
     module = SeedStackModule(stack, split.to("cpu", dtype), settings)
-    trainer = L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer.fit(module)
+    trainer(epochs).fit(module)
     return module, stack
 
 
@@ -136,3 +135,22 @@ def test_huge_learning_rate_diverges_without_failing_the_job(digits, tmp_path):
     assert statuses == {"diverged"}
     epochs = pd.read_csv(tmp_path / point.id / "epochs.csv")
     assert (epochs.groupby("seed").status.last() == "diverged").all()
+
+
+def test_stacked_mlp_counts_its_exact_zeros_as_forward_hooks_do(digits):
+    split = data.load(digits).to("cpu", torch.float32)
+    stack = build_stack([0, 1], split.in_features, split.classes, 16, 2, "relu", 0.0, False,
+                        "default", torch.float32)  # fmt: skip
+    with torch.no_grad():  # three first-layer units of seed 0 whose input is exactly 0
+        stack.weights[0][0, :3].zero_()
+        stack.biases[0][0, :3].zero_()
+    index = torch.arange(100).expand(2, -1)
+    alive = torch.ones(2, dtype=torch.bool)
+    own = torch.zeros(2, dtype=torch.int64), torch.zeros(2, dtype=torch.int64)
+    hooked = torch.zeros(2, dtype=torch.int64), torch.zeros(2, dtype=torch.int64)
+    with counting_exact_zeros_of(stack, *own):
+        stack.backward(split.x_train, split.y_train, index, alive)
+    with counting_exact_zeros(stack.acts, *hooked):
+        stack.backward(split.x_train, split.y_train, index, alive)
+    assert own[0].tolist() == hooked[0].tolist() and own[0][0] >= 300 and own[0][1] == 0
+    assert own[1].tolist() == hooked[1].tolist() and own[1][0] > 0

@@ -2,18 +2,20 @@
 
 import json
 
-import lightning as L
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers.training import trainer
 
 from relulab.data import prepared as data
 from relulab.nn import models
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.tables import twins
-from relulab.train import job
-from relulab.train.core import SeedStackModule, Settings, build_stack, parameter_hashes
+from relulab.train import control, job
+from relulab.train.core import Settings, build_stack, parameter_hashes
+from relulab.train.lightning import SeedStackModule
 
 
 # -- the chain rule at a planted structural zero ------------------------------------------------
@@ -81,13 +83,7 @@ def _train(split, zero_grad, plant=False, seeds=(0, 1), epochs=2, dtype=torch.fl
     module = SeedStackModule(
         stack, split.to("cpu", dtype), Settings(seeds=seeds, lr=0.1, epochs=epochs, batch_size=128)
     )
-    L.Trainer(
-        max_epochs=epochs,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    ).fit(module)
+    trainer(epochs).fit(module)
     return module
 
 
@@ -191,6 +187,7 @@ def test_effect_table_pairs_only_same_settings_and_seed():
                 "depth": 3,
                 "batch_norm": False,
                 "optimizer": "sgd",
+                "init": "default",
                 "seed": seed,
                 "epoch": range(len(hashes)),
                 "params_sha256": hashes,
@@ -323,3 +320,91 @@ def test_mlflow_seed_runs_carry_the_parameter_hash(digits, tmp_path):
         assert tags[tracking.TAG_PARAMS_SHA256] == summary["seeds"][seed]["params_sha256"]
     metrics = client.get_run(summary["mlflow"]["seed_run_ids"]["0"]).data.metrics
     assert "live_exact_zeros" in metrics and "params_sha256" not in metrics
+
+
+# -- the 1-ulp control --------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+def test_perturb_one_ulp_moves_one_weight_per_seed_by_one_unit_in_the_last_place(dtype):
+    stack = build_stack([0, 1], 5, 3, 4, 2, "relu", 0.0, False, "default", dtype)
+    before = [p.detach().clone() for p in stack.parameters()]
+    control.perturb_one_ulp(stack)
+    first, rest = stack.weights[0], list(stack.parameters())[1:]
+    integers = {torch.float64: torch.int64, torch.float32: torch.int32}.get(dtype, torch.int16)
+    step = first.view(integers)[:, 0, 0].long() - before[0].view(integers)[:, 0, 0].long()
+    # One ulp up: +1 in the bit pattern of a positive number, -1 of a negative one.
+    assert step.abs().tolist() == [1, 1]
+    assert (first[:, 0, 0] > before[0][:, 0, 0]).all()
+    changed = (first.view(integers) != before[0].view(integers)).sum()
+    assert int(changed) == 2
+    for a, b in zip(before[1:], rest, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_control_run_departs_and_lands_in_the_effect_table(digits, tmp_path):
+    config = cfg.validate(
+        {
+            "dataset": "digits",
+            "activation": ["relu"],
+            "zero_grad": [0.0, 1.0],
+            "lr": [0.1],
+            "model": {"width": 16, "depth": 2},
+            "training": {"epochs": 2, "batch_size": 128, "seeds": 2, "precision": "float64"},
+        }
+    )
+    run_dirs = []
+    for point in grid.expand(config):
+        job.run_point(point, config, digits, tmp_path / point.id, tracking_uri=None)
+        run_dirs.append(tmp_path / point.id)
+    reference = next(p for p in grid.expand(config) if p.zero_grad == 0.0)
+    control_dir = tmp_path / "controls" / reference.id
+    info = job.run_point(reference, config, digits, control_dir, None, perturbed=True)
+    assert info["perturbed"] and info["fingerprint"].endswith("+ulp")
+    table = twins.effect_table(twins.load(run_dirs), controls=twins.load([control_dir]))
+    row = table.iloc[0]
+    assert row["departed"] == 0 and row["departed_accuracy_differences"] == ""
+    assert row["control_seeds"] == 2
+    # One ulp apart at the start, so apart at the end; the accuracy may or may not move.
+    assert row["control_fraction_departed"] == 1.0
+    assert abs(row["control_accuracy_difference_mean"]) < 0.5
+    assert list(table.columns) == twins.COLUMNS
+
+
+def test_effect_table_lists_each_departed_seed_and_the_control():
+    def rows(zero_grad, seed, hashes, accuracy):
+        return pd.DataFrame(
+            {
+                "activation": "relu",
+                "zero_grad": zero_grad,
+                "lr": 0.1,
+                "precision": "float32",
+                "depth": 3,
+                "batch_norm": False,
+                "optimizer": "sgd",
+                "seed": seed,
+                "epoch": [0, 1],
+                "params_sha256": hashes,
+                "live_exact_zeros": [0, 1],
+                "val_accuracy": accuracy,
+                "final_status": "finished",
+            }
+        )
+
+    epochs = pd.concat(
+        [
+            rows(0.0, 0, ["a", "b"], 0.50),
+            rows(1.0, 0, ["a", "c"], 0.53),
+            rows(0.0, 1, ["d", "e"], 0.50),
+            rows(1.0, 1, ["d", "e"], 0.50),
+        ]
+    )
+    controls = pd.concat([rows(0.0, 0, ["x", "y"], 0.49), rows(0.0, 1, ["z", "e"], 0.50)])
+    row = twins.effect_table(epochs, controls=controls).iloc[0]
+    assert row["departed"] == 1
+    assert row["departed_accuracy_differences"] == "seed 0: +3.00"
+    assert row["departed_accuracy_difference_max_abs"] == pytest.approx(0.03)
+    assert row["control_seeds"] == 2
+    assert row["control_fraction_departed"] == 0.5  # seed 1's control ended on its twin's weights
+    assert row["control_accuracy_difference_mean"] == pytest.approx(-0.005)
+    assert row["control_accuracy_differences"] == "seed 0: -1.00; seed 1: +0.00"
+    without = twins.effect_table(epochs).iloc[0]
+    assert without["control_seeds"] == 0 and np.isnan(without["control_fraction_departed"])

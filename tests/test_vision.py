@@ -30,7 +30,7 @@ SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32,
 def test_loader_reads_the_files_exactly(files, tmp_path):
     name = files.removesuffix("_gz")
     written = WRITERS[files](tmp_path)
-    arrays = vision.arrays(name, tmp_path)
+    arrays = vision.arrays(name, tmp_path, accept_unverified=True)
     assert arrays["x_train"].dtype == np.uint8
     assert arrays["x_train"].shape[1:] == SHAPES[name]
     for key in ("x_train", "x_test"):
@@ -42,7 +42,7 @@ def test_loader_reads_the_files_exactly(files, tmp_path):
 
 def test_cifar_images_keep_channel_order(tmp_path):
     written = write_cifar10(tmp_path)
-    arrays = vision.arrays("cifar10", tmp_path)
+    arrays = vision.arrays("cifar10", tmp_path, accept_unverified=True)
     # Row 3072 bytes = 1024 red, 1024 green, 1024 blue, each 32x32 row-major.
     first = written["x_train"][0].reshape(3072)
     assert np.array_equal(arrays["x_train"][0, 1].reshape(-1), first[1024:2048])
@@ -51,7 +51,7 @@ def test_cifar_images_keep_channel_order(tmp_path):
 @pytest.mark.parametrize("name", ["mnist", "cifar10"])
 def test_prepare_keeps_image_shape_and_load_flattens_for_mlps(name, tmp_path):
     WRITERS[name](tmp_path)
-    path = data.prepare(name, tmp_path / f"{name}.npz", data_dir=tmp_path)
+    path = data.prepare(name, tmp_path / f"{name}.npz", data_dir=tmp_path, accept_unverified=True)
     with np.load(path) as stored:
         assert stored["x_train"].dtype == np.uint8
         assert stored["x_train"].shape[1:] == SHAPES[name]
@@ -91,13 +91,13 @@ def test_inconsistent_files_are_rejected(tmp_path):
     raw = tmp_path / "MNIST" / "raw"
     (raw / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.zeros(7, dtype=np.uint8)))
     with pytest.raises(vision.DataCorruptError, match="20 images but labels"):
-        vision.arrays("mnist", tmp_path)
+        vision.arrays("mnist", tmp_path, accept_unverified=True)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.full(20, 12, dtype=np.uint8)))
     with pytest.raises(vision.DataCorruptError, match="labels outside 0..9"):
-        vision.arrays("mnist", tmp_path)
+        vision.arrays("mnist", tmp_path, accept_unverified=True)
     (raw / "t10k-images-idx3-ubyte").write_bytes(b"not an idx file")
     with pytest.raises(vision.DataCorruptError, match="cannot read"):
-        vision.arrays("mnist", tmp_path)
+        vision.arrays("mnist", tmp_path, accept_unverified=True)
 
 
 def test_checksums_are_compared_with_the_published_ones(tmp_path, monkeypatch):
@@ -116,7 +116,10 @@ def test_checksums_are_compared_with_the_published_ones(tmp_path, monkeypatch):
 
 def test_fetch_command_finds_files_already_there_without_network(tmp_path, capsys):
     write_mnist(tmp_path)
-    assert cli.main(["fetch", "mnist", "--data-dir", str(tmp_path)]) == 0
+    assert cli.main(["fetch", "mnist", "--data-dir", str(tmp_path)]) == 1
+    assert "do not match the published checksums" in capsys.readouterr().err
+    arguments = ["fetch", "mnist", "--data-dir", str(tmp_path), "--accept-unverified"]
+    assert cli.main(arguments) == 0
     assert "mnist: ready in" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         cli.main(["fetch", "imagenet", "--data-dir", str(tmp_path)])

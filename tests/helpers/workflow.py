@@ -112,7 +112,7 @@ def check_mlflow_runs(tracking_uri: str, config: dict) -> None:
         history = client.get_metric_history(run.info.run_id, "val_accuracy")
         if run.data.tags["status"] == "finished":
             assert sorted(m.step for m in history) == epochs
-        assert "layer1.dead_fraction" in run.data.metrics
+        assert "layer1/dead_fraction" in run.data.metrics
     parent = next(iter(parents.values()))
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"epochs.csv", "layers.csv"} <= artifacts

@@ -40,6 +40,9 @@ rule bifurcation_table:
             "results/figures/bifurcation.png",
             caption="../report/bifurcation.rst",
             category="Q1 ReLU'(0)",
+            labels={
+                "figure": "bifurcation: share of initialisations where f'(0) changes a gradient"
+            },
         ),
         svg="results/figures/bifurcation.svg",
     log:

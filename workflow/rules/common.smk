@@ -29,11 +29,23 @@ from relulab.study import grid, paths
 from relulab.data import vision
 
 POINTS = grid.by_id(config)
-# Training jobs for the points not yet finished with these settings: finished points are never
-# dealt into a job again, whatever is added to the grid or however points_per_job changes.
-UNFINISHED = [point for point in POINTS.values() if not grid.is_finished(point, config)]
-JOBS = grid.jobs(config, UNFINISHED)
+# Training jobs: the grid's points dealt out by the config alone (so that a cluster node that
+# reads this file again finds the same jobs), each job keeping only its points not yet finished
+# with these settings. A finished point is no job's output and is never trained again, whatever
+# is added to the grid or however points_per_job changes.
+JOBS = grid.unfinished_jobs(config)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
+
+# The MLflow store, before any job: a corrupt one stops the workflow with what to do; a lost
+# one is made again and the finished points' runs are re-sent from results/runs/.
+from relulab.train import recover, store
+
+try:
+    store.check_sqlite(TRACKING_URI)
+except store.StoreCorruptError as error:
+    sys.exit(f"relulab: {error}")
+if not getattr(workflow.output_settings, "dryrun", False):
+    recover.resend_lost_runs(TRACKING_URI, config, list(POINTS.values()))
 
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
 # warns, so the DAG of a study can be inspected before the data is fetched).
@@ -95,6 +107,22 @@ def figures():
     return expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"])
 
 
+def control_points():
+    """Q1's 1-ulp controls: the f'(0)=0 points of the controlled activations."""
+    if not config["twins_control"]["enabled"]:
+        return []
+    return [
+        point
+        for point in POINTS.values()
+        if point.zero_grad == 0.0
+        and point.activation in config["twins_control"]["activations"]
+    ]
+
+
+def control_manifest():
+    return ["results/controls/manifest.json"] if control_points() else []
+
+
 def zero_grad_outputs():
     """Q1: the zero_grad twins table and, when enabled, the bifurcation study."""
     names = ["zero_grad_effect"]
@@ -106,12 +134,26 @@ def zero_grad_outputs():
     ]
 
 
-def all_outputs():
+def born_dead_outputs():
+    """Q2: born-dead fraction of untrained networks against depth and width, when enabled."""
+    if not config["born_dead"]["enabled"]:
+        return []
+    return expand("results/tables/born_dead.{ext}", ext=["csv", "md", "html"])
+
+
+def study_outputs():
+    """What the study computes: every table, figure, the findings and the definitions page."""
     return [
         trained(),
+        born_dead_outputs(),
         expand("results/tables/summary.{ext}", ext=["csv", "md", "html"]),
         figures(),
         "results/findings.md",
         "results/definitions.html",
         zero_grad_outputs(),
     ]
+
+
+def all_outputs():
+    # The study's results, and a run in MLflow holding findings, figures, tables and config.
+    return [study_outputs(), "results/mlflow/study.json"]

@@ -7,21 +7,27 @@ rule plot_study:
             "results/figures/dead_heatmap.png",
             caption="../report/dead_heatmap.rst",
             category="Q2 Dead units",
+            labels={
+                "figure": "dead units after training, by activation and learning rate"
+            },
         ),
         dead_over_epochs=report(
             "results/figures/dead_over_epochs.png",
             caption="../report/dead_over_epochs.rst",
             category="Q2 Dead units",
+            labels={"figure": "dead units over training"},
         ),
         accuracy_over_epochs=report(
             "results/figures/accuracy_over_epochs.png",
             caption="../report/accuracy_over_epochs.rst",
             category="Q3 Convergence",
+            labels={"figure": "validation accuracy over training"},
         ),
         accuracy_vs_lr=report(
             "results/figures/accuracy_vs_lr.png",
             caption="../report/accuracy_vs_lr.rst",
             category="Q3 Convergence",
+            labels={"figure": "final accuracy against learning rate"},
         ),
         svgs=expand(
             "results/figures/{name}.svg",

@@ -25,7 +25,5 @@ for job_name, job_points in JOBS.items():
             # A changed fingerprint (settings) makes Snakemake train the point again.
             fingerprints=[grid.fingerprint(point, config) for point in job_points],
             uri=TRACKING_URI,
-        message:
-            f"train {job_name}: {len(job_points)} grid point(s), listed in its log"
         script:
             "../scripts/train.py"

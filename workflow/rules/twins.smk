@@ -1,6 +1,27 @@
+rule zero_grad_control:
+    input:
+        data=f"results/data/{config['dataset']}.npz",
+    output:
+        # Lists the controls; each one's epochs.csv, layers.csv and point.json are written
+        # to results/controls/<point>/ as it finishes.
+        "results/controls/manifest.json",
+    log:
+        "results/logs/zero_grad_control.log",
+    conda:
+        "../envs/relulab.yaml"
+    threads: 1
+    resources:
+        gpu=gpus(config["training"]["device"]),
+    params:
+        points=control_points(),
+    script:
+        "../scripts/zero_grad_control.py"
+
+
 rule zero_grad_effect:
     input:
         trained(),
+        control_manifest(),
     output:
         csv="results/tables/zero_grad_effect.csv",
         md="results/tables/zero_grad_effect.md",
@@ -14,6 +35,7 @@ rule zero_grad_effect:
             "results/figures/zero_grad_effect.png",
             caption="../report/zero_grad_effect.rst",
             category="Q1 ReLU'(0)",
+            labels={"figure": "f'(0)=0 against f'(0)=1: where twins part"},
         ),
         svg="results/figures/zero_grad_effect.svg",
     log:
@@ -23,5 +45,8 @@ rule zero_grad_effect:
         "../envs/relulab.yaml"
     params:
         run_dirs=run_dirs(),
+        control_dirs=expand(
+            "results/controls/{point}", point=[p.id for p in control_points()]
+        ),
     script:
         "../scripts/twins.py"

@@ -1,5 +1,3 @@
-import pandas as pd
-
 from relulab.report import findings
 from relulab.study import logs
 
@@ -7,16 +5,19 @@ logs.to_file(snakemake.log[0])  # noqa: F821
 given = snakemake.input  # noqa: F821
 params = snakemake.params  # noqa: F821
 inputs = findings.Inputs(
-    summary=pd.read_csv(given.summary),
-    death=pd.read_csv(given.death),
-    revival=pd.read_csv(given.revival),
-    gradient=pd.read_csv(given.gradient),
-    convergence=pd.read_csv(given.convergence),
-    epochs=pd.read_csv(given.epochs),
+    summary=findings.read_table(given.summary),
+    death=findings.read_table(given.death),
+    revival=findings.read_table(given.revival),
+    gradient=findings.read_table(given.gradient),
+    convergence=findings.read_table(given.convergence),
+    epochs=findings.read_table(given.epochs),
     main_ids=set(params.main_ids),
     depth_ids=set(params.depth_ids),
     config=snakemake.config,  # noqa: F821
     cost=findings.read_optional(given.cost),
+    best_lr=findings.read_table(given.best_lr),
+    revival_pooled=findings.read_table(given.revival_pooled),
     **{name: findings.read_optional(path) for name, path in params.q1_tables.items()},
+    **{name: findings.read_optional(path) for name, path in params.q2_tables.items()},
 )
 findings.write(inputs, snakemake.output.markdown, snakemake.output.html)  # noqa: F821

@@ -7,4 +7,5 @@ data.prepare(
     snakemake.output[0],  # noqa: F821
     seed=snakemake.params.seed,  # noqa: F821
     data_dir=snakemake.config["data_dir"],  # noqa: F821
+    accept_unverified=snakemake.config["accept_unverified_data"],  # noqa: F821
 )

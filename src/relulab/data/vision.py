@@ -8,11 +8,14 @@ The files stay in the layout torchvision downloads them in, under one data direc
     <data_dir>/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.meta}
 
 ``fetch`` downloads them (torchvision checks the published MD5 sums while downloading).
-``arrays`` reads them without network and verifies what a study relies on: image shapes,
-matching image and label counts, labels in 0..9. It also compares the published checksums
-and logs a warning when they differ, so hand-made or truncated files are noticed but small
-files written by tests still load. ``missing_message`` says what is missing and how to fetch
-it; the workflow calls it before any job starts.
+``arrays`` reads them without network. Before it reads a byte of them it compares the
+published checksums, and refuses files that differ (or that it cannot verify) unless told to
+accept them (``accept_unverified``, the config key ``accept_unverified_data``): CIFAR-10's
+batches are pickles, and a pickle from elsewhere can run any code while it is read. Even
+accepted, a CIFAR-10 batch is read with an unpickler that admits only the NumPy array types
+the real batches hold. After reading it verifies what a study relies on: image shapes,
+matching image and label counts, labels in 0..9. ``missing_message`` says what is missing and
+how to fetch it; the workflow calls it before any job starts.
 
 Images are returned as ``uint8`` arrays ``[N, C, H, W]``; labels as ``int64``.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 import gzip
 import logging
 import pickle
+import shlex
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -59,6 +63,10 @@ class DataMissingError(FileNotFoundError):
 
 class DataCorruptError(ValueError):
     """A dataset's files are there but do not hold what the format promises."""
+
+
+class UnverifiedDataError(DataCorruptError):
+    """A dataset's files differ from the published ones; they were not read."""
 
 
 def _torchvision_class(name: str):
@@ -126,7 +134,8 @@ def missing_files(name: str, data_dir: str | Path) -> list[str]:
 
 
 def fetch_command(name: str, data_dir: str | Path) -> str:
-    return f"relulab fetch {name} --data-dir {data_dir}"
+    """The command that fetches ``name``, quoted so that it can be pasted into a shell."""
+    return f"relulab fetch {name} --data-dir {shlex.quote(str(data_dir))}"
 
 
 def missing_message(name: str, data_dir: str | Path) -> str | None:
@@ -156,14 +165,20 @@ def require(name: str, data_dir: str | Path) -> None:
         raise DataMissingError(message)
 
 
-def fetch(name: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> Path:
+def fetch(
+    name: str, data_dir: str | Path = DEFAULT_DATA_DIR, accept_unverified: bool = False
+) -> Path:
     """Download ``name`` into ``data_dir`` with torchvision (nothing is fetched twice)."""
     dataset = _torchvision_class(_source(name).name)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    for train in (True, False):
-        dataset(root=str(data_dir), train=train, download=True)
-    arrays(name, data_dir)
+    if not unverified_files(name, data_dir):
+        for train in (True, False):
+            dataset(root=str(data_dir), train=train, download=True)
+    elif not accept_unverified:
+        # torchvision unpickles CIFAR-10's files itself: it only ever sees verified ones.
+        refuse_unverified(name, data_dir)
+    arrays(name, data_dir, accept_unverified=accept_unverified)
     return folder(name, data_dir)
 
 
@@ -183,9 +198,70 @@ def checksum_mismatches(name: str, data_dir: str | Path) -> list[str]:
     ]
 
 
+def unverified_files(name: str, data_dir: str | Path) -> list[str]:
+    """Files ``arrays`` would read that do not match a published checksum.
+
+    MNIST's checksums are those of the ``.gz`` files, which are read when present; a plain
+    ``-ubyte`` file without its ``.gz`` cannot be verified.
+    """
+    where = folder(name, data_dir)
+    unknown = []
+    if name != "cifar10":
+        unknown = [
+            file
+            for file in required_files(name)
+            if (where / file).is_file() and not (where / f"{file}.gz").is_file()
+        ]
+    return sorted({*checksum_mismatches(name, data_dir), *unknown})
+
+
+def refuse_unverified(name: str, data_dir: str | Path) -> None:
+    """Raise ``UnverifiedDataError`` if any file to read is not the published one.
+
+    Called before any file is opened for reading: a CIFAR-10 batch is a pickle, and
+    unpickling a crafted file runs its code.
+    """
+    bad = unverified_files(name, data_dir)
+    if not bad:
+        return
+    raise UnverifiedDataError(
+        f"{name}: {', '.join(bad)} in {folder(name, data_dir)} do not match the published "
+        "checksums, so they are not the files torchvision downloads; relulab has not read them. "
+        f"Delete them and fetch again with `{fetch_command(name, data_dir)}`, or, for files "
+        "you made yourself, set the config key accept_unverified_data: true "
+        "(`relulab fetch --accept-unverified`)."
+    )
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10 batches: dicts, lists, strings, numbers and NumPy arrays, no code.
+
+    A pickle names the functions it calls to rebuild its objects; these are the only ones a
+    real batch names (as written by NumPy 1 and NumPy 2), and none of them runs code.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: a CIFAR-10 batch holds arrays only"
+            )
+        if module.startswith("numpy.core."):
+            module = module.replace("numpy.core.", "numpy._core.", 1)
+        return super().find_class(module, name)
+
+
 def _read_idx(path: Path, reader):
-    """An idx-ubyte file read by torchvision's reader; a ``.gz`` file is decompressed first."""
-    if path.is_file():
+    """An idx-ubyte file read by torchvision's reader; its ``.gz`` (verified) is preferred."""
+    if path.is_file() and not path.with_name(path.name + ".gz").is_file():
         return reader(str(path)).numpy()
     with tempfile.TemporaryDirectory() as tmp:
         plain = Path(tmp) / path.name
@@ -215,7 +291,7 @@ def _cifar_split(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     for file, _ in files:
         try:
             with open(where / file, "rb") as handle:
-                entry = pickle.load(handle, encoding="latin1")
+                entry = _ArrayUnpickler(handle, encoding="latin1").load()
             data = np.asarray(entry["data"], dtype=np.uint8)
             images.append(data.reshape(len(data), 3, 32, 32))
             labels.append(np.asarray(entry["labels"]))
@@ -241,10 +317,27 @@ def _check(name: str, split: str, images: np.ndarray, labels: np.ndarray) -> Non
         raise DataCorruptError(f"{name} {split}: labels outside 0..{CLASSES - 1}")
 
 
-def arrays(name: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> dict[str, np.ndarray]:
-    """The dataset as ``x_train``, ``y_train``, ``x_test``, ``y_test`` (images ``[N, C, H, W]``)."""
+def arrays(
+    name: str, data_dir: str | Path = DEFAULT_DATA_DIR, accept_unverified: bool = False
+) -> dict[str, np.ndarray]:
+    """The dataset as ``x_train``, ``y_train``, ``x_test``, ``y_test`` (images ``[N, C, H, W]``).
+
+    Files that differ from the published ones are refused before they are read, unless
+    ``accept_unverified``.
+    """
     data_dir = Path(data_dir)
     require(name, data_dir)
+    if accept_unverified:
+        unverified = unverified_files(name, data_dir)
+        if unverified:
+            log.warning(
+                "%s: reading %s, which differ from the published checksums "
+                "(accept_unverified_data is set)",
+                name,
+                ", ".join(unverified),
+            )
+    else:
+        refuse_unverified(name, data_dir)
     out: dict[str, np.ndarray] = {}
     for split in ("train", "test"):
         if name == "cifar10":
@@ -254,15 +347,6 @@ def arrays(name: str, data_dir: str | Path = DEFAULT_DATA_DIR) -> dict[str, np.n
         labels = labels.astype(np.int64)
         _check(name, split, images, labels)
         out[f"x_{split}"], out[f"y_{split}"] = images, labels
-    mismatched = checksum_mismatches(name, data_dir)
-    if mismatched:
-        log.warning(
-            "%s: %s differ from the published checksums; these are not the files torchvision "
-            "downloads (re-fetch with `%s` unless you made them on purpose)",
-            name,
-            ", ".join(mismatched),
-            fetch_command(name, data_dir),
-        )
     log.info(
         "%s from %s: %d train, %d test images of shape %s",
         name,

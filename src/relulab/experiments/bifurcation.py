@@ -11,22 +11,35 @@ bifurcates; in floating point some do, more in lower precision and in wider, dee
 The K initialisations of one architecture are trained as one ``SeedStack`` (``inits_at_once``
 at a time); initialisation ``i`` is drawn by ``seeded_mlp(i)``, so the same K networks are
 measured in every precision. The weights are never updated.
+
+Exposure decides the fraction. Exact zeros arrive at a roughly constant rate per pre-activation
+computed, so an initialisation that computes N pre-activations meets one with probability
+about ``1 - exp(-rate * N)``. The table therefore reports, per cell, the exposure
+(``pre_activations_per_init``), the rate with an exact Poisson interval, and the fraction the
+rate predicts; ``predicted_fraction`` carries it to any other exposure, such as the paper's.
+
+Only a batch that holds an exact zero can give the two values of f'(0) different gradients
+(elsewhere f'(0) is never read), so by default a batch is first passed forward alone, and both
+backward passes are computed only when some pre-activation of the batch is exactly 0. In float32
+and float64 that is a small fraction of batches, which makes MNIST-sized exposure affordable on
+a CPU; ``skip_batches_without_zeros=False`` computes both passes on every batch.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import torch
-from scipy import stats
 
-from relulab.figures import study as plots
 from relulab.nn.models import SeedStack
+from relulab.tables.stats import garwood_interval
+from relulab.tables.stats import wilson_interval as wilson_interval  # importable from here too
 from relulab.train.core import (
     DTYPES,
     build_stack,
@@ -37,8 +50,15 @@ from relulab.train.core import (
 PRECISIONS = ("float64", "float32", "bfloat16", "float16")
 # Activations whose two passes see exactly the same forward computation (RReLU draws noise).
 ACTIVATIONS = ("relu", "leaky_relu", "prelu")
+INPUTS = ("standardised", "raw")
+# What is compared bitwise: every parameter's gradient, or only the first layer's weight
+# gradient (what Bertoin et al.'s code compares, with torch.equal).
+COMPARE = ("all", "first_layer")
 INIT_COLUMNS = [
     "dataset",
+    "inputs",
+    "compare",
+    "device",
     "activation",
     "precision",
     "width",
@@ -46,6 +66,7 @@ INIT_COLUMNS = [
     "batch_size",
     "zero_grad",
     "init",
+    "examples",
     "batches",
     "pre_activations",
     "differ",
@@ -54,6 +75,7 @@ INIT_COLUMNS = [
     "exact_zeros",
     "live_exact_zeros",
     "max_grad_diff_norm",
+    "batches_with_both_passes",
 ]
 _PER_INIT = [
     "differ",
@@ -63,33 +85,43 @@ _PER_INIT = [
     "live_exact_zeros",
     "max_grad_diff_norm",
 ]
-CELL = ["precision", "width", "depth", "batch_size"]
-# Bertoin et al. (NeurIPS 2021), 3x256 ReLU MLP on MNIST, batch 256: fraction of
-# initialisations with some bitwise different mini-batch gradient (no bfloat16 in the paper).
+# One cell of the bifurcation table: everything that can change the fraction.
+CELL = ["dataset", "inputs", "compare", "device", "precision", "width", "depth", "batch_size"]
+
+
+@dataclass(frozen=True)
+class Published:
+    """One published bifurcation fraction, at its own exposure."""
+
+    source: str
+    dataset: str
+    device: str
+    precision: str
+    width: int
+    depth: int
+    examples: int
+    fraction_differ: float
+
+    @property
+    def pre_activations_per_init(self) -> int:
+        return self.examples * self.width * self.depth
+
+    @property
+    def label(self) -> str:
+        return f"{self.source} ({self.dataset}, {self.device})"
+
+
+# Bertoin et al. (NeurIPS 2021), 3x256 ReLU MLP on MNIST (60,000 training images), batch 256,
+# on a GPU: fraction of initialisations with some bitwise different mini-batch gradient (no
+# bfloat16 in the paper; its float64 "0 %" rests on 10 initialisations).
+PAPER_SOURCE = "Bertoin et al. 2021"
+PAPER_POINTS = tuple(
+    Published(PAPER_SOURCE, "MNIST", "GPU", precision, 256, 3, 60_000, fraction)
+    for precision, fraction in {"float64": 0.0, "float32": 0.46, "float16": 1.0}.items()
+)
 PAPER_ARCHITECTURE = (256, 3)
-PAPER = {"float64": 0.0, "float32": 0.46, "float16": 1.0}
+PAPER = {p.precision: p.fraction_differ for p in PAPER_POINTS}
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
-def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial proportion; ``(nan, nan)`` for no trials.
-
-    Unlike the normal approximation it stays inside [0, 1] and is not empty at 0 or n
-    successes, which is where bifurcation fractions sit (0 % in float64, 100 % in float16).
-    """
-    if trials <= 0:
-        return math.nan, math.nan
-    if not 0 <= successes <= trials:
-        raise ValueError(f"successes must be in [0, {trials}], not {successes}")
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    # At 0 and n successes the bounds are exactly 0 and 1; spare them the rounding.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == trials else min(1.0, centre + half)
-    return low, high
 
 
 def bits(tensor: torch.Tensor) -> torch.Tensor:
@@ -100,18 +132,41 @@ def bits(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.view(_BITS[tensor.element_size()])
 
 
+def predicted_fraction(rate: float, pre_activations: float) -> float:
+    """The fraction of initialisations expected to meet at least one exact zero when each
+    computes ``pre_activations`` pre-activations and zeros arrive at ``rate`` per
+    pre-activation, independently (Poisson): ``1 - exp(-rate * N)``."""
+    return float(-np.expm1(-rate * pre_activations))
+
+
+def exposure_for(fraction: float, rate: float) -> float:
+    """The pre-activations per initialisation at which ``rate`` predicts ``fraction``
+    (the inverse of ``predicted_fraction``); inf when the rate is 0."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"fraction must be in [0, 1), not {fraction}")
+    return math.inf if rate <= 0 else float(-np.log1p(-fraction) / rate)
+
+
 def set_zero_grad(stack: SeedStack, value: float) -> None:
     """Make every activation of ``stack`` use f'(0) := ``value`` from its next forward pass."""
     for act in stack.acts:
         act.zero_grad = float(value)
 
 
-def _gradients(stack: SeedStack, x: torch.Tensor, y: torch.Tensor):
-    """Logits and every parameter's gradient (stacked over inits) of one batch's mean loss."""
+def _compared(stack: SeedStack, compare: str) -> list[torch.nn.Parameter]:
+    """The parameters whose gradients are compared bitwise (``COMPARE``)."""
+    if compare == "all":
+        return list(stack.parameters())
+    if compare == "first_layer":
+        return [stack.weights[0]]
+    raise ValueError(f"compare must be one of {', '.join(COMPARE)}, not {compare!r}")
+
+
+def _backward(stack: SeedStack, logits: torch.Tensor, y: torch.Tensor, compared: list):
+    """The compared parameters' gradients (stacked over inits) of one batch's mean loss."""
     stack.zero_grad(set_to_none=True)
-    logits = stack(x)
     per_seed_cross_entropy(logits, y).sum().backward()
-    return logits.detach(), [p.grad.detach().clone() for p in stack.parameters()]
+    return [p.grad.detach().clone() for p in compared]
 
 
 def compare_gradients(
@@ -120,36 +175,54 @@ def compare_gradients(
     y: torch.Tensor,
     batch_size: int,
     zero_grad: float = 1.0,
+    compare: str = "all",
+    skip_batches_without_zeros: bool = True,
 ) -> dict[str, torch.Tensor | int]:
     """One pass over ``x``/``y`` in their stored order; per init (dim 0 of the stack).
 
     Each batch's gradients are computed with f'(0) = 0 and with f'(0) = ``zero_grad`` on the
-    same weights and the same batch, in the stack's dtype, and compared bitwise. Returns per
+    same weights and the same batch, in the stack's dtype, and compared bitwise (every
+    parameter, or the first layer's weight with ``compare="first_layer"``). Returns per
     init: ``differ`` (some batch differed), ``differing_batches``, ``first_differing_batch``
     (-1 when none), ``exact_zeros`` (pre-activations exactly 0), ``live_exact_zeros`` (those
     that met a non-zero upstream gradient, in the f'(0) = 0 pass), ``max_grad_diff_norm`` (the
-    largest L2 norm, over batches, of the difference of the whole gradient, in float64); and
-    ``batches``.
+    largest L2 norm, over batches, of the difference of the compared gradient, in float64); and
+    ``batches`` and ``batches_with_both_passes``.
+
+    With ``skip_batches_without_zeros`` a batch whose forward pass has no exact zero in any
+    init ends there: f'(0) is read nowhere in it, so its two gradients are equal by
+    construction.
     """
     seeds, n = stack.seeds, x.shape[0]
     device = x.device
+    compared = _compared(stack, compare)
     differing = torch.zeros(seeds, dtype=torch.int64, device=device)
     first = torch.full((seeds,), -1, dtype=torch.int64, device=device)
     exact_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
     live_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
     max_norm = torch.zeros(seeds, dtype=torch.float64, device=device)
     stack.train()
-    batches = 0
+    batches = both = 0
+    seen = 0
     try:
         for batch, start in enumerate(range(0, n, batch_size)):
+            batches += 1
             xb = x[start : start + batch_size].expand(seeds, -1, -1)
             yb = y[start : start + batch_size].expand(seeds, -1)
             set_zero_grad(stack, 0.0)
             with counting_exact_zeros(stack.acts, exact_zeros, live_zeros):
-                logits0, grads0 = _gradients(stack, xb, yb)
+                logits0 = stack(xb)
+                if skip_batches_without_zeros:
+                    total = int(exact_zeros.sum())
+                    if total == seen:
+                        continue
+                    seen = total
+                grads0 = _backward(stack, logits0, yb, compared)
+            both += 1
             set_zero_grad(stack, zero_grad)
-            logits1, grads1 = _gradients(stack, xb, yb)
-            if not torch.equal(bits(logits0), bits(logits1)):
+            logits1 = stack(xb)
+            grads1 = _backward(stack, logits1, yb, compared)
+            if not torch.equal(bits(logits0.detach()), bits(logits1.detach())):
                 raise RuntimeError(
                     "the two forward passes differ: the kernels are not deterministic, so a "
                     "bitwise comparison of gradients would measure noise"
@@ -162,12 +235,12 @@ def compare_gradients(
             differing += now
             first = torch.where((first < 0) & now, batch, first)
             max_norm = torch.fmax(max_norm, squared.sqrt())
-            batches += 1
     finally:
         set_zero_grad(stack, 0.0)
         stack.zero_grad(set_to_none=True)
     return {
         "batches": batches,
+        "batches_with_both_passes": both,
         "differ": differing > 0,
         "differing_batches": differing,
         "first_differing_batch": first,
@@ -175,6 +248,19 @@ def compare_gradients(
         "live_exact_zeros": live_zeros,
         "max_grad_diff_norm": max_norm,
     }
+
+
+def device_label(device: torch.device | str) -> str:
+    """The device a cell ran on, with what decides its kernels: the GPU's name and whether
+    float32 matmuls may use TF32, or the CPU's architecture and thread count (CPU half-precision
+    matmuls accumulate in float32; GPU ones may not)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        tf32 = "on" if torch.backends.cuda.matmul.allow_tf32 else "off"
+        return f"cuda ({name}, TF32 {tf32})"
+    threads = torch.get_num_threads()
+    return f"cpu ({platform.machine()}, {threads} thread{'' if threads == 1 else 's'})"
 
 
 def measure(
@@ -191,16 +277,22 @@ def measure(
     device: torch.device | str = "cpu",
     inits_at_once: int = 64,
     dataset: str = "",
+    inputs: str = "standardised",
+    compare: str = "all",
+    skip_batches_without_zeros: bool = True,
 ) -> pd.DataFrame:
     """One row per initialisation (``INIT_COLUMNS``) of a ``depth`` x ``width`` MLP.
 
-    ``x``/``y``: the training set (inputs flattened), in the order it is passed through.
-    ``inits``: a count K (initialisations 0..K-1) or the list of initialisation seeds.
+    ``x``/``y``: the training set (inputs flattened, already scaled as ``inputs`` says), in the
+    order it is passed through. ``inits``: a count K (initialisations 0..K-1) or the list of
+    initialisation seeds.
     """
     if precision not in DTYPES:
         raise ValueError(f"unknown precision {precision!r}; allowed: {', '.join(DTYPES)}")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, not {activation!r}")
+    if inputs not in INPUTS:
+        raise ValueError(f"inputs must be one of {', '.join(INPUTS)}, not {inputs!r}")
     seeds = list(range(inits)) if isinstance(inits, int) else [int(s) for s in inits]
     device = torch.device(device)
     if device.type == "cuda":
@@ -211,6 +303,7 @@ def measure(
     classes = int(y.max()) + 1
     x = x.reshape(len(x), -1).to(device=device, dtype=dtype)
     y = y.to(device=device, dtype=torch.int64)
+    where = device_label(device)
     rows = []
     for chunk_start in range(0, len(seeds), inits_at_once):
         chunk = seeds[chunk_start : chunk_start + inits_at_once]
@@ -227,12 +320,17 @@ def measure(
             dtype=dtype,
             device=device,
         )
-        result = compare_gradients(stack, x, y, batch_size, zero_grad)
+        result = compare_gradients(
+            stack, x, y, batch_size, zero_grad, compare, skip_batches_without_zeros
+        )
         result = {k: v.cpu().tolist() if torch.is_tensor(v) else v for k, v in result.items()}
         for i, seed in enumerate(chunk):
             rows.append(
                 {
                     "dataset": dataset,
+                    "inputs": inputs,
+                    "compare": compare,
+                    "device": where,
                     "activation": activation,
                     "precision": precision,
                     "width": width,
@@ -240,9 +338,11 @@ def measure(
                     "batch_size": batch_size,
                     "zero_grad": float(zero_grad),
                     "init": seed,
+                    "examples": len(x),
                     "batches": result["batches"],
                     "pre_activations": len(x) * width * depth,
                     **{key: result[key][i] for key in _PER_INIT},
+                    "batches_with_both_passes": result["batches_with_both_passes"],
                 }
             )
     return pd.DataFrame(rows, columns=INIT_COLUMNS)
@@ -259,119 +359,120 @@ def measure_grid(
     **options,
 ) -> pd.DataFrame:
     """``measure`` for every width and depth, in one table."""
+    pairs = [(width, depth) for width in widths for depth in depths]
+    return measure_architectures(x, y, precision, pairs, batch_size, inits, **options)
+
+
+def measure_architectures(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: str,
+    architectures: Sequence[tuple[int, int]],
+    batch_size: int,
+    inits: int | Sequence[int],
+    **options,
+) -> pd.DataFrame:
+    """``measure`` for every ``(width, depth)`` pair, in one table (a sweep that is not a
+    product, such as the paper's widths at depth 3 and depths at width 256)."""
     frames = [
         measure(x, y, precision, width, depth, batch_size, inits, **options)
-        for width in widths
-        for depth in depths
+        for width, depth in dict.fromkeys((int(w), int(d)) for w, d in architectures)
     ]
     return pd.concat(frames, ignore_index=True)
 
 
+def inits_of(settings: dict, precision: str) -> int:
+    """The initialisations of a ``bifurcation`` config for ``precision``: its entry in
+    ``inits_by_precision`` when there is one, otherwise ``inits``."""
+    return int((settings.get("inits_by_precision") or {}).get(precision, settings["inits"]))
+
+
+def architectures(settings: dict) -> list[tuple[int, int]]:
+    """The ``(width, depth)`` pairs of a ``bifurcation`` config: its ``architectures`` list
+    when given, otherwise every width with every depth."""
+    listed = settings.get("architectures") or []
+    if listed:
+        return [(int(a["width"]), int(a["depth"])) for a in listed]
+    return [(int(w), int(d)) for w in settings["widths"] for d in settings["depths"]]
+
+
+def _rate_note(zeros: int, high: float) -> str:
+    """What a cell's rate rests on, in words, when it rests on nothing observed."""
+    return f"no exact zero seen: rate < {high:.2g} (95 %)" if zeros == 0 else ""
+
+
+def cell_row(group: pd.DataFrame) -> dict:
+    """The table's statistics of one cell's per-init rows (see ``table``)."""
+    k, n = int(group["differ"].sum()), len(group)
+    low, high = wilson_interval(k, n)
+    exposure = int(group["pre_activations"].iloc[0])
+    total = int(group["pre_activations"].sum())
+    zeros, live = int(group["exact_zeros"].sum()), int(group["live_exact_zeros"].sum())
+    rate = zeros / total
+    rate_low, rate_high = garwood_interval(zeros, total)
+    differing = group[group["differ"].astype(bool)]
+    batches = int(group["batches"].iloc[0])
+    return {
+        "activation": group["activation"].iloc[0],
+        "inits": n,
+        "differ": k,
+        "fraction_differ": k / n,
+        "ci_low": low,
+        "ci_high": high,
+        "examples": int(group["examples"].iloc[0]),
+        "batches": batches,
+        "pre_activations_per_init": exposure,
+        "exact_zeros": zeros,
+        "live_exact_zeros": live,
+        "exact_zero_rate": rate,
+        "exact_zero_rate_ci_low": rate_low,
+        "exact_zero_rate_ci_high": rate_high,
+        "exact_zero_rate_note": _rate_note(zeros, rate_high),
+        "live_exact_zero_rate": live / total,
+        "predicted_fraction_differ": predicted_fraction(rate, exposure),
+        "predicted_ci_low": predicted_fraction(rate_low, exposure),
+        "predicted_ci_high": predicted_fraction(rate_high, exposure),
+        "inits_with_exact_zero": float((group["exact_zeros"] > 0).mean()),
+        "differing_batch_fraction": group["differing_batches"].sum() / (n * batches),
+        "first_differing_batch_median": (
+            float(differing["first_differing_batch"].median()) if len(differing) else math.nan
+        ),
+        "max_grad_diff_norm_median": (
+            float(differing["max_grad_diff_norm"].median()) if len(differing) else math.nan
+        ),
+    }
+
+
 def table(per_init: pd.DataFrame) -> pd.DataFrame:
-    """One row per precision, width, depth and batch size: the fraction of initialisations
-    whose gradients differed in some batch, with its Wilson 95 % interval, and how often
-    pre-activations were exactly 0 (``exact_zero_rate``: per pre-activation computed)."""
-    rows = []
-    for key, group in per_init.groupby(CELL, sort=False):
-        k, n = int(group["differ"].sum()), len(group)
-        low, high = wilson_interval(k, n)
-        differing = group[group["differ"].astype(bool)]
-        rows.append(
-            {
-                **dict(zip(CELL, key, strict=True)),
-                "dataset": group["dataset"].iloc[0],
-                "activation": group["activation"].iloc[0],
-                "inits": n,
-                "differ": k,
-                "fraction_differ": k / n,
-                "ci_low": low,
-                "ci_high": high,
-                "batches": int(group["batches"].iloc[0]),
-                "pre_activations_per_init": int(group["pre_activations"].iloc[0]),
-                "exact_zero_rate": group["exact_zeros"].sum() / group["pre_activations"].sum(),
-                "live_exact_zero_rate": group["live_exact_zeros"].sum()
-                / group["pre_activations"].sum(),
-                "inits_with_exact_zero": float((group["exact_zeros"] > 0).mean()),
-                "differing_batch_fraction": group["differing_batches"].sum()
-                / (n * group["batches"].iloc[0]),
-                "first_differing_batch_median": (
-                    float(differing["first_differing_batch"].median())
-                    if len(differing)
-                    else math.nan
-                ),
-                "max_grad_diff_norm_median": (
-                    float(differing["max_grad_diff_norm"].median()) if len(differing) else math.nan
-                ),
-            }
-        )
+    """One row per cell (``CELL``: dataset, inputs, compare, device, precision, width, depth,
+    batch size).
+
+    ``fraction_differ``: the fraction of initialisations whose gradients differed in some
+    batch, with its Wilson 95 % interval (``ci_low``, ``ci_high``). ``exact_zero_rate``: exact
+    zeros per pre-activation computed, with its exact Poisson (Garwood) 95 % interval; a cell
+    without any says so in ``exact_zero_rate_note`` and its interval's top is the upper bound.
+    ``predicted_fraction_differ``: the fraction that rate predicts at the cell's own exposure
+    (``pre_activations_per_init``), with the rate's interval carried through.
+    """
+    per_init = _with_defaults(per_init)
+    rows = [
+        {**dict(zip(CELL, key, strict=True)), **cell_row(group)}
+        for key, group in per_init.groupby(CELL, sort=False)
+    ]
     out = pd.DataFrame(rows)
     if out.empty:
         return out
     order = {p: i for i, p in enumerate(PRECISIONS)}
     out["_order"] = out["precision"].map(order)
-    out = out.sort_values(["width", "depth", "batch_size", "_order"]).drop(columns="_order")
+    keys = ["dataset", "inputs", "compare", "device", "width", "depth", "batch_size", "_order"]
+    out = out.sort_values(keys).drop(columns="_order")
     return out.reset_index(drop=True)
 
 
-def plot(summary: pd.DataFrame, path) -> None:
-    """Fraction of initialisations whose gradients differ, by precision with its Wilson 95 %
-    interval; one panel per depth (columns) and width (rows)."""
-    import matplotlib.pyplot as plt
-
-    precisions = [p for p in PRECISIONS if p in set(summary["precision"])]
-    widths = sorted(summary["width"].unique())
-    depths = sorted(summary["depth"].unique())
-    figure, axes = plt.subplots(
-        len(widths),
-        len(depths),
-        figsize=(1.2 + 2.6 * len(depths), 0.6 + 2.4 * len(widths)),
-        squeeze=False,
-        sharey=True,
-    )
-    positions = np.arange(len(precisions))
-    for r, width in enumerate(widths):
-        for c, depth in enumerate(depths):
-            ax = axes[r][c]
-            part = summary[(summary["width"] == width) & (summary["depth"] == depth)]
-            part = part.set_index("precision").reindex(precisions)
-            fraction = part["fraction_differ"].to_numpy(dtype=float)
-            low = fraction - part["ci_low"].to_numpy(dtype=float)
-            high = part["ci_high"].to_numpy(dtype=float) - fraction
-            ax.bar(positions, fraction, color=sns.color_palette()[0], alpha=0.75)
-            ax.errorbar(positions, fraction, yerr=[low, high], fmt="none", color="black", capsize=4)
-            tops = part["ci_high"].to_numpy(dtype=float)
-            for x_pos, value, top, k in zip(positions, fraction, tops, part["differ"], strict=True):
-                if np.isfinite(value):
-                    ax.annotate(
-                        f"{int(k)}/{int(part['inits'].max())}",
-                        (x_pos, top + 0.03),
-                        ha="center",
-                        fontsize=7,
-                    )
-            if (width, depth) == PAPER_ARCHITECTURE:
-                shown = [
-                    (positions[precisions.index(p)], v) for p, v in PAPER.items() if p in precisions
-                ]
-                if shown:
-                    ax.scatter(
-                        *zip(*shown, strict=True),
-                        marker="D",
-                        color="firebrick",
-                        zorder=3,
-                        label="Bertoin et al. 2021 (MNIST)",
-                    )
-                    ax.legend(loc="upper left", fontsize=7)
-            ax.set_xticks(positions, precisions, rotation=30)
-            ax.set_ylim(0, 1.15)
-            ax.set_title(f"width {width}, depth {depth}", fontsize=10)
-            if c == 0:
-                ax.set_ylabel("inits whose gradients differ")
-    batch = ", ".join(str(b) for b in sorted(summary["batch_size"].unique()))
-    dataset = ", ".join(str(d) for d in summary["dataset"].unique())
-    figure.suptitle(
-        f"ReLU'(0)=0 vs 1: some batch gradient differs bitwise ({dataset}, batch {batch}; "
-        "95 % Wilson interval)",
-        fontsize=10,
-    )
-    figure.tight_layout()
-    plots.save(figure, path)
+def _with_defaults(per_init: pd.DataFrame) -> pd.DataFrame:
+    """Per-init rows written before inputs, compare, device and examples were recorded."""
+    defaults = {"inputs": "standardised", "compare": "all", "device": "cpu", "dataset": ""}
+    out = per_init.assign(**{k: v for k, v in defaults.items() if k not in per_init})
+    if "examples" not in out:
+        out = out.assign(examples=out["pre_activations"] // (out["width"] * out["depth"]))
+    return out

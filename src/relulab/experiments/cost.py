@@ -6,10 +6,16 @@ reference taken just before it, so that the load of a shared machine cancels out
 The reference is PyTorch's own ReLU; relulab's zero-gradient variants (f'(0) := 0, 0.5, 1) are
 timed next to it and next to PyTorch's own module of each kinked activation. This is a
 benchmark, not a test: its numbers depend on the machine and its load.
+
+Noise is measured, not assumed: each ``relative`` has a distribution-free 95 % interval of its
+median over repeats, and a second, separate torch.relu module (``NULL``) is timed like any other
+variant. What it measures against the reference is what noise alone does; a variant is called
+"cheaper" or "dearer" only when its interval lies outside the null's (``verdict``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,12 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 from torch import nn
 
 from relulab.nn import activations, native
-from relulab.nn.models import DTYPES  # not relulab.train.core, which imports Lightning
+from relulab.nn.models import DTYPES
 
 REFERENCE = "torch.relu"
+# The same operation as the reference, as a module of its own: the null comparison.
+NULL = "torch.relu (null)"
 # relulab's zero-gradient ReLU may cost at most this multiple of torch.relu.
 ZERO_GRAD_RELU_LIMIT = 1.5
 _TORCH_MODULES = {
@@ -40,9 +49,12 @@ class Variant:
     activation: str
     zero_grad: float | None = None
     torch_own: bool = False
+    null: bool = False
 
     @property
     def label(self) -> str:
+        if self.null:
+            return NULL
         if self.torch_own:
             return f"torch.{self.activation}"
         if self.zero_grad is None:
@@ -74,9 +86,56 @@ def variants(zero_grads: Iterable[float] = (0.0, 0.5, 1.0)) -> list[Variant]:
     found = []
     for name in activations.KINKED:
         found.append(Variant(name, torch_own=True))
+        if name == "relu":
+            found.append(Variant(name, torch_own=True, null=True))
         found += [Variant(name, float(z)) for z in zero_grads]
     found += [Variant(name) for name in activations.SMOOTH]
     return found
+
+
+def median_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval of the median: order statistics at binomial ranks.
+
+    With n values the interval runs from the j-th smallest to the j-th largest, j the
+    ``(1 - confidence) / 2`` quantile of Binomial(n, 1/2) (at least 1): at n = 20, the 6th to
+    the 15th. Fewer than 2 values give NaN.
+    """
+    ordered = np.sort(np.asarray(values, dtype=float))
+    n = len(ordered)
+    if n < 2:
+        return math.nan, math.nan
+    j = max(int(stats.binom.ppf((1 - confidence) / 2, n, 0.5)), 1)
+    return float(ordered[j - 1]), float(ordered[n - j])
+
+
+def add_verdicts(table: pd.DataFrame) -> pd.DataFrame:
+    """``verdict`` per row: "cheaper" or "dearer" than torch.relu only outside the noise band.
+
+    The band, per device and size, is the null variant's interval of ``relative`` widened to
+    include 1; a variant's own interval must lie wholly below or above it. The reference and
+    the null are labelled as such; without a null row the band is 1 alone.
+    """
+    table = table.copy()
+    verdicts = []
+    for row in table.itertuples():
+        if row.variant in (REFERENCE, NULL):
+            verdicts.append("reference" if row.variant == REFERENCE else "null")
+            continue
+        null = table[
+            (table["device"] == row.device)
+            & (table["elements"] == row.elements)
+            & (table["variant"] == NULL)
+        ]
+        low = min(1.0, float(null["relative_low"].iloc[0])) if len(null) else 1.0
+        high = max(1.0, float(null["relative_high"].iloc[0])) if len(null) else 1.0
+        if row.relative_high < low:
+            verdicts.append("cheaper")
+        elif row.relative_low > high:
+            verdicts.append("dearer")
+        else:
+            verdicts.append("within noise")
+    table["verdict"] = verdicts
+    return table
 
 
 def _sync(device: torch.device) -> None:
@@ -165,6 +224,8 @@ def benchmark(
             for variant in chosen:
                 seconds = np.asarray(times[variant.label])
                 median = float(np.median(seconds))
+                relative = np.asarray(ratios[variant.label]) / order_bias
+                low, high = median_interval(relative)
                 rows.append(
                     {
                         "device": device,
@@ -179,12 +240,14 @@ def benchmark(
                         "q25_s": float(np.quantile(seconds, 0.25)),
                         "q75_s": float(np.quantile(seconds, 0.75)),
                         "ns_per_element": median / elements * 1e9,
-                        "relative": float(np.median(ratios[variant.label])) / order_bias,
+                        "relative": float(np.median(relative)),
+                        "relative_low": low,
+                        "relative_high": high,
                         "threads": torch.get_num_threads() if device == "cpu" else None,
                         "compiled_operator": variant.runs_compiled_operator(device),
                     }
                 )
-    return pd.DataFrame(rows)
+    return add_verdicts(pd.DataFrame(rows))
 
 
 def zero_grad_relu_overhead(table: pd.DataFrame) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Figures of death over time, gradient flow, convergence and activation cost.
 
-Each figure is saved as PNG and SVG with ``plots.save``. Diverged seeds are left out of the
-curves and counted in the tables; bands and error bars are 95 % intervals over seeds.
+Colours, line styles, legend order, bands and saving come from ``relulab.figures.style``.
+Diverged seeds are left out of the curves and counted in the tables; bands and error bars are
+95 % intervals over seeds.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from relulab.figures.study import BAND, save
+from relulab.figures import style
+from relulab.figures.study import BAND
+from relulab.figures.style import save
 from relulab.tables import dynamics
 from relulab.tables.summary import label_settings
 
@@ -31,15 +34,11 @@ def _empty(path: str | Path, title: str, message: str) -> None:
     save(figure, path)
 
 
-def _variant_order(frame: pd.DataFrame) -> list[str]:
-    return sorted(frame["variant"].unique())
-
-
 def variants_that_died(layers: pd.DataFrame) -> list[str]:
     """Variants with at least one unit dead at some measurement of some finished seed."""
     finished = layers[layers["final_status"] != "diverged"]
     died = finished.groupby("variant")["ever_dead_fraction"].max()
-    return sorted(died[died > 0].index)
+    return style.order(died[died > 0].index)
 
 
 def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
@@ -47,7 +46,8 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
 
     One row per activation variant in which any unit died, one column per learning rate; the
     stack (dead now + revived) is the fraction that was ever dead, and the dashed line the
-    fraction dead at every measurement since it first died. Means over finished seeds.
+    fraction dead at every measurement since it first died. Means over finished seeds; the
+    band around the top of "dead now" is its 95 % interval over seeds.
     """
     title = "Dead hidden units over training"
     shown = variants_that_died(layers)
@@ -59,6 +59,12 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
     mean = whole.groupby(["variant", "lr", "epoch"], as_index=False)[
         ["dead_fraction", "revived_fraction", "permanently_dead_fraction"]
     ].mean()
+    bands = (
+        whole.groupby(["variant", "lr", "epoch"])["dead_fraction"]
+        .apply(lambda values: pd.Series(style.mean_band(values)[1:], index=["low", "high"]))
+        .unstack()
+        .reset_index()
+    )
     lrs = sorted(mean["lr"].unique())
     figure, axes = plt.subplots(
         len(shown),
@@ -68,7 +74,7 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
         sharey=True,
         squeeze=False,
     )
-    colours = sns.color_palette("rocket", 3)
+    colours = style.MEASURE_COLOURS
     for i, variant in enumerate(shown):
         for j, lr in enumerate(lrs):
             ax = axes[i][j]
@@ -80,27 +86,37 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
                 part["epoch"],
                 part["dead_fraction"],
                 part["revived_fraction"],
-                colors=[colours[0], colours[2]],
+                colors=[colours["dead now"], colours["revived"]],
                 labels=["dead now", "revived (dead before, alive now)"],
                 alpha=0.85,
+            )
+            band = bands[(bands["variant"] == variant) & (bands["lr"] == lr)].sort_values("epoch")
+            ax.fill_between(
+                band["epoch"],
+                band["low"],
+                band["high"],
+                color=style.colour(variant),
+                alpha=0.35,
+                linewidth=0,
+                label="dead now: 95 % interval",
             )
             ax.plot(
                 part["epoch"],
                 part["permanently_dead_fraction"],
-                color="black",
+                color=colours["permanently dead"],
                 linestyle="--",
                 linewidth=1,
                 label="permanently dead",
             )
-            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9)
+            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9, color=style.colour(variant))
             if j == 0:
                 ax.set_ylabel("fraction of hidden units")
             if i == len(shown) - 1:
                 ax.set_xlabel("epoch (0 = initialisation)")
             ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=3, bbox_to_anchor=(0.5, -0.02))
-    figure.suptitle(f"{title} (mean over seeds)")
+    figure.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
+    figure.suptitle(f"{title} (mean over seeds; band: 95 % interval of dead now)")
     figure.tight_layout(rect=(0, 0.04, 1, 1))
     save(figure, path)
 
@@ -132,6 +148,7 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
         y="fraction",
         hue="layers",
         hue_order=[dynamics.FIRST_LAYER, dynamics.DEEPER_LAYERS],
+        palette=list(style.LAYER_COLOURS),
         style="measure",
         style_order=["dead now", "revived"],
         row="variant",
@@ -145,72 +162,113 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     )
     grid.set_axis_labels("epoch (0 = initialisation)", "fraction of units")
     grid.set_titles("{row_name}, {col_name}", size=9)
+    for (variant, _), ax in zip(
+        [(v, c) for v in shown for c in order], grid.axes.flat, strict=True
+    ):
+        ax.title.set_color(style.colour(variant))
     grid.legend.set_title("")
     grid.figure.suptitle(title, y=1.01)
     save(grid.figure, path)
 
 
-def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int = 1) -> None:
-    """Mean weight-gradient norm of each hidden layer (1 = next to the input), per activation.
+def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None = None) -> None:
+    """The backward signal at each hidden layer (1 = next to the input), per activation.
 
-    One panel per network depth (and per learning rate when there are several), log scale.
+    The measure is ``pre_activation_grad_rms`` (RMS of dL/dz over the training set) of the
+    untrained network (epoch 0) where it was measured, else the weight-gradient norm of the
+    first epoch. One panel per network depth (and per init, else per learning rate when there
+    are several), log scale.
     """
-    data = layers[(layers["final_status"] != "diverged") & (layers["epoch"] == epoch)]
-    data = data.dropna(subset=["grad_norm"])
-    title = f"Gradient norm by layer, epoch {epoch}"
+    finished = layers[layers["final_status"] != "diverged"]
+    column, epoch_shown = "grad_norm", 1 if epoch is None else epoch
+    label = "mean ‖∂loss/∂W‖ over the epoch"
+    if "pre_activation_grad_rms" in finished and finished["pre_activation_grad_rms"].notna().any():
+        column, epoch_shown = "pre_activation_grad_rms", 0 if epoch is None else epoch
+        label = "RMS of ∂loss/∂z over the training set"
+    data = finished[finished["epoch"] == epoch_shown].dropna(subset=[column])
+    heading = f"Backward signal by layer, epoch {epoch_shown}"
     if data.empty:
-        _empty(path, title, "No gradient norms were recorded.")
+        _empty(path, heading, "No gradients were recorded.")
         return
-    data = data.assign(panel=data["depth"].map(lambda d: f"{d} hidden layers"))
-    order = [f"{d} hidden layers" for d in sorted(data["depth"].unique())]
-    several_lrs = data["lr"].nunique() > 1
-    if several_lrs:
-        data = data.assign(rate=data["lr"].map(_lr_label))
-    grid = sns.relplot(
-        data=data,
-        x="layer",
-        y="grad_norm",
-        hue="variant",
-        hue_order=_variant_order(data),
-        col="panel",
-        col_order=order,
-        row="rate" if several_lrs else None,
-        row_order=[_lr_label(v) for v in sorted(data["lr"].unique())] if several_lrs else None,
-        kind="line",
-        marker="o",
-        errorbar=BAND,
-        height=3.2,
-        aspect=1.1,
-        facet_kws={"sharex": False},
+    # Panels show depth, rows init (or lr); any other axis that varies goes into the label.
+    row_axis = "init" if "init" in data and data["init"].nunique() > 1 else "lr"
+    data = label_settings(data, shown=("activation", "zero_grad", "depth", row_axis))
+    rows = sorted(data[row_axis].unique())
+    depths = sorted(data["depth"].unique())
+
+    def row_label(value) -> str:
+        return f"{value} init" if row_axis == "init" else _lr_label(value)
+
+    figure, axes = plt.subplots(
+        len(rows),
+        len(depths),
+        figsize=(3.6 * len(depths) + 2.2, 3.2 * len(rows) + 0.4),
+        squeeze=False,
+        sharey=True,
     )
-    grid.set(yscale="log")
-    grid.set_axis_labels("hidden layer (1 = next to the input)", "mean ‖∂loss/∂W‖ over the epoch")
-    grid.set_titles("{col_name}" if not several_lrs else "{col_name}, {row_name}")
-    for ax in grid.axes.flat:
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-    grid.legend.set_title("activation")
-    grid.figure.suptitle(f"{title} (95 % interval over seeds)", y=1.03)
-    save(grid.figure, path)
+    for i, row in enumerate(rows):
+        for j, depth in enumerate(depths):
+            ax = axes[i][j]
+            part = data[(data[row_axis] == row) & (data["depth"] == depth)]
+            style.lines(ax, part, "layer", column)
+            ax.set_yscale("log")
+            ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+            title = f"{depth} hidden layers"
+            ax.set_title(title if len(rows) == 1 else f"{title}, {row_label(row)}", fontsize=9)
+            ax.set_xlabel("hidden layer (1 = next to the input)")
+            if j == 0:
+                ax.set_ylabel(label)
+    style.legend(figure, data["variant"])
+    figure.suptitle(f"{heading} (95 % interval over seeds)", y=1.02)
+    figure.tight_layout()
+    save(figure, path)
 
 
 def _errorbars(ax, table: pd.DataFrame, x: str, metric: str, order: list[str], log_x: bool):
-    palette = dict(zip(order, sns.color_palette("tab20", len(order)), strict=True))
+    """Mean ± 95 % interval of ``metric`` per variant against ``x``, variants side by side.
+
+    Where no seed of a point reached the target (``reached`` is 0), the point is drawn as an
+    open marker on the top edge, marked "never", instead of being left out.
+    """
     offsets = np.linspace(-0.06, 0.06, len(order)) if len(order) > 1 else [0.0]
+    never_seen = False
     for offset, variant in zip(offsets, order, strict=True):
         part = table[table["variant"] == variant].sort_values(x)
         if part.empty:
             continue
         xs = part[x].to_numpy(dtype=float)
         xs = xs * 10**offset if log_x else xs + offset * 5
+        kwargs = style.line_kwargs(variant)
         ax.errorbar(
             xs,
             part[f"{metric}_mean"],
             yerr=part[f"{metric}_ci95"].fillna(0),
-            marker="o",
-            markersize=4,
             capsize=2,
-            color=palette[variant],
-            label=variant,
+            **kwargs,
+        )
+        if "reached" in part and metric.endswith("_to_target"):
+            never = (part["reached"] == 0).to_numpy()
+            if never.any():
+                never_seen = True
+                ax.plot(
+                    xs[never],
+                    np.ones(never.sum()),
+                    transform=ax.get_xaxis_transform(),
+                    linestyle="none",
+                    marker="x",
+                    markersize=8,
+                    markeredgewidth=2,
+                    color=kwargs["color"],
+                    clip_on=False,
+                )
+    if never_seen:
+        ax.text(
+            0.01,
+            0.97,
+            "x on the top edge: no seed reached the target",
+            transform=ax.transAxes,
+            fontsize=8,
+            va="top",
         )
     if log_x:
         ax.set_xscale("log")
@@ -231,7 +289,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
     deep = label_settings(
         points[points["point"].isin(set(depth_ids))], shown=("activation", "zero_grad", "depth")
     )
-    order = sorted({*main["variant"], *deep["variant"]})
+    order = style.order([*main["variant"], *deep["variant"]])
     panels = 3 if deep["depth"].nunique() > 1 else 2
     figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
     axes = axes[0]
@@ -250,8 +308,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
         axes[2].set_ylabel("area under validation accuracy")
         lrs = ", ".join(f"{v:g}" for v in sorted(deep["lr"].unique()))
         axes[2].set_title(f"As networks get deeper (lr {lrs})")
-    handles, labels = axes[0].get_legend_handles_labels()
-    figure.legend(handles, labels, title="activation", loc="center left", bbox_to_anchor=(1, 0.5))
+    style.legend(figure, order)
     figure.suptitle("Convergence (95 % interval over seeds; diverged seeds left out)")
     figure.tight_layout()
     save(figure, path)
@@ -260,7 +317,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
 def cost(table: pd.DataFrame, path: str | Path) -> None:
     """Forward + backward nanoseconds per element for every variant, one panel per device."""
     devices = list(dict.fromkeys(table["device"]))
-    order = list(dict.fromkeys(table["variant"]))
+    order = style.order(table["variant"])
     figure, axes = plt.subplots(
         1, len(devices), figsize=(7 * len(devices), 0.32 * len(order) + 1.8), squeeze=False
     )
@@ -273,9 +330,11 @@ def cost(table: pd.DataFrame, path: str | Path) -> None:
             x="ns_per_element",
             hue="size",
             order=order,
+            palette="Greys",
             ax=ax,
             orient="h",
         )
+        style.colour_tick_labels(ax.get_yticklabels())
         ax.set_xscale("log")
         # Plain numbers at 1, 2, 5 x 10^k: the default minor labels overlap on a short range.
         ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
@@ -286,5 +345,55 @@ def cost(table: pd.DataFrame, path: str | Path) -> None:
         precision = part["precision"].iloc[0]
         ax.set_title(f"Activation cost on {device} ({precision})")
         ax.legend(title="tensor size", loc="lower right", fontsize=8)
+    figure.tight_layout()
+    save(figure, path)
+
+
+def born_dead(table: pd.DataFrame, path: str | Path) -> None:
+    """Untrained ReLU MLPs against depth, one line per width, one column per init: the
+    fraction of networks born dead (Wilson band) and the mean dead fraction of hidden units."""
+    inits = list(dict.fromkeys(table["init"]))
+    figure, axes = plt.subplots(2, len(inits), figsize=(5 * len(inits), 7), squeeze=False)
+    widths = sorted(table["width"].unique())
+    palette = dict(zip(widths, style.sequential(len(widths)), strict=True))
+    for column, init in enumerate(inits):
+        part = table[table["init"] == init]
+        for width, rows in part.groupby("width"):
+            rows = rows.sort_values("depth")
+            colour = palette[width]
+            top, bottom = axes[0][column], axes[1][column]
+            top.plot(
+                rows["depth"],
+                rows["network_dead_fraction"],
+                "o-",
+                color=colour,
+                label=f"width {width}",
+            )
+            top.fill_between(
+                rows["depth"],
+                rows["network_dead_ci_low"],
+                rows["network_dead_ci_high"],
+                color=colour,
+                alpha=0.15,
+            )
+            bottom.errorbar(
+                rows["depth"],
+                rows["dead_fraction_mean"],
+                yerr=rows["dead_fraction_ci95"],
+                fmt="o-",
+                color=colour,
+                label=f"width {width}",
+            )
+        for ax in axes[:, column]:
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel("hidden layers")
+        axes[0][column].set_title(f"{init} init: networks born dead")
+        axes[1][column].set_title(f"{init} init: hidden units dead")
+    axes[0][0].set_ylabel("fraction of networks (95 % Wilson)")
+    axes[1][0].set_ylabel("dead fraction of units (95 % interval)")
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    figure.suptitle("Untrained ReLU MLPs (Lu et al. 2019: deep narrow nets are born dead)")
     figure.tight_layout()
     save(figure, path)

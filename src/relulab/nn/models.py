@@ -78,6 +78,8 @@ def hidden_linears(model: nn.Module) -> list[nn.Linear]:
 class StackedBatchNorm(nn.Module):
     """``nn.BatchNorm1d`` for each seed of a ``[seeds, batch, units]`` input."""
 
+    batch_dims = (1,)  # the dimension its statistics average over (probes read it)
+
     def __init__(self, seeds: int, units: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         self.eps, self.momentum = eps, momentum

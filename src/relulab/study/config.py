@@ -8,7 +8,9 @@ infinite numbers, and numbers written as strings.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,40 +62,76 @@ def _key(path) -> str:
     return "".join(parts) or "(top level)"
 
 
-def _allowed(schema: dict) -> str:
-    """What a schema allows, in words."""
+# A type in words: (one value, several values).
+_TYPE_WORDS = {
+    "integer": ("an integer", "integers"),
+    "number": ("a number", "numbers"),
+    "string": ("a string", "strings"),
+    "boolean": ("true or false", "true or false values"),
+    "object": ("a mapping", "mappings"),
+    "array": ("a list", "lists"),
+    "null": ("null", "nulls"),
+}
+
+
+def _allowed(schema: dict, plural: bool = False) -> str:
+    """What a schema allows, in words: "a number > 0", or "numbers > 0" for ``plural``."""
     if "enum" in schema:
-        return "one of " + ", ".join(map(str, schema["enum"]))
+        values = ", ".join(map(str, schema["enum"]))
+        return f"values among {values}" if plural else f"one of {values}"
+    if "const" in schema:
+        return str(schema["const"])
     if "oneOf" in schema:
-        return " or ".join(_allowed(option) for option in schema["oneOf"])
+        return " or ".join(_allowed(option, plural) for option in schema["oneOf"])
     kind = schema.get("type", "value")
     if kind == "array":
-        items = _allowed(schema.get("items", {}))
-        return f"a non-empty list of {items}s" if schema.get("minItems") else f"a list of {items}s"
-    words = {
-        "integer": "an integer",
-        "number": "a number",
-        "string": "a string",
-        "boolean": "true or false",
-        "object": "a mapping",
-    }
-    text = words.get(kind, str(kind)) if isinstance(kind, str) else " or ".join(map(str, kind))
+        items = _allowed(schema.get("items", {}), plural=True)
+        text = f"a non-empty list of {items}" if schema.get("minItems") else f"a list of {items}"
+        return text if not plural else text.replace("a ", "", 1).replace("list", "lists", 1)
+    kinds = kind if isinstance(kind, list) else [kind]
+    text = " or ".join(_TYPE_WORDS.get(k, (k, f"{k} values"))[int(plural)] for k in kinds)
+    bounds = []
     if "exclusiveMinimum" in schema:
-        text += f" > {schema['exclusiveMinimum']}"
+        bounds.append(f"> {schema['exclusiveMinimum']}")
     elif "minimum" in schema:
-        text += f" >= {schema['minimum']}"
+        bounds.append(f">= {schema['minimum']}")
+    if "exclusiveMaximum" in schema:
+        bounds.append(f"< {schema['exclusiveMaximum']}")
+    elif "maximum" in schema:
+        bounds.append(f"<= {schema['maximum']}")
+    if bounds:
+        text += " " + " and ".join(bounds)
     if "pattern" in schema:
         text += f" matching {schema['pattern']}"
     return text
 
 
+def _closest(value: str, allowed) -> str:
+    """`` (did you mean 'x'?)`` for the allowed value or key closest to ``value``, else ""."""
+    names = [str(name) for name in allowed]
+    lowered = {name.lower(): name for name in names}
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=1, cutoff=0.6)
+    return f" (did you mean '{lowered[close[0]]}'?)" if close else ""
+
+
+def _enum_values(schema: dict) -> list:
+    """Every value an ``enum`` of ``schema`` (or of its ``oneOf`` options and items) lists."""
+    values = list(schema.get("enum", []))
+    for option in [*schema.get("oneOf", []), *([schema["items"]] if "items" in schema else [])]:
+        values += [value for value in _enum_values(option) if value not in values]
+    return values
+
+
 def _message(error: jsonschema.ValidationError) -> str:
     key = _key(error.absolute_path)
     if error.validator == "additionalProperties":
-        allowed = ", ".join(sorted(error.schema.get("properties", {})))
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = error.schema.get("properties", {})
+        allowed = ", ".join(sorted(known))
+        unknown = sorted(set(error.instance) - set(known))
         where = f" under '{key}'" if error.absolute_path else ""
-        return f"unknown config key(s) {', '.join(unknown)}{where}; allowed keys: {allowed}"
+        named = ", ".join(f"'{name}'{_closest(str(name), known)}" for name in unknown)
+        keys = "key" if len(unknown) == 1 else "keys"
+        return f"unknown config {keys} {named}{where}; allowed keys: {allowed}"
     if error.validator == "required":
         missing = sorted(set(error.validator_value) - set(error.instance))
         return f"config key '{key}' needs {', '.join(missing)}"
@@ -105,6 +143,8 @@ def _message(error: jsonschema.ValidationError) -> str:
     hint = ""
     if isinstance(error.instance, str) and _looks_numeric(error.instance):
         hint = " (a number written as a string: drop the quotes; write 1e-3 as 0.001 or 1.0e-3)"
+    elif isinstance(error.instance, str):
+        hint = _closest(error.instance, _enum_values(error.schema))
     return f"config key '{key}' is {shown}{hint}; allowed: {_allowed(error.schema)}"
 
 
@@ -139,6 +179,11 @@ def _fill_defaults(config: dict, schema: dict) -> None:
             config[key] = copy.deepcopy(sub["default"])
         if isinstance(config.get(key), dict) and sub.get("type") == "object":
             _fill_defaults(config[key], sub)
+        # Objects listed in an array (optimizer_study entries) get their defaults too.
+        if isinstance(config.get(key), list) and sub.get("items", {}).get("type") == "object":
+            for item in config[key]:
+                if isinstance(item, dict):
+                    _fill_defaults(item, sub["items"])
 
 
 def validate(config: dict, schema: dict | None = None) -> dict:
@@ -159,7 +204,127 @@ def validate(config: dict, schema: dict | None = None) -> dict:
             error.schema = _parent_schema(schema, error.absolute_path) or error.schema
         raise ConfigError(_message(error))
     _check_model(config)
+    check_size(config)
     return config
+
+
+# Examples (train, test) and the shape of one input, per dataset: what a job loads.
+DATASET_SHAPES = {
+    "mnist1d": (4000, 1000, (40,)),
+    "digits": (1437, 360, (1, 8, 8)),
+    "mnist": (60000, 10000, (1, 28, 28)),
+    "fashion_mnist": (60000, 10000, (1, 28, 28)),
+    "cifar10": (50000, 10000, (3, 32, 32)),
+}
+BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+CLASSES = 10
+CONV_MEASURE_BATCH = 1024  # relulab.train.conv.MEASURE_BATCH: images measured at once
+
+
+def machine_memory_gb() -> float:
+    """This machine's physical memory in GB (10^9 bytes)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+
+
+def estimate(config: dict) -> dict[str, float]:
+    """What the largest training job of a validated config needs, from the config alone.
+
+    Bytes of ``data`` (the prepared set in float64 plus its copy in the run's precision),
+    ``weights`` (parameters, gradients and Adam's two moments, every seed) and
+    ``activations`` (an MLP measures the whole training set for every seed at once, keeping
+    each hidden layer's input and output; a CNN measures 1024 images of one seed at a time but
+    trains every seed's minibatch together), plus ``parameters`` per seed and ``flops`` of the
+    whole grid (6 per parameter per example per epoch; per position for a CNN). An
+    estimate, within a small factor: it exists to refuse what cannot fit, before anything is
+    built.
+    """
+    model, training = config["model"], config["training"]
+    n_train, n_test, shape = DATASET_SHAPES[config["dataset"]]
+    seeds = len(seeds_of(config))
+    depths = as_list(model["depth"])
+    deeper = config.get("depth_study") or {}
+    if deeper.get("enabled", True):
+        depths += deeper.get("depth", [])
+    width, depth = model["width"], max(depths)
+    size = max(BYTES[p] for p in as_list(training["precision"]))
+    features = math.prod(shape)
+    if model["arch"] == "mlp":
+        parameters = features * width + (depth - 1) * width * width + width * CLASSES
+        per_example = 2 * depth * width + CLASSES  # each layer's input and output, the logits
+        activations = seeds * (n_train + n_test) * per_example * size
+        positions = 1
+    else:
+        # Stages double the channels to 8 x width while the image shrinks 4x a stage; the
+        # first stage's maps are the largest, the last stage's weights.
+        parameters = 9 * depth * (8 * width) ** 2 // 2
+        positions = math.prod(shape[1:])
+        per_example = 2 * depth * width * positions
+        activations = max(seeds * training["batch_size"], CONV_MEASURE_BATCH) * per_example * size
+    grid_points = (
+        len(config["activation"])
+        * len(config["zero_grad"])
+        * len(config["lr"])
+        * len(as_list(training["optimizer"]))
+        * len(as_list(training["precision"]))
+        * len(as_list(model["depth"]))
+        * len(as_list(model["batch_norm"]))
+    )
+    return {
+        "parameters": float(parameters),
+        "data": float((n_train + n_test) * features * (8 + size)),
+        "weights": float(4 * seeds * parameters * size),
+        "activations": float(activations),
+        "flops": float(6 * parameters * positions * n_train * training["epochs"] * seeds)
+        * grid_points,
+    }
+
+
+def check_size(config: dict) -> None:
+    """Refuse a study whose training job cannot fit ``max_memory_gb`` (default: this machine).
+
+    The message names the config keys that make the largest part of the need, so that
+    ``width: 1000000000`` or ``seeds: 1000000`` stop before the config is parsed, rather
+    than 26 s into a job or when the kernel's out-of-memory killer acts.
+    """
+    need = estimate(config)
+    total_gb = (need["data"] + need["weights"] + need["activations"]) / 1e9
+    limit = config.get("max_memory_gb")
+    limit_gb = limit if limit is not None else machine_memory_gb()
+    if total_gb <= limit_gb:
+        return
+    largest = max(("data", "weights", "activations"), key=need.get)
+    key = _largest_cause(config, total_gb)
+    value = config[key.split(".")[0]][key.split(".")[1]] if "." in key else config[key]
+    where = f"max_memory_gb: {limit:g}" if limit is not None else "this machine's memory"
+    hours = need["flops"] / 1e10 / 3600
+    raise ConfigError(
+        f"config key '{key}' is {value}: a training job would need about {total_gb:,.3g} GB "
+        f"(mostly {largest}: {need[largest] / 1e9:,.3g} GB), more than {where} "
+        f"({limit_gb:,.3g} GB), and the grid about {hours:,.3g} CPU-core hours; "
+        f"{'choose a smaller dataset' if key == 'dataset' else 'lower ' + key}, or raise "
+        "max_memory_gb where jobs run on a larger machine"
+    )
+
+
+# Keys that scale a job's memory, with a modest value to compare against.
+_SIZE_KEYS = {
+    ("training", "seeds"): 3,
+    ("model", "width"): 100,
+    ("model", "depth"): 3,
+    ("training", "batch_size"): 64,
+}
+
+
+def _largest_cause(config: dict, total_gb: float) -> str:
+    """The key whose modest value would shrink the estimate most (``dataset`` if none)."""
+    best, best_gb = "dataset", total_gb
+    for (section, key), modest in _SIZE_KEYS.items():
+        changed = {**config, section: {**config[section], key: modest}}
+        need = estimate(changed)
+        gb = (need["data"] + need["weights"] + need["activations"]) / 1e9
+        if gb < best_gb:
+            best, best_gb = f"{section}.{key}", gb
+    return best
 
 
 def _check_model(config: dict) -> None:
@@ -219,3 +384,9 @@ def seeds(config: dict) -> list[int]:
     """The study's seeds: ``training.seeds`` is a count n (0..n-1) or an explicit list."""
     value = config["training"]["seeds"]
     return list(range(value)) if isinstance(value, int) else [int(s) for s in value]
+
+
+def seeds_of(config: dict) -> range | list[int]:
+    """``seeds`` without making the list (a count of a million is a range, not a list)."""
+    value = config["training"]["seeds"]
+    return range(int(value)) if not isinstance(value, list) else value

@@ -9,8 +9,9 @@ the optimizer appears in it only when it is not plain SGD and the init only when
 PyTorch's default, so ids of earlier studies read as before.
 
 A ``depth_study`` in the config adds the points of a second, smaller grid (its activations,
-learning rates and depths, every other axis as in the main grid); points it shares with the main
-grid are trained once.
+learning rates and depths, every other axis as in the main grid); an ``optimizer_study`` adds, per
+entry, an optimizer at its own learning rates (plain SGD needs larger ones than Adam); points they
+share with the main grid are trained once.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ POINT_PATTERN = r"[A-Za-z0-9_.+\-]+"
 
 
 def _number(value: float) -> str:
-    return format(float(value), "g")
+    """``value`` as it reads in a point id: short (``0.1``, ``1e-05``), yet never ambiguous.
+
+    Six significant digits read best and keep the ids of existing studies, but would give
+    0.1 and 0.1000001 one id, and so one point; where they do not name the value exactly, the
+    shortest text that does (Python's ``repr``) is used instead.
+    """
+    value = float(value)
+    short = format(value, "g")
+    return short if float(short) == value else repr(value)
 
 
 @dataclass(frozen=True)
@@ -107,11 +116,33 @@ def expand(config: dict) -> list[Point]:
             if point.id not in seen:
                 seen.add(point.id)
                 points.append(point)
-    for point in depth_study_points(config):
+    for point in [*optimizer_study_points(config), *depth_study_points(config)]:
         if point.id not in seen:
             seen.add(point.id)
             points.append(point)
     return points
+
+
+def optimizer_studies(config: dict) -> list[dict]:
+    """Each ``optimizer_study`` entry as a config of its own: its optimizer, learning rates,
+    activations and zero_grad values, everything else as in ``config``."""
+    return [
+        {
+            **config,
+            "activation": entry["activation"],
+            "lr": entry["lr"],
+            "zero_grad": entry["zero_grad"],
+            "training": {**config["training"], "optimizer": entry["optimizer"]},
+            "optimizer_study": [],
+            "depth_study": None,
+        }
+        for entry in config.get("optimizer_study") or []
+    ]
+
+
+def optimizer_study_points(config: dict) -> list[Point]:
+    """The optimizer study's points (those shared with the main grid included)."""
+    return [point for study in optimizer_studies(config) for point in expand(study)]
 
 
 def depth_study(config: dict) -> dict | None:
@@ -136,6 +167,7 @@ def depth_study(config: dict) -> dict | None:
             "init": study.get("init", config["model"]["init"]),
         },
         "depth_study": None,
+        "optimizer_study": [],
     }
 
 
@@ -146,8 +178,8 @@ def depth_study_points(config: dict) -> list[Point]:
 
 
 def main_grid(config: dict) -> list[Point]:
-    """The points of the main grid alone, without the depth study's extra points."""
-    return expand({**config, "depth_study": None})
+    """The points of the main grid alone, without the depth and optimizer studies' points."""
+    return expand({**config, "depth_study": None, "optimizer_study": []})
 
 
 def by_id(config: dict) -> dict[str, Point]:
@@ -212,6 +244,22 @@ def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Poin
             unique, k = f"{name}-{k}", k + 1
         named[unique] = members
     return named
+
+
+def unfinished_jobs(config: dict, root: str | Path = ".") -> dict[str, list[Point]]:
+    """``jobs(config)``, each job left with its points not finished under ``root``; jobs with
+    none left are dropped.
+
+    The jobs are dealt from the whole grid, so their names and members depend on the config
+    alone: a SLURM job's node, reading the workflow again while other jobs finish, finds its
+    job as the submitting machine planned it.
+    """
+    left = {}
+    for name, members in jobs(config).items():
+        todo = [p for p in members if not is_finished(p, config, Path(root) / paths.run_dir(p.id))]
+        if todo:
+            left[name] = todo
+    return left
 
 
 def job_name(members: list[Point], grid: list[Point]) -> str:

@@ -1,10 +1,17 @@
-"""Death over time and gradient flow, per grid point, from the per-layer rows of a study.
+"""Death over time, revival by cause and gradient flow, per grid point, from the per-layer rows.
 
 Inputs are the rows of ``results/tables/layers.csv`` (one per seed, epoch and hidden layer, with
 the point's parameters). Every number is a statistic over the finished seeds of a grid point
 (mean and 95 % half-width); diverged seeds are counted, never averaged in. Hidden layers of an
 MLP have equal width, so the mean over layers of a per-layer fraction is the fraction of all
 hidden units.
+
+Units that die have two causes (SCIENCE.md): *born dead* (dead at epoch 0, an effect of the
+initialisation) and *died in training* (an effect of the learning rate); revival and permanence
+are reported for each. Statistics pooled over grid points count a run once when its f'(0) twin
+is bitwise the same run (``distinct_runs``). Gradient flow is measured on the backward signal at
+the pre-activations (``pre_activation_grad_rms``, RMS of dL/dz over the training set); the
+weight-gradient norms, which also scale with each layer's input size, are a second view.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from relulab.nn.probes import CAUSE_COLUMNS
 from relulab.tables.summary import POINT_COLUMNS, mean_ci95
 
 FRACTIONS = (
@@ -24,12 +32,30 @@ FRACTIONS = (
     "permanently_dead_fraction",
     "sparsity",
 )
+# Columns that studies of older relulab versions (or other probes) may lack.
+OPTIONAL_FRACTIONS = (
+    *(f"{cause}_fraction" for cause in CAUSE_COLUMNS),
+    "dead_at_inference_fraction",
+    "inactive_at_inference_fraction",
+)
 FIRST_LAYER = "first hidden layer"
 DEEPER_LAYERS = "deeper hidden layers"
+# Cause of death -> column stem in layers.csv; "any" pools both causes.
+CAUSES = {"born dead": "born_dead", "died in training": "died_in_training"}
+ANY_CAUSE = "any"
+# The settings every number is stated with, besides the grid point's own values.
+SETTING_COLUMNS = ("optimizer", "init", "batch_norm")
+# Grid values two f'(0) twins share: everything but zero_grad.
+TWIN_AXES = ("activation", "lr", "optimizer", "init", "precision", "depth", "batch_norm")
 
 
 def _point_keys(frame: pd.DataFrame) -> list[str]:
-    return [c for c in [*POINT_COLUMNS, "variant"] if c in frame.columns]
+    keys = [*POINT_COLUMNS, "optimizer", "init", "variant"]
+    return [c for c in dict.fromkeys(keys) if c in frame.columns]
+
+
+def _fractions(frame: pd.DataFrame) -> list[str]:
+    return [*FRACTIONS, *(c for c in OPTIONAL_FRACTIONS if c in frame.columns)]
 
 
 def _finished(frame: pd.DataFrame) -> pd.DataFrame:
@@ -44,14 +70,14 @@ def layer_group(layer: int) -> str:
 def network(layers: pd.DataFrame) -> pd.DataFrame:
     """Per (point, seed, epoch): each fraction over all hidden units (mean over layers)."""
     keys = [*_point_keys(layers), "seed", "epoch", "final_status"]
-    return layers.groupby(keys, as_index=False, dropna=False)[list(FRACTIONS)].mean()
+    return layers.groupby(keys, as_index=False, dropna=False)[_fractions(layers)].mean()
 
 
 def by_layer_group(layers: pd.DataFrame) -> pd.DataFrame:
     """Per (point, seed, epoch, layer group): each fraction over the group's units."""
     frame = layers.assign(layer_group=layers["layer"].map(layer_group))
     keys = [*_point_keys(layers), "seed", "epoch", "final_status", "layer_group"]
-    return frame.groupby(keys, as_index=False, dropna=False)[list(FRACTIONS)].mean()
+    return frame.groupby(keys, as_index=False, dropna=False)[_fractions(layers)].mean()
 
 
 def _add(row: dict, name: str, values) -> None:
@@ -60,18 +86,59 @@ def _add(row: dict, name: str, values) -> None:
     row[f"{name}_ci95"] = half
 
 
+def geometric_mean_ci95(values) -> tuple[float, float, float]:
+    """Geometric mean of positive ratios and its 95 % interval (Student t on the logs).
+
+    Ratios that are 0, negative or not finite cannot enter a geometric mean and are left out;
+    one ratio gives an interval of NaN, none gives NaN throughout.
+    """
+    values = np.asarray(values, dtype=float)
+    logs = np.log(values[np.isfinite(values) & (values > 0)])
+    mean, half = mean_ci95(logs)
+    if not math.isfinite(mean):
+        return math.nan, math.nan, math.nan
+    if not math.isfinite(half):
+        return math.exp(mean), math.nan, math.nan
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+
+
+def distinct_runs(epochs: pd.DataFrame) -> pd.DataFrame:
+    """Per (point, seed): whether the run counts in pooled statistics, and whose copy it is.
+
+    Runs that differ only in f'(0) and have the same parameter hash at every epoch are bitwise
+    the same run; the one with the smallest f'(0) counts (``counted``), the others name it in
+    ``copy_of``. Without ``params_sha256`` every run counts.
+    """
+    runs = epochs.sort_values(["point", "seed", "epoch"])
+    rows = []
+    for (point, seed), run in runs.groupby(["point", "seed"], sort=False):
+        first = run.iloc[0]
+        hashes = tuple(run["params_sha256"]) if "params_sha256" in run else (point,)
+        key = (*(first[c] for c in TWIN_AXES if c in run.columns), int(seed), hashes)
+        zero_grad = first["zero_grad"] if "zero_grad" in run.columns else math.nan
+        rows.append({"point": point, "seed": int(seed), "zero_grad": zero_grad, "key": repr(key)})
+    table = pd.DataFrame(rows, columns=["point", "seed", "zero_grad", "key"])
+    table = table.sort_values(["zero_grad", "point"], na_position="first", kind="stable")
+    original = table.groupby("key", sort=False)["point"].transform("first")
+    table["counted"] = original == table["point"]
+    table["copy_of"] = original.where(~table["counted"])
+    return table.drop(columns=["key", "zero_grad"]).sort_values(["point", "seed"])
+
+
 def death_table(layers: pd.DataFrame) -> pd.DataFrame:
     """One row per grid point: how many units died, when, and how many came back.
 
     - ``born_dead``: dead at initialisation (epoch 0), all hidden units;
     - ``peak_dead``: the largest dead fraction of the whole network at any epoch, and
       ``peak_epoch`` the median epoch where it occurred;
-    - ``final_*``: at the last epoch (dead, inactive, ever dead, revived, permanently dead);
+    - ``final_*``: at the last epoch (dead, inactive, ever dead, revived, permanently dead,
+      and, where measured, each cause of death and the dead fraction at inference);
     - ``worst_layer_dead``: the largest dead fraction of any single hidden layer at any epoch;
     - ``first_layer_*`` / ``deeper_*``: ever dead and revived at the last epoch, by layer group.
     """
     whole = network(layers)
     groups = by_layer_group(layers)
+    optional = [c.removesuffix("_fraction") for c in OPTIONAL_FRACTIONS if c in layers.columns]
     rows = []
     for point, runs in whole.groupby("point", sort=False):
         seeds = runs["seed"].nunique()
@@ -84,9 +151,11 @@ def death_table(layers: pd.DataFrame) -> pd.DataFrame:
         last = ordered.groupby("seed").tail(1)
         peaks = ordered.loc[ordered.groupby("seed")["dead_fraction"].idxmax()]
         _add(row, "born_dead", first["dead_fraction"])
+        if "dead_at_inference_fraction" in first:
+            _add(row, "born_dead_at_inference", first["dead_at_inference_fraction"])
         _add(row, "peak_dead", peaks["dead_fraction"])
         row["peak_epoch_median"] = float(np.median(peaks["epoch"])) if len(peaks) else math.nan
-        for name in ("dead", "inactive", "ever_dead", "revived", "permanently_dead"):
+        for name in ("dead", "inactive", "ever_dead", "revived", "permanently_dead", *optional):
             _add(row, f"final_{name}", last[f"{name}_fraction"])
         _add(row, "final_sparsity", last["sparsity"])
         point_layers = _finished(layers[layers["point"] == point])
@@ -102,61 +171,190 @@ def death_table(layers: pd.DataFrame) -> pd.DataFrame:
     return _sorted(pd.DataFrame(rows))
 
 
-def revival_table(layers: pd.DataFrame) -> pd.DataFrame:
-    """One row per grid point and hidden layer, at the last epoch: ever dead, revived, and the
-    share of ever-dead units that are alive again (``revived_share``, NaN when none died).
+def _cause_columns(frame: pd.DataFrame, cause: str) -> tuple[str, str, str] | None:
+    """The (died, revived, permanent) columns of a cause, or None where it was not measured."""
+    if cause == ANY_CAUSE:
+        return "ever_dead_fraction", "revived_fraction", "permanently_dead_fraction"
+    stem = CAUSES[cause]
+    names = (f"{stem}_fraction", f"{stem}_revived_fraction", f"{stem}_permanent_fraction")
+    return names if all(n in frame.columns for n in names) else None
 
-    The fractions are means over finished seeds; ``revived_share`` is total revived units over
-    total ever-dead units across those seeds.
-    """
+
+def _last_rows(layers: pd.DataFrame) -> pd.DataFrame:
+    """Each finished seed's last epoch, one row per hidden layer."""
     finished = _finished(layers).sort_values(["point", "seed", "epoch"])
-    last = finished.groupby(["point", "seed", "layer"]).tail(1)
+    return finished.groupby(["point", "seed", "layer"]).tail(1)
+
+
+def _causes(frame: pd.DataFrame) -> list[str]:
+    return [c for c in (*CAUSES, ANY_CAUSE) if _cause_columns(frame, c) is not None]
+
+
+def _shares(died: pd.Series, revived: pd.Series) -> pd.Series:
+    """Per run, the share of the units that died that are alive again (runs where some died)."""
+    some = died > 0
+    return revived[some] / died[some]
+
+
+def revival_table(layers: pd.DataFrame) -> pd.DataFrame:
+    """One row per grid point, hidden layer and cause of death, at the last epoch.
+
+    ``cause`` is "born dead" (dead at epoch 0), "died in training" or "any" (both). ``died``,
+    ``revived`` and ``permanent`` are fractions of the layer's units (means over finished
+    seeds); ``revived_share`` is total revived units over total units that died of that cause
+    across those seeds (NaN when none died), ``runs_with_deaths`` the seeds where some did.
+    """
+    last = _last_rows(layers)
     rows = []
     for (_, layer), group in last.groupby(["point", "layer"], sort=False):
-        row = {key: group.iloc[0][key] for key in _point_keys(group)}
-        row["layer"] = int(layer)
-        row["layer_group"] = layer_group(layer)
-        row["seeds"] = len(group)
-        for name in ("ever_dead", "revived", "permanently_dead", "dead"):
-            _add(row, f"{name}", group[f"{name}_fraction"])
-        ever = group["ever_dead_fraction"].sum()
-        row["revived_share"] = group["revived_fraction"].sum() / ever if ever > 0 else math.nan
-        rows.append(row)
-    return _sorted(pd.DataFrame(rows), extra=["layer"])
+        for cause in _causes(group):
+            died, revived, permanent = _cause_columns(group, cause)
+            row = {key: group.iloc[0][key] for key in _point_keys(group)}
+            row["layer"] = int(layer)
+            row["layer_group"] = layer_group(layer)
+            row["cause"] = cause
+            row["seeds"] = len(group)
+            row["runs_with_deaths"] = int((group[died] > 0).sum())
+            _add(row, "died", group[died])
+            _add(row, "revived", group[revived])
+            _add(row, "permanent", group[permanent])
+            total = group[died].sum()
+            row["revived_share"] = group[revived].sum() / total if total > 0 else math.nan
+            rows.append(row)
+    stats = [f"{n}_{s}" for n in ("died", "revived", "permanent") for s in CI]
+    columns = [
+        *_point_keys(layers),
+        "layer",
+        "layer_group",
+        "cause",
+        "seeds",
+        "runs_with_deaths",
+        *stats,
+        "revived_share",
+    ]
+    return _sorted(_table(rows, columns), extra=["layer", "cause"])
 
 
-def gradient_table(layers: pd.DataFrame, epoch: int | None = 1) -> pd.DataFrame:
-    """One row per grid point and hidden layer: mean weight-gradient norm over an epoch's steps.
+def revival_by_cause(
+    layers: pd.DataFrame, counted: pd.DataFrame | None = None, by: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """Revival pooled over grid points: one row per setting in ``by``, cause and layer group.
 
-    ``epoch=1`` is the first epoch of training (closest to the initialisation the vanishing
-    gradient argument is about); ``None`` takes each seed's last epoch. ``ratio_to_last`` is
-    the layer's norm over the last hidden layer's norm, per seed, then averaged: below 1 means
-    the gradient shrinks on its way back to the input.
+    Each run (point and seed) counts once, and a run whose f'(0) twin is bitwise the same
+    (``counted`` from ``distinct_runs``) is left out. Per run, the units that died of a cause in
+    the layer group and the share of them alive again at the last epoch; the row gives the
+    runs, those with deaths, the mean fraction that died, and the mean share revived over the
+    runs with deaths (95 % half-width), with the pooled share (revived units over dead units).
     """
-    finished = _finished(layers).dropna(subset=["grad_norm"])
-    if epoch is None:
-        last_epoch = finished.groupby(["point", "seed"])["epoch"].transform("max")
-        chosen = finished[finished["epoch"] == last_epoch]
-    else:
-        chosen = finished[finished["epoch"] == epoch]
-    deepest = chosen.groupby(["point", "seed"])["layer"].transform("max")
-    last_norm = chosen["grad_norm"].where(chosen["layer"] == deepest)
-    last_norm = last_norm.groupby([chosen["point"], chosen["seed"]]).transform("max")
-    chosen = chosen.assign(ratio_to_last=chosen["grad_norm"] / last_norm)
+    last = _last_rows(layers)
+    if counted is not None:
+        keep = counted.loc[counted["counted"], ["point", "seed"]]
+        last = last.merge(keep, on=["point", "seed"])
+    last = last.assign(layer_group=last["layer"].map(layer_group))
+    by = [c for c in by if c in last.columns]
     rows = []
-    for (_, layer), group in chosen.groupby(["point", "layer"], sort=False):
-        row = {key: group.iloc[0][key] for key in _point_keys(group)}
-        row["layer"] = int(layer)
-        row["epoch"] = "last" if epoch is None else epoch
-        row["seeds"] = len(group)
-        _add(row, "grad_norm", group["grad_norm"])
-        _add(row, "ratio_to_last", group["ratio_to_last"])
-        rows.append(row)
-    return _sorted(pd.DataFrame(rows), extra=["layer"])
+    for cause in _causes(last):
+        died, revived, _ = _cause_columns(last, cause)
+        for keys, group in last.groupby([*by, "layer_group"], sort=True, dropna=False):
+            per_run = group.groupby(["point", "seed"])[[died, revived]].mean()
+            row = dict(zip([*by, "layer_group"], keys, strict=True))
+            row["cause"] = cause
+            row["runs"] = len(per_run)
+            row["runs_with_deaths"] = int((per_run[died] > 0).sum())
+            _add(row, "died", per_run[died])
+            _add(row, "revived_share", _shares(per_run[died], per_run[revived]))
+            total = per_run[died].sum()
+            row["revived_share_pooled"] = per_run[revived].sum() / total if total else math.nan
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _at_epoch(frame: pd.DataFrame, epoch: int | None) -> pd.DataFrame:
+    if epoch is None:
+        last_epoch = frame.groupby(["point", "seed"])["epoch"].transform("max")
+        return frame[frame["epoch"] == last_epoch]
+    return frame[frame["epoch"] == epoch]
+
+
+def _ratio_to_last(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Per row, ``column`` over the same seed's value at its last hidden layer."""
+    deepest = frame.groupby(["point", "seed"])["layer"].transform("max")
+    last = frame[column].where(frame["layer"] == deepest)
+    last = last.groupby([frame["point"], frame["seed"]]).transform("max")
+    return frame[column] / last
+
+
+def first_last_ratios(layers: pd.DataFrame, column: str, epoch: int | None) -> pd.DataFrame:
+    """Per (point, seed): ``column`` at the first hidden layer over the last, at ``epoch``."""
+    chosen = _at_epoch(_finished(layers).dropna(subset=[column]), epoch)
+    chosen = chosen.assign(ratio=_ratio_to_last(chosen, column))
+    first = chosen[chosen["layer"] == 1]
+    return first[[*_point_keys(first), "seed", "ratio"]].reset_index(drop=True)
+
+
+def gradient_table(
+    layers: pd.DataFrame, epoch: int | None = 0, weight_epoch: int | None = 1
+) -> pd.DataFrame:
+    """One row per grid point and hidden layer: the backward signal and its ratio to the last
+    hidden layer's, per seed, as a geometric mean over seeds with a 95 % interval.
+
+    The measure (SCIENCE.md, Q3) is ``pre_activation_grad_rms``, the RMS of dL/dz over the
+    training set, at ``epoch`` (0: the untrained network the vanishing-gradient argument is
+    about; ``None``: each seed's last epoch). The weight-gradient norm, mean over the steps of
+    ``weight_epoch`` (1: the first epoch of training), is the second view (``weight_*``).
+    ``ratio_to_last`` below 1 means the signal shrinks on its way back to the input.
+    """
+    finished = _finished(layers)
+    tables = []
+    for column, at, prefix in (
+        ("pre_activation_grad_rms", epoch, ""),
+        ("grad_norm", weight_epoch, "weight_"),
+    ):
+        if column not in finished.columns:
+            continue
+        chosen = _at_epoch(finished.dropna(subset=[column]), at)
+        chosen = chosen.assign(ratio=_ratio_to_last(chosen, column))
+        rows = []
+        for (_, layer), group in chosen.groupby(["point", "layer"], sort=False):
+            row = {key: group.iloc[0][key] for key in _point_keys(group)}
+            row["layer"] = int(layer)
+            row[f"{prefix}epoch"] = "last" if at is None else at
+            row[f"{prefix}seeds"] = len(group)
+            _add(row, column, group[column])
+            gmean, low, high = geometric_mean_ci95(group["ratio"])
+            row[f"{prefix}ratio_to_last_gmean"] = gmean
+            row[f"{prefix}ratio_to_last_low"] = low
+            row[f"{prefix}ratio_to_last_high"] = high
+            rows.append(row)
+        if rows:
+            tables.append(pd.DataFrame(rows))
+    if not tables:
+        stats = [f"pre_activation_grad_rms_{s}" for s in CI]
+        ratios = [f"ratio_to_last_{s}" for s in ("gmean", "low", "high")]
+        return _table([], [*_point_keys(layers), "layer", "epoch", "seeds", *stats, *ratios])
+    table = tables[0]
+    for other in tables[1:]:
+        keys = [c for c in [*_point_keys(other), "layer"] if c in table.columns]
+        table = table.merge(other, on=keys, how="outer")
+    return _sorted(table, extra=["layer"])
+
+
+CI = ("mean", "ci95")
+
+
+def _table(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """``rows`` as a table; with no rows (every seed diverged) still one with its columns, so
+    that it reads back from CSV and later steps find the columns they select."""
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
 
 
 def _sorted(table: pd.DataFrame, extra: list[str] | None = None) -> pd.DataFrame:
     if table.empty:
         return table
-    order = [c for c in ("activation", "zero_grad", "lr", "precision", "depth") if c in table]
+    order = [
+        c
+        for c in ("optimizer", "init", "batch_norm", "activation", "zero_grad", "lr", "precision")
+        if c in table
+    ]
+    order += ["depth"] if "depth" in table else []
     return table.sort_values(order + (extra or [])).reset_index(drop=True)

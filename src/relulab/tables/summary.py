@@ -10,12 +10,13 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from relulab.study.grid import AXES, AXIS_DEFAULTS
 from relulab.study.grid import POINT_COLUMNS as _POINT_COLUMNS
+
+# mean_ci95 lives in relulab.tables.stats; importable from here too, where it used to be.
+from relulab.tables.stats import mean_ci95 as mean_ci95
 
 # A table's point columns come from the grid's one definition of its axes (``Point``).
 POINT_COLUMNS = list(_POINT_COLUMNS)
@@ -55,23 +56,9 @@ def label_settings(frame: pd.DataFrame, shown=("activation", "zero_grad", "lr"))
         ", ".join(_setting(axis, value) for axis, value in zip(varying, values, strict=True))
         for values in frame[varying].itertuples(index=False)
     ]
-    return frame.assign(
-        variant=[f"{v} | {s}" for v, s in zip(frame["variant"], suffix, strict=True)]
-    )
-
-
-def mean_ci95(values) -> tuple[float, float]:
-    """Mean and half-width of a Student-t 95 % interval over seeds (NaN half-width for n < 2)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    n = len(values)
-    if n == 0:
-        return math.nan, math.nan
-    mean = float(values.mean())
-    if n < 2:
-        return mean, math.nan
-    half = float(stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n))
-    return mean, half
+    # The activation part of a label that was given settings before (labelling again replaces).
+    base = frame["variant"].astype(str).str.split(" | ", n=1, regex=False).str[0]
+    return frame.assign(variant=[f"{v} | {s}" for v, s in zip(base, suffix, strict=True)])
 
 
 def variant_label(activation: str, zero_grad) -> str:

@@ -1,20 +1,20 @@
-"""Training the seeds of one grid point with convolutional networks, one network per seed.
+"""The seeds of one grid point as convolutional networks, one network per seed.
 
-``SeedStack`` batches MLPs over seeds with batched matrix products; convolutions with batch norm
+``StackedMLP`` batches MLPs over seeds with batched matrix products; convolutions with batch norm
 do not stack that simply, so here each seed keeps its own ``VGG``/``ResNet`` and the seeds take
-their minibatch steps side by side inside the same job. Everything else is
-``training.SeedStackModule``'s: one Lightning step per epoch, the same per-seed data order, RReLU
-noise and initial weights fixed by the seed alone, the same ``History`` rows, checkpoints,
-divergence handling and counters. ``measure`` follows ``training.measure``'s semantics (whole
-training set, eval mode, weights frozen, the run's own precision) but walks the data in chunks,
-since a convolutional network's activations on a whole data set rarely fit in memory at once;
-a unit is a channel, dead when its local derivative is 0 at every position of every example.
+their minibatch steps side by side inside the same job. ``SeedModels`` implements the training
+core's ``SeedModel`` interface, so everything else is ``relulab.train.core.SeedTraining``'s: the
+same per-seed data order, RReLU noise and initial weights fixed by the seed alone, the same
+``History`` rows, checkpoints, divergence handling and counters. ``measure`` follows
+``core.measure``'s semantics (whole training set, eval mode, weights frozen, the run's own
+precision) but walks the data in chunks, since a convolutional network's activations on a whole
+data set rarely fit in memory at once; a unit is a channel, dead when its local derivative is 0
+at every position of every example.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from functools import partial
 
 import torch
 from torch import nn
@@ -22,23 +22,40 @@ from torch import nn
 from relulab.data.prepared import Split
 from relulab.nn import convnets, probes
 from relulab.train.core import (
-    _NOISE_STREAM,
-    SeedStackModule,
-    Settings,
+    NOISE_STREAM,
     generator,
+    per_example_cross_entropy,
     per_seed_cross_entropy,
 )
 
 MEASURE_BATCH = 1024
+# The per-layer results of ``measure_one``, stacked over seeds by ``measure``.
+LAYER_METRICS = (
+    "dead",
+    "inactive",
+    "dead_at_inference",
+    "inactive_at_inference",
+    "sparsity",
+    "pre_activation_grad_rms",
+)
 
 
 class SeedModels(nn.Module):
-    """One convolutional network per seed, all of one architecture."""
+    """One convolutional network per seed, all of one architecture (a ``core.SeedModel``).
 
-    def __init__(self, models: list[nn.Module], generators: list[torch.Generator] | None = None):
+    ``measure_batch`` is how many examples ``measure`` runs through a network at a time.
+    """
+
+    def __init__(
+        self,
+        models: list[nn.Module],
+        generators: list[torch.Generator] | None = None,
+        measure_batch: int = MEASURE_BATCH,
+    ):
         super().__init__()
         self.models = nn.ModuleList(models)
         self.generators = list(generators or [])
+        self.measure_batch = measure_batch
 
     @property
     def seeds(self) -> int:
@@ -48,6 +65,40 @@ class SeedModels(nn.Module):
     def depth(self) -> int:
         """Number of activation layers (hidden "layers" of a study), the same for every seed."""
         return len(convnets.activation_modules(self.models[0]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def backward(self, x, y, index, alive) -> None:
+        """Each seed's forward and backward pass in turn: one seed's graph in memory at a time."""
+        for s, model in enumerate(self.models):
+            logits = model(x[index[s]])
+            loss = per_seed_cross_entropy(logits[None], y[index[s]][None])[0]
+            alive[s] &= torch.isfinite(loss)
+            torch.where(alive[s], loss, 0).backward()
+
+    def hidden_grad_norms(self) -> torch.Tensor:
+        return torch.stack(
+            [
+                torch.stack([torch.linalg.vector_norm(w.grad) for w in model.hidden_weights()])
+                for model in self.models
+            ],
+            dim=1,
+        )
+
+    def counted_activations(self) -> list[tuple[nn.Module, int | None]]:
+        return [
+            (act, s)
+            for s, model in enumerate(self.models)
+            for act in convnets.activation_modules(model)
+        ]
+
+    def noise_generators(self) -> list[torch.Generator]:
+        return self.generators
+
+    def measure(self, data: Split) -> dict:
+        return measure(self, data, self.measure_batch)
 
 
 def build_models(
@@ -63,10 +114,11 @@ def build_models(
     init: str,
     dtype: torch.dtype,
     device: torch.device | str = "cpu",
+    measure_batch: int = MEASURE_BATCH,
 ) -> SeedModels:
     """The seeds' networks, initialised by seed alone; RReLU noise from each seed's own stream."""
     noise = (
-        [generator(seed, _NOISE_STREAM, device) for seed in seeds] if activation == "rrelu" else []
+        [generator(seed, NOISE_STREAM, device) for seed in seeds] if activation == "rrelu" else []
     )
     models = [
         convnets.seeded(
@@ -84,7 +136,7 @@ def build_models(
         )
         for i, seed in enumerate(seeds)
     ]
-    return SeedModels(models, noise).to(device=device, dtype=dtype)
+    return SeedModels(models, noise, measure_batch).to(device=device, dtype=dtype)
 
 
 @contextmanager
@@ -107,138 +159,102 @@ def _sum_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tens
     return per_seed_cross_entropy(logits[None], labels[None])[0].double() * len(labels)
 
 
-@torch.no_grad()
+def _sweep(model: nn.Module, data: Split, batch: int, gradients: bool) -> dict:
+    """The training set through ``model`` as it normalises now, ``batch`` examples at a time.
+
+    Returns the summed loss and, per activation layer, dead/inactive channel masks, the count
+    and number of exact-zero outputs and, with ``gradients``, the sum of squares of dL_i/dz
+    (each example's own loss; examples are independent in eval mode).
+    """
+    n = data.x_train.shape[0]
+    loss_sum = torch.zeros((), dtype=torch.float64, device=data.x_train.device)
+    layers: list[dict] = []
+    for start in range(0, n, batch):
+        x, y = data.x_train[start : start + batch], data.y_train[start : start + batch]
+        with torch.set_grad_enabled(gradients), _capturing(model) as captured:
+            logits = model(x)
+            losses = per_example_cross_entropy(logits[None], y[None])
+            zs = [z for _, z, _ in captured]
+            grads = torch.autograd.grad(losses.sum(), zs) if gradients else [None] * len(zs)
+        with torch.no_grad():
+            loss_sum += losses.detach().mean(dim=1)[0].double() * len(y)
+            for layer, ((act, z, out), grad) in enumerate(zip(captured, grads, strict=True)):
+                z, out = z.detach(), out.detach()
+                here = {
+                    "dead": probes.dead_mask_of(act, z, keep=(1,)),
+                    "inactive": probes.inactive_mask(z),
+                    "zeros": (out == 0).sum(),
+                    "size": out.numel(),
+                    "grad_squares": 0.0 if grad is None else grad.double().square().sum(),
+                }
+                if layer == len(layers):
+                    layers.append(here)
+                    continue
+                seen = layers[layer]
+                seen["dead"] &= here["dead"]
+                seen["inactive"] &= here["inactive"]
+                for key in ("zeros", "size", "grad_squares"):
+                    seen[key] = seen[key] + here[key]
+    return {"loss_sum": loss_sum, "layers": layers}
+
+
 def measure_one(model: nn.Module, data: Split, batch: int = MEASURE_BATCH) -> dict:
     """One network's metrics on the whole training set and the test set, ``batch`` at a time.
 
     Returns scalars ``train_loss``, ``val_loss``, ``val_accuracy`` and, per activation layer in
-    forward order, ``dead``/``inactive`` channel masks ``[channels]`` and ``sparsity``.
+    forward order, ``dead``/``inactive`` and ``dead_at_inference``/``inactive_at_inference``
+    channel masks ``[channels]``, ``sparsity`` and ``pre_activation_grad_rms`` (as
+    ``core.measure``: batch norm with the whole training set's statistics, gathered chunk by
+    chunk, for the training view; its running statistics at inference and for the losses).
     """
     was_training = model.training
     model.eval()
     try:
         n = data.x_train.shape[0]
-        train_loss = torch.zeros((), dtype=torch.float64, device=data.x_train.device)
-        dead: list[torch.Tensor] = []
-        inactive: list[torch.Tensor] = []
-        zeros: list[torch.Tensor] = []
-        sizes: list[int] = []
-        for start in range(0, n, batch):
-            x, y = data.x_train[start : start + batch], data.y_train[start : start + batch]
-            with _capturing(model) as captured:
-                train_loss += _sum_cross_entropy(model(x), y)
-            for layer, (act, z, out) in enumerate(captured):
-                dead_here = probes.dead_mask(probes.local_derivative(act, z))
-                inactive_here = probes.inactive_mask(z)
-                zeros_here = (out == 0).sum()
-                if layer == len(dead):
-                    dead.append(dead_here)
-                    inactive.append(inactive_here)
-                    zeros.append(zeros_here)
-                    sizes.append(0)
-                else:
-                    dead[layer] &= dead_here
-                    inactive[layer] &= inactive_here
-                    zeros[layer] += zeros_here
-                sizes[layer] += out.numel()
-        val_loss = torch.zeros((), dtype=torch.float64, device=data.x_test.device)
-        correct = torch.zeros((), dtype=torch.int64, device=data.x_test.device)
-        for start in range(0, data.x_test.shape[0], batch):
-            x, y = data.x_test[start : start + batch], data.y_test[start : start + batch]
-            logits = model(x)
-            val_loss += _sum_cross_entropy(logits, y)
-            correct += (logits.argmax(dim=-1) == y).sum()
+        if probes.batch_norms(model):
+            inference = _sweep(model, data, batch, gradients=False)
+
+            def run(start: int, stop: int) -> None:
+                model(data.x_train[start:stop])
+
+            with probes.normalising_by_whole_set(model, run, n, batch):
+                training = _sweep(model, data, batch, gradients=True)
+        else:
+            inference = training = _sweep(model, data, batch, gradients=True)
+        with torch.no_grad():
+            val_loss = torch.zeros((), dtype=torch.float64, device=data.x_test.device)
+            correct = torch.zeros((), dtype=torch.int64, device=data.x_test.device)
+            for start in range(0, data.x_test.shape[0], batch):
+                x, y = data.x_test[start : start + batch], data.y_test[start : start + batch]
+                logits = model(x)
+                val_loss += _sum_cross_entropy(logits, y)
+                correct += (logits.argmax(dim=-1) == y).sum()
     finally:
         model.train(was_training)
     n_test = data.x_test.shape[0]
+    layers, at_inference = training["layers"], inference["layers"]
     return {
-        "train_loss": train_loss / n,
+        "train_loss": inference["loss_sum"] / n,
         "val_loss": val_loss / n_test,
         "val_accuracy": correct.double() / n_test,
-        "dead": dead,
-        "inactive": inactive,
-        "sparsity": [z.double() / size for z, size in zip(zeros, sizes, strict=True)],
+        "dead": [layer["dead"] for layer in layers],
+        "inactive": [layer["inactive"] for layer in layers],
+        "dead_at_inference": [layer["dead"] for layer in at_inference],
+        "inactive_at_inference": [layer["inactive"] for layer in at_inference],
+        "sparsity": [layer["zeros"].double() / layer["size"] for layer in layers],
+        "pre_activation_grad_rms": [
+            torch.as_tensor(layer["grad_squares"] / layer["size"]).sqrt() for layer in layers
+        ],
     }
 
 
 def measure(models: SeedModels, data: Split, batch: int = MEASURE_BATCH) -> dict:
-    """``training.measure``'s result for networks held one per seed (leading seed dimension)."""
+    """``core.measure``'s result for networks held one per seed (leading seed dimension)."""
     per_seed = [measure_one(model, data, batch) for model in models.models]
     out = {
         key: torch.stack([m[key] for m in per_seed])
         for key in ("train_loss", "val_loss", "val_accuracy")
     }
-    for key in ("dead", "inactive", "sparsity"):
+    for key in LAYER_METRICS:
         out[key] = [torch.stack(layer) for layer in zip(*(m[key] for m in per_seed), strict=True)]
     return out
-
-
-class ConvSeedsModule(SeedStackModule):
-    """``SeedStackModule`` for ``SeedModels``: each seed's network steps on its own minibatch."""
-
-    def __init__(
-        self, stack: SeedModels, data: Split, settings: Settings, measure_batch: int = MEASURE_BATCH
-    ):
-        super().__init__(stack, data, settings)
-        self.measure_batch = measure_batch
-
-    @property
-    def dtype_of_stack(self) -> torch.dtype:
-        return next(self.stack.parameters()).dtype
-
-    def _noise_generators(self) -> list[torch.Generator]:
-        return self.stack.generators
-
-    def _measure(self) -> dict[str, torch.Tensor]:
-        return measure(self.stack, self.data, self.measure_batch)
-
-    def _train_one_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-        models, data, batch_size = self.stack, self.data, self.settings.batch_size
-        seeds, n = models.seeds, data.x_train.shape[0]
-        device = data.x_train.device
-        exact_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
-        live_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
-        grad_norms = torch.zeros(models.depth, seeds, dtype=torch.float64, device=device)
-        orders = torch.stack([torch.randperm(n, generator=g) for g in self.order]).to(device)
-        steps = 0
-
-        def count_zeros(seed: int, _module, inputs, output) -> None:
-            # The live count needs the gradient with respect to the activation's output: the
-            # gradient at its input is already multiplied by f'(0), so it is 0 when f'(0) = 0.
-            zero = inputs[0].detach() == 0
-            exact_zeros[seed] += zero.sum()
-            if output.requires_grad:
-
-                def count_live(upstream: torch.Tensor) -> None:
-                    live_zeros[seed] += (zero & (upstream != 0)).sum()
-
-                output.register_hook(count_live)
-
-        handles = [
-            act.register_forward_hook(partial(count_zeros, s))
-            for s, model in enumerate(models.models)
-            for act in convnets.activation_modules(model)
-        ]
-        models.train()
-        try:
-            for start in range(0, n, batch_size):
-                optimizer.zero_grad(set_to_none=True)
-                for s, model in enumerate(models.models):
-                    index = orders[s, start : start + batch_size]
-                    logits = model(data.x_train[index])
-                    loss = per_seed_cross_entropy(logits[None], data.y_train[index][None])[0]
-                    self.alive[s] &= torch.isfinite(loss)
-                    torch.where(self.alive[s], loss, 0).backward()
-                    for layer, weight in enumerate(model.hidden_weights()):
-                        grad_norms[layer, s] += torch.linalg.vector_norm(weight.grad)
-                optimizer.step()
-                steps += 1
-        finally:
-            for handle in handles:
-                handle.remove()
-        return {
-            "exact_zeros": exact_zeros,
-            "live_zeros": live_zeros,
-            "grad_norm": grad_norms / max(steps, 1),
-            "steps": steps,
-        }

@@ -1,9 +1,13 @@
-"""Training all seeds of one grid point as one stacked model, driven by Lightning.
+"""The training core: all seeds of one grid point trained as one model, without any framework.
 
-Lightning runs the epochs, the device placement and the checkpoints; one Lightning step is one
-epoch of relulab's own minibatch loop (manual optimisation), because for models this small the
-per-step hooks of a default Lightning loop cost several times the arithmetic. Nothing inside
-the loop waits on the host: counters stay on the device and are read once per epoch.
+``SeedTraining`` runs relulab's own epoch loop over a model that holds the S seeds' networks and
+implements ``SeedModel``: ``StackedMLP`` (the MLPs stacked into batched matrix products) or
+``relulab.train.conv.SeedModels`` (one convolutional network per seed). After every epoch it
+measures each seed on the whole training set (``measure``) and appends the rows of
+``History``; ``state``/``load_state`` are what a checkpoint must hold to resume. Lightning
+drives it from ``relulab.train.lightning``, the only module that imports Lightning. Nothing
+inside the minibatch loop waits on the host: counters stay on the device and are read once per
+epoch.
 
 A seed fixes its initial weights, its data order and its RReLU noise, and none of these depend
 on the activation or on ``zero_grad``, so runs that differ only in ``zero_grad`` are exact twins.
@@ -15,10 +19,10 @@ import hashlib
 import math
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,14 +37,173 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 _NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
 # Independent random streams derived from one seed.
-_ORDER_STREAM = 1_000_003
-_NOISE_STREAM = 2_000_003
+ORDER_STREAM = 1_000_003
+NOISE_STREAM = 2_000_003
 
 
 def generator(seed: int, stream: int, device: torch.device | str = "cpu") -> torch.Generator:
     g = torch.Generator(device=device)
     g.manual_seed(seed * 7919 + stream)
     return g
+
+
+class SeedModel(Protocol):
+    """What the training core asks of a model that holds the networks of S seeds.
+
+    ``StackedMLP`` and ``relulab.train.conv.SeedModels`` implement it; every tensor it returns
+    has the seeds along one dimension, in the order of ``Settings.seeds``.
+    """
+
+    seeds: int  # number of seeds
+    depth: int  # number of hidden (activation) layers
+    dtype: torch.dtype
+
+    def backward(
+        self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, alive: torch.Tensor
+    ) -> None:
+        """Backpropagate each live seed's mean loss on its minibatch ``x[index[s]]``.
+
+        Marks in ``alive`` (``[S]`` bool, in place) the seeds whose loss is not finite; a seed
+        that is not alive contributes a zero loss, so its weights stop changing.
+        """
+
+    def hidden_grad_norms(self) -> torch.Tensor:
+        """``[depth, S]``: the L2 norm of each hidden layer's weight gradient, per seed."""
+
+    def counted_activations(self) -> list[tuple[nn.Module, int | None]]:
+        """Each activation module with its seed, or None when its input's dim 0 is the seed."""
+
+    def noise_generators(self) -> list[torch.Generator]:
+        """The generators of RReLU noise (empty for other activations), saved with a checkpoint."""
+
+    def measure(self, data: Split) -> dict:
+        """``measure``'s result for this model: per-seed metrics on the whole data set."""
+
+
+def per_example_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each example: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S, B]``.
+
+    Half-precision logits are reduced in float32; float32/float64 stay in their own dtype.
+    """
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    seeds, batch, classes = logits.shape
+    losses = F.cross_entropy(
+        logits.reshape(seeds * batch, classes), labels.reshape(seeds * batch), reduction="none"
+    )
+    return losses.view(seeds, batch)
+
+
+def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each seed: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S]``."""
+    return per_example_cross_entropy(logits, labels).mean(dim=1)
+
+
+def grad_rms(grad: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Root mean square of ``grad`` over ``dims``, in float64."""
+    n = math.prod(grad.shape[d] for d in dims)
+    return torch.linalg.vector_norm(grad, dim=dims, dtype=torch.float64) / math.sqrt(n)
+
+
+def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
+    """Per-seed metrics with frozen weights on the whole training set and on the test set.
+
+    Returns tensors with a leading seed dimension: ``train_loss``, ``val_loss``,
+    ``val_accuracy`` ``[S]`` and, per hidden layer (lists in forward order), ``dead``,
+    ``inactive``, ``dead_at_inference``, ``inactive_at_inference`` masks ``[S, units]``,
+    ``sparsity`` and ``pre_activation_grad_rms`` ``[S]``.
+
+    Dead, inactive, sparsity and the gradient are measured on what training computes (batch
+    norm with the whole training set's statistics, ``probes.normalising_by_whole_set``), in one
+    forward pass and one backward pass to the pre-activations; the ``_at_inference`` masks and
+    the losses use batch norm's running statistics. Without batch norm the two views are one
+    pass. The gradient is that of each example's own cross-entropy (their sum, backpropagated
+    with batch norm's statistics fixed), RMS over (example, unit).
+    """
+    was_training = stack.training
+    stack.eval()
+    seeds = stack.seeds
+    keep = (0, 2)
+    try:
+        x_train = data.x_train.expand(seeds, *data.x_train.shape)
+        y_train = data.y_train.expand(seeds, -1)
+        zs: list[torch.Tensor] = []
+        hs: list[torch.Tensor] = []
+        with torch.enable_grad(), probes.normalising_by_whole_set(stack):
+            logits = stack(x_train, pre_activations=zs, outputs=hs)
+            losses = per_example_cross_entropy(logits, y_train)
+            grads = torch.autograd.grad(losses.sum(), zs)
+        with torch.no_grad():
+            zs = [z.detach() for z in zs]
+            dead = [probes.dead_mask_of(a, z, keep) for a, z in zip(stack.acts, zs, strict=True)]
+            inactive = [probes.inactive_mask(z, keep) for z in zs]
+            sparsity = [probes.sparsity(h.detach(), reduce=(1, 2)) for h in hs]
+            rms = [grad_rms(g, (1, 2)) for g in grads]
+            if len(stack.norms):
+                running: list[torch.Tensor] = []
+                train_loss = per_seed_cross_entropy(stack(x_train, running), y_train)
+                dead_inference = [
+                    probes.dead_mask_of(a, z, keep)
+                    for a, z in zip(stack.acts, running, strict=True)
+                ]
+                inactive_inference = [probes.inactive_mask(z, keep) for z in running]
+            else:
+                train_loss = losses.detach().mean(dim=1)
+                dead_inference, inactive_inference = dead, inactive
+            val_logits = stack(data.x_test.expand(seeds, *data.x_test.shape))
+            y_test = data.y_test.expand(seeds, -1)
+            val_loss = per_seed_cross_entropy(val_logits, y_test)
+            val_accuracy = (val_logits.argmax(dim=-1) == y_test).double().mean(dim=1)
+    finally:
+        stack.train(was_training)
+    return {
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "val_accuracy": val_accuracy,
+        "dead": dead,
+        "inactive": inactive,
+        "dead_at_inference": dead_inference,
+        "inactive_at_inference": inactive_inference,
+        "sparsity": sparsity,
+        "pre_activation_grad_rms": rms,
+    }
+
+
+class StackedMLP(SeedStack):
+    """A ``SeedStack`` with what the training core asks of a model (``SeedModel``)."""
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.weights[0].dtype
+
+    # (exact_zeros, live_zeros) while ``counting_exact_zeros_of`` counts this model's zeros.
+    zero_counters: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def backward(self, x, y, index, alive) -> None:
+        # The exact zeros are counted here rather than by forward hooks: one check per step
+        # for all layers instead of a hook and a read-back per layer (same counts).
+        counting = self.zero_counters is not None
+        zs: list[torch.Tensor] | None = [] if counting else None
+        hs: list[torch.Tensor] | None = [] if counting else None
+        losses = per_seed_cross_entropy(self(x[index], zs, hs), y[index])
+        if counting and may_hold_exact_zeros(zs):
+            for z, h in zip(zs, hs, strict=True):
+                count_exact_zeros(z, h, *self.zero_counters)
+        alive &= torch.isfinite(losses)
+        torch.where(alive, losses, 0).sum().backward()
+
+    def hidden_grad_norms(self) -> torch.Tensor:
+        hidden = tuple(self.weights._parameters.values())[:-1]
+        return torch.stack([torch.linalg.vector_norm(w.grad, dim=(1, 2)) for w in hidden])
+
+    def counted_activations(self) -> list[tuple[nn.Module, int | None]]:
+        return []  # counted in ``backward`` (``zero_counters``)
+
+    def noise_generators(self) -> list[torch.Generator]:
+        return list(getattr(self.acts[0], "generators", None) or [])
+
+    def measure(self, data: Split) -> dict:
+        return measure(self, data)
 
 
 def build_stack(
@@ -55,7 +218,7 @@ def build_stack(
     init: str,
     dtype: torch.dtype,
     device: torch.device | str = "cpu",
-) -> SeedStack:
+) -> StackedMLP:
     """The seeds' MLPs, initialised by seed alone, stacked into one model."""
     models = [
         seeded_mlp(
@@ -71,40 +234,76 @@ def build_stack(
         )
         for seed in seeds
     ]
-    noise = [generator(seed, _NOISE_STREAM, device) for seed in seeds]
-    stack = SeedStack(models, activation, zero_grad, rrelu_generators=noise)
+    noise = [generator(seed, NOISE_STREAM, device) for seed in seeds]
+    stack = StackedMLP(models, activation, zero_grad, rrelu_generators=noise)
     return stack.to(device=device, dtype=dtype)
+
+
+def may_hold_exact_zeros(inputs: list[torch.Tensor]) -> bool:
+    """False only where none of ``inputs`` (activation inputs) can hold an exact 0.
+
+    On the CPU one reduction per tensor, read back once for all of them (min |z| > 0; NaN is
+    not > 0, so a NaN answers True); elsewhere always True, as reading a number back would
+    stall the device's queue. ``count_exact_zeros`` adds nothing where this is False.
+    """
+    inputs = [z.detach() for z in inputs if z.numel()]
+    if not inputs or any(z.device.type != "cpu" for z in inputs):
+        return bool(inputs)
+    smallest = [z.abs().amin() for z in inputs]
+    least = smallest[0] if len(smallest) == 1 else torch.stack(smallest).amin()
+    return not bool(least > 0)
+
+
+def count_exact_zeros(
+    z: torch.Tensor,
+    output: torch.Tensor,
+    exact_zeros: torch.Tensor,
+    live_zeros: torch.Tensor,
+    seed: int | None = None,
+) -> None:
+    """Add the exact zeros of one activation call's input ``z`` to ``exact_zeros`` per seed, and
+    arrange for its backward pass to add to ``live_zeros`` those that meet a non-zero upstream
+    gradient (the gradient with respect to the activation's ``output``). ``seed`` as in
+    ``counting_exact_zeros``.
+    """
+    # 1 where the input is exactly 0, as arithmetic (probes.nonzero says why).
+    zero = 1 - probes.nonzero(z.detach())
+    dims = tuple(range(0 if seed is not None else 1, zero.dim()))
+    exact = exact_zeros if seed is None else exact_zeros[seed]
+    live = live_zeros if seed is None else live_zeros[seed]
+    exact.add_(probes.count(zero, dims))
+    if output.requires_grad:
+
+        def count_live(upstream: torch.Tensor) -> None:
+            live.add_(probes.count(probes.nonzero(upstream).mul_(zero), dims))
+
+        output.register_hook(count_live)
 
 
 @contextmanager
 def counting_exact_zeros(
-    acts: Iterable[nn.Module], exact_zeros: torch.Tensor, live_zeros: torch.Tensor
+    acts: Iterable[nn.Module],
+    exact_zeros: torch.Tensor,
+    live_zeros: torch.Tensor,
+    seed: int | None = None,
 ) -> Iterator[None]:
-    """While inside, count per seed (dim 0) the activation inputs that are exactly 0.
+    """While inside, count per seed the activation inputs that are exactly 0.
 
     Every forward call of a module in ``acts`` adds its exact zeros to ``exact_zeros``; the
     backward pass adds to ``live_zeros`` those that meet a non-zero upstream gradient (the
     gradient with respect to the activation's output). Those are the only elements at which
-    ``zero_grad`` changes a gradient, whatever its value (0 included).
+    ``zero_grad`` changes a gradient, whatever its value (0 included). With ``seed=None`` the
+    inputs' dim 0 is the seed (``exact_zeros[s]`` counts slice ``s``); with ``seed=s`` every
+    element counts for seed ``s``.
     """
 
     def count(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        z = inputs[0]
         # Exact zeros are rare in float32/64. On the CPU, where reading a number back stalls
-        # no device queue, one reduction finds the calls without any (min |z| > 0; NaN is not
-        # > 0), which then need neither the exact count nor a backward hook.
-        if z.device.type == "cpu" and z.numel() and bool(z.detach().abs().amin() > 0):
+        # no device queue, one reduction finds the calls without any, which then need neither
+        # the exact count nor a backward hook.
+        if not may_hold_exact_zeros([inputs[0]]):
             return
-        # 1 where the input is exactly 0, as arithmetic (probes.nonzero says why).
-        zero = 1 - probes.nonzero(z)
-        dims = tuple(range(1, zero.dim()))
-        exact_zeros.add_(probes.count(zero, dims))
-        if output.requires_grad:
-
-            def count_live(upstream: torch.Tensor) -> None:
-                live_zeros.add_(probes.count(probes.nonzero(upstream).mul_(zero), dims))
-
-            output.register_hook(count_live)
+        count_exact_zeros(inputs[0], output, exact_zeros, live_zeros, seed)
 
     handles = [act.register_forward_hook(count) for act in acts]
     try:
@@ -112,6 +311,25 @@ def counting_exact_zeros(
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def counting_exact_zeros_of(
+    model: SeedModel, exact_zeros: torch.Tensor, live_zeros: torch.Tensor
+) -> Iterator[None]:
+    """``counting_exact_zeros`` on every activation of ``model``, each with its seed; a model
+    with ``zero_counters`` (``StackedMLP``) counts its own while inside."""
+    counts_own = hasattr(model, "zero_counters")
+    with ExitStack() as stack:
+        for act, seed in model.counted_activations():
+            stack.enter_context(counting_exact_zeros([act], exact_zeros, live_zeros, seed))
+        if counts_own:
+            model.zero_counters = (exact_zeros, live_zeros)
+        try:
+            yield
+        finally:
+            if counts_own:
+                model.zero_counters = None
 
 
 @contextmanager
@@ -181,60 +399,6 @@ def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> tor
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
-def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of each seed: logits ``[S, B, C]``, labels ``[S, B]`` -> ``[S]``.
-
-    Half-precision logits are reduced in float32; float32/float64 stay in their own dtype.
-    """
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    seeds, batch, classes = logits.shape
-    losses = F.cross_entropy(
-        logits.reshape(seeds * batch, classes), labels.reshape(seeds * batch), reduction="none"
-    )
-    return losses.view(seeds, batch).mean(dim=1)
-
-
-@torch.no_grad()
-def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
-    """Per-seed metrics with frozen weights on the whole training set and on the test set.
-
-    Returns tensors with a leading seed dimension: ``train_loss``, ``val_loss``,
-    ``val_accuracy`` ``[S]`` and, per hidden layer, ``dead``/``inactive`` masks ``[S, units]``
-    and ``sparsity`` ``[S]`` (lists in forward order).
-    """
-    was_training = stack.training
-    stack.eval()
-    seeds = stack.seeds
-    try:
-        zs: list[torch.Tensor] = []
-        hs: list[torch.Tensor] = []
-        x_train = data.x_train.expand(seeds, *data.x_train.shape)
-        logits = stack(x_train, pre_activations=zs, outputs=hs)
-        y_train = data.y_train.expand(seeds, -1)
-        train_loss = per_seed_cross_entropy(logits, y_train)
-        val_logits = stack(data.x_test.expand(seeds, *data.x_test.shape))
-        y_test = data.y_test.expand(seeds, -1)
-        val_loss = per_seed_cross_entropy(val_logits, y_test)
-        val_accuracy = (val_logits.argmax(dim=-1) == y_test).double().mean(dim=1)
-        dead, inactive, sparsity = [], [], []
-        for act, z, h in zip(stack.acts, zs, hs, strict=True):
-            derivative = probes.local_derivative(act, z)
-            dead.append(probes.dead_mask(derivative, keep=(0, 2)))
-            inactive.append(probes.inactive_mask(z, keep=(0, 2)))
-            sparsity.append(probes.sparsity(h, reduce=(1, 2)))
-    finally:
-        stack.train(was_training)
-    return {
-        "train_loss": train_loss,
-        "val_loss": val_loss,
-        "val_accuracy": val_accuracy,
-        "dead": dead,
-        "inactive": inactive,
-        "sparsity": sparsity,
-    }
-
-
 @dataclass
 class Settings:
     """What a training job needs besides the model and the data."""
@@ -264,97 +428,79 @@ class History:
         return cls(list(state["epochs"]), list(state["layers"]), dict(state["diverged"]))
 
 
-class SeedStackModule(L.LightningModule):
-    """Trains a ``SeedStack``; one Lightning step is one epoch over the training set."""
+class SeedTraining:
+    """The epoch loop of one grid point's seeds, its measurements and its resumable state.
 
-    def __init__(self, stack: SeedStack, data: Split, settings: Settings):
-        super().__init__()
-        self.stack = stack
+    ``start`` once (it records epoch 0 unless resumed), then ``train_epoch`` per epoch; the
+    rows are in ``history``. The model's parameters and the optimiser's state are checkpointed
+    by whoever drives the loop; ``state``/``load_state`` hold the rest.
+    """
+
+    def __init__(self, model: SeedModel, data: Split, settings: Settings):
+        self.model = model
         self.data = data
         self.settings = settings
-        self.automatic_optimization = False
-        seeds = len(settings.seeds)
-        self.order = [generator(seed, _ORDER_STREAM) for seed in settings.seeds]
-        self.register_buffer("alive", torch.ones(seeds, dtype=torch.bool))
+        self.order = [generator(seed, ORDER_STREAM) for seed in settings.seeds]
+        self.alive = torch.ones(len(settings.seeds), dtype=torch.bool)
         self.history = History()
-        self.death = [probes.DeathHistory() for _ in range(stack.depth)]
-        self.logged_rows = 0
+        self.death = [probes.DeathHistory() for _ in range(model.depth)]
 
-    # -- Lightning hooks ---------------------------------------------------------------
-    def configure_optimizers(self):
+    def optimizer(self) -> torch.optim.Optimizer:
         s = self.settings
-        return make_optimizer(s.optimizer, self.stack.parameters(), s.lr, s.weight_decay)
+        return make_optimizer(s.optimizer, self.model.parameters(), s.lr, s.weight_decay)
 
-    def train_dataloader(self):
-        # One item per epoch: the minibatch loop lives in training_step.
-        return torch.utils.data.DataLoader([0], batch_size=1)
-
-    def on_train_start(self) -> None:
-        self.data = self.data.to(self.device, self.dtype_of_stack)
+    def start(self, device: torch.device | str) -> None:
+        """Move the data to ``device`` in the model's dtype; measure epoch 0 unless resumed."""
+        self.data = self.data.to(device, self.model.dtype)
+        self.alive = self.alive.to(device)
         if not self.history.epochs:
-            self._record(epoch=0, counters=None)
+            self.record(epoch=0, counters=None)
 
-    def training_step(self, batch, batch_idx):
-        optimizer = self.optimizers(use_pl_optimizer=False)
-        counters = self._train_one_epoch(optimizer)
-        self._record(epoch=self.current_epoch + 1, counters=counters)
-        if not bool(self.alive.any()):
-            self.trainer.should_stop = True
+    def train_epoch(self, optimizer: torch.optim.Optimizer, epoch: int) -> bool:
+        """Train and measure epoch ``epoch`` (1-based); whether any seed is still alive."""
+        counters = self.run_epoch(optimizer)
+        self.record(epoch=epoch, counters=counters)
+        return bool(self.alive.any())
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["relulab"] = {
+    def state(self) -> dict:
+        """What a checkpoint holds besides the model's parameters and the optimiser."""
+        return {
             "fingerprint": self.settings.fingerprint,
             "history": self.history.state(),
+            "alive": self.alive.cpu(),
             "order": [g.get_state() for g in self.order],
-            "noise": [g.get_state() for g in self._noise_generators()],
+            "noise": [g.get_state() for g in self.model.noise_generators()],
             "death": [d.state_dict() for d in self.death],
         }
 
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        state = checkpoint["relulab"]
+    def load_state(self, state: dict) -> None:
         self.history = History.from_state(state["history"])
+        self.alive = state["alive"].to(self.alive.device)
         for g, saved in zip(self.order, state["order"], strict=True):
             g.set_state(saved)
-        for g, saved in zip(self._noise_generators(), state["noise"], strict=True):
+        for g, saved in zip(self.model.noise_generators(), state["noise"], strict=True):
             g.set_state(saved)
         for d, saved in zip(self.death, state["death"], strict=True):
             d.load_state_dict(saved)
 
-    # -- the work ----------------------------------------------------------------------
-    @property
-    def dtype_of_stack(self) -> torch.dtype:
-        return self.stack.weights[0].dtype
-
-    def _measure(self) -> dict[str, torch.Tensor]:
-        """``measure`` on the whole data set; models other than ``SeedStack`` override it."""
-        return measure(self.stack, self.data)
-
-    def _noise_generators(self) -> list[torch.Generator]:
-        act = self.stack.acts[0]
-        return list(getattr(act, "generators", None) or [])
-
-    def _train_one_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-        stack, data, batch_size = self.stack, self.data, self.settings.batch_size
-        seeds, n = stack.seeds, data.x_train.shape[0]
+    def run_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        """One pass over the training set in each seed's own order; the epoch's counters."""
+        model, data, batch_size = self.model, self.data, self.settings.batch_size
+        seeds, n = model.seeds, data.x_train.shape[0]
         device = data.x_train.device
         exact_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
         live_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
-        grad_norms = torch.zeros(stack.depth, seeds, dtype=torch.float64, device=device)
+        grad_norms = torch.zeros(model.depth, seeds, dtype=torch.float64, device=device)
         orders = torch.stack([torch.randperm(n, generator=g) for g in self.order]).to(device)
-        hidden = stack.hidden_weights()
         steps = 0
 
-        stack.train()
-        with counting_exact_zeros(stack.acts, exact_zeros, live_zeros), _cuda_check_without_nvml():
+        model.train()
+        with counting_exact_zeros_of(model, exact_zeros, live_zeros), _cuda_check_without_nvml():
             for start in range(0, n, batch_size):
                 index = orders[:, start : start + batch_size]
-                logits = stack(data.x_train[index])
-                losses = per_seed_cross_entropy(logits, data.y_train[index])
-                self.alive &= torch.isfinite(losses)
                 optimizer.zero_grad(set_to_none=True)
-                torch.where(self.alive, losses, 0).sum().backward()
-                norms = [torch.linalg.vector_norm(w.grad, dim=(1, 2)) for w in hidden]
-                grad_norms.add_(torch.stack(norms))
+                model.backward(data.x_train, data.y_train, index, self.alive)
+                grad_norms.add_(model.hidden_grad_norms())
                 optimizer.step()
                 steps += 1
         return {
@@ -364,17 +510,17 @@ class SeedStackModule(L.LightningModule):
             "steps": steps,
         }
 
-    def _record(self, epoch: int, counters: dict | None) -> None:
+    def record(self, epoch: int, counters: dict | None) -> None:
         """Measure every live seed and append its rows; mark seeds that diverged."""
-        m = self._measure()
+        m = self.model.measure(self.data)
         alive = self.alive & torch.isfinite(m["train_loss"])
         self.alive.copy_(alive)
         m = {k: [t.cpu() for t in v] if isinstance(v, list) else v.cpu() for k, v in m.items()}
         c = {k: v.cpu() if torch.is_tensor(v) else v for k, v in (counters or {}).items()}
         alive = alive.cpu()
-        dynamics = [self.death[i].update(m["dead"][i]) for i in range(self.stack.depth)]
+        dynamics = [self.death[i].update(m["dead"][i]) for i in range(self.model.depth)]
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.settings.batch_size)
-        hashes = parameter_hashes(self.stack)
+        hashes = parameter_hashes(self.model)
         for s, seed in enumerate(self.settings.seeds):
             if seed in self.history.diverged_epoch:
                 continue
@@ -394,6 +540,14 @@ class SeedStackModule(L.LightningModule):
                     "inactive_fraction": sum(int(d[s].sum()) for d in m["inactive"]) / units,
                     "exact_zeros": int(c["exact_zeros"][s]) if c else 0,
                     "live_exact_zeros": int(c["live_zeros"][s]) if c else 0,
+                    "dead_at_inference_fraction": sum(
+                        int(d[s].sum()) for d in m["dead_at_inference"]
+                    )
+                    / units,
+                    "inactive_at_inference_fraction": sum(
+                        int(d[s].sum()) for d in m["inactive_at_inference"]
+                    )
+                    / units,
                     "status": status,
                     "params_sha256": hashes[s],
                 }
@@ -411,8 +565,19 @@ class SeedStackModule(L.LightningModule):
                         "permanently_dead_fraction": float(
                             d["permanently_dead"][s].double().mean()
                         ),
+                        **{
+                            f"{cause}_fraction": float(d[cause][s].double().mean())
+                            for cause in probes.CAUSE_COLUMNS
+                        },
                         "sparsity": float(m["sparsity"][layer][s]),
                         "grad_norm": float(c["grad_norm"][layer][s]) if c else float("nan"),
+                        "dead_at_inference_fraction": float(
+                            m["dead_at_inference"][layer][s].double().mean()
+                        ),
+                        "inactive_at_inference_fraction": float(
+                            m["inactive_at_inference"][layer][s].double().mean()
+                        ),
+                        "pre_activation_grad_rms": float(m["pre_activation_grad_rms"][layer][s]),
                     }
                 )
 

@@ -1,18 +1,28 @@
 """Every MLflow call of relulab.
 
-One parent run per grid point, one nested child run per (grid point, seed). Runs are found again
-by their tags, so a job that is interrupted and run again continues its own runs instead of
-creating duplicates, and epochs already logged are not logged twice.
+One parent run per grid point, one nested child run per (grid point, seed), and one study run
+holding what the whole study concluded (findings, figures, tables, the resolved config). Runs
+are found again by their tags, so a job that is interrupted and run again continues its own runs
+instead of creating duplicates, and epochs already logged are not logged twice.
+
+What a reader of the MLflow UI sees first are the parent runs, so they carry, per epoch, the
+mean over seeds and the bounds of its 95 % interval of the main metrics: the default chart view
+then compares grid points without expanding a single run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
-import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
+
+from relulab.figures.palette import COLOURS, OTHER_COLOUR
+from relulab.train import store
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -20,6 +30,24 @@ TAG_SEED = "relulab.seed"
 TAG_FINGERPRINT = "relulab.fingerprint"
 TAG_ROLE = "relulab.role"
 TAG_PARAMS_SHA256 = "relulab.params_sha256"
+# MLflow's own tags: the UI shows these in its columns and run pages.
+TAG_NOTE = "mlflow.note.content"
+TAG_GIT_COMMIT = "mlflow.source.git.commit"
+TAG_PARENT = "mlflow.parentRunId"
+# MLflow 3 opens an experiment without runs of a model in its GenAI view unless told otherwise.
+TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+# The metrics a parent run carries per epoch: the mean over seeds under the seeds' own name (so
+# one chart holds parents and seeds), and the bounds of its 95 % interval beside it.
+PARENT_METRICS = ("val_accuracy", "dead_fraction", "val_loss", "train_loss")
+LOWER, UPPER = "ci95_low", "ci95_high"
+# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own, listed
+# before its "Model metrics". The per-layer metrics of the seed runs go in one section per layer
+# (``layer1/sparsity``); the bounds stay beside their mean (``val_accuracy.ci95_low``), so that
+# the grid points' charts open as rows of mean, upper and lower bound.
+SECTION = "/"
+BOUND = "."
+TAG_RUN_COLOUR = "mlflow.runColor"
 # Queued epoch metrics go to the store at most this often (and at the end of training): a
 # store call costs about the same for 30 metrics as for 900, so per-epoch calls would dominate
 # a short job, while a long job's progress still shows in the MLflow UI.
@@ -36,17 +64,9 @@ def tracking_uri(configured: str | None = None) -> str:
 
 
 def _retry(call: Callable[[], T], attempts: int = 8) -> T:
-    """Retry a store call that hit a transient lock (SQLite with several writers)."""
-    for attempt in range(attempts):
-        try:
-            return call()
-        except Exception as error:  # noqa: BLE001 - MLflow wraps SQLAlchemy errors variously
-            transient = "locked" in str(error) or "busy" in str(error).lower()
-            if not transient or attempt == attempts - 1:
-                raise
-            # Jitter, so that writers that collided do not collide again in step.
-            time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
+    """Retry a store call that hit a transient lock (SQLite with several writers) or a server
+    that does not answer (for at most ``tracking_timeout_s``): see ``store.retry``."""
+    return store.retry(call, attempts)
 
 
 def _client(uri: str):
@@ -55,22 +75,71 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+def experiment_description(name: str) -> str:
+    """The experiment's description (``mlflow.note.content``), shown above its runs."""
+    return (
+        f"relulab study **{name}**: is ReLU's kink at 0 a problem, and what does it cost? "
+        "Each top-level run is one grid point (activation, f'(0), learning rate, ...) and "
+        "carries per epoch the mean over seeds and its 95 % interval "
+        f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
+        "`study` holds the findings, figures, summary tables and resolved config. To compare "
+        "ReLU with Leaky ReLU: search `params.zero_grad = '0.0' and params.lr = '<rate>'` "
+        "(the ReLU family at f'(0)=0 and one learning rate), then open Chart view."
+    )
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, else None."""
+    prefix = "sqlite:///"
+    return Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
+
+
 def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = None) -> str:
-    """Create the store (if new) and the experiment once, before any training job starts."""
+    """Create the store (if new) and the experiment once, before any training job starts.
+
+    The experiment opens in MLflow's model-training view and says what its runs are. Where this
+    call creates the store, MLflow's empty "Default" experiment is deleted (it would be the
+    first thing the UI shows, and it never holds a relulab run).
+    """
+    database = _sqlite_file(uri)
+    new_store = database is not None and not database.exists()
     client = _client(uri)
     experiment = _retry(lambda: client.get_experiment_by_name(name))
-    if experiment is not None:
-        return experiment.experiment_id
-    location = None
-    if artifact_root is not None and not uri.startswith(("http://", "https://")):
-        location = Path(artifact_root).resolve().as_uri()
-    return _retry(lambda: client.create_experiment(name, artifact_location=location))
+    if experiment is None:
+        location = None
+        if artifact_root is not None and not uri.startswith(("http://", "https://")):
+            location = Path(artifact_root).resolve().as_uri()
+        experiment_id = _retry(lambda: client.create_experiment(name, artifact_location=location))
+    else:
+        experiment_id = experiment.experiment_id
+    for key, value in (
+        (TAG_EXPERIMENT_KIND, EXPERIMENT_KIND),
+        (TAG_NOTE, experiment_description(name)),
+    ):
+        _retry(lambda key=key, value=value: client.set_experiment_tag(experiment_id, key, value))
+    if new_store:
+        _delete_empty_default(client)
+    return experiment_id
+
+
+def _delete_empty_default(client) -> None:
+    """Delete MLflow's "Default" experiment (id 0) when it holds no run."""
+    default = _retry(lambda: client.get_experiment("0"))
+    if default.lifecycle_stage != "active":
+        return
+    if not _retry(lambda: client.search_runs(["0"], max_results=1)):
+        _retry(lambda: client.delete_experiment("0"))
 
 
 def experiment_id(uri: str, name: str) -> str:
+    store.require_store(uri)
     experiment = _retry(lambda: _client(uri).get_experiment_by_name(name))
     if experiment is None:
-        raise RuntimeError(f"MLflow experiment {name!r} does not exist at {uri}; run init first")
+        raise store.StoreLostError(
+            f"MLflow experiment {name!r} does not exist at {uri}; run the workflow again "
+            "(its rule init_tracking makes it; if the store was replaced, delete "
+            "results/mlflow/experiment.json first)"
+        )
     return experiment.experiment_id
 
 
@@ -83,6 +152,104 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)
     return out
+
+
+def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) -> dict:
+    """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval.
+
+    ``{epoch: {"val_accuracy": mean, "val_accuracy.ci95_low": ..., ...}}``. Values that are not
+    finite (a diverged seed) are left out, as in the tables; with one finite value there is a
+    mean but no bounds, with none there is nothing.
+    """
+    from relulab.tables.summary import mean_ci95
+
+    by_epoch: dict[int, list[dict]] = {}
+    for row in epoch_rows:
+        by_epoch.setdefault(int(row["epoch"]), []).append(row)
+    bands: dict[int, dict[str, float]] = {}
+    for epoch, rows in sorted(by_epoch.items()):
+        values: dict[str, float] = {}
+        for metric in metrics:
+            mean, half = mean_ci95([row[metric] for row in rows if metric in row])
+            if math.isfinite(mean):
+                values[metric] = mean
+            if math.isfinite(half):
+                values[f"{metric}{BOUND}{LOWER}"] = mean - half
+                values[f"{metric}{BOUND}{UPPER}"] = mean + half
+        bands[epoch] = values
+    return bands
+
+
+def _number(value) -> str:
+    return format(float(value), "g")
+
+
+# A run name's parts, most distinguishing first; each names a value of the point's parameters.
+_NAME_PARTS = (
+    ("activation", lambda p: str(p["activation"])),
+    ("zero_grad", lambda p: None if p["zero_grad"] is None else f"f'(0)={_number(p['zero_grad'])}"),
+    ("lr", lambda p: f"lr {_number(p['lr'])}"),
+    ("depth", lambda p: f"{p['depth']} layers"),
+    ("optimizer", lambda p: str(p["optimizer"])),
+    ("precision", lambda p: str(p["precision"])),
+    ("batch_norm", lambda p: "batch norm" if p["batch_norm"] else "no batch norm"),
+)
+
+
+def run_name(params: dict, varying: Iterable[str] | None = None) -> str:
+    """A parent run's name: activation and f'(0) first, then only the axes that vary.
+
+    ``relu f'(0)=0 · lr 0.03`` reads in a narrow column where the point id
+    ``relu_zg0_lr0.03_adam_float32_d3_nobn`` is cut before what tells rows apart.
+    ``varying=None`` names every axis.
+    """
+    shown = None if varying is None else {"activation", "zero_grad", *varying}
+    parts = []
+    for axis, word in _NAME_PARTS:
+        text = word(params)
+        if text is None or (shown is not None and axis not in shown):
+            continue
+        if axis == "zero_grad":  # "relu f'(0)=0": one variant, one part
+            parts[-1] += f" {text}"
+        else:
+            parts.append(text)
+    return " · ".join(parts)
+
+
+def point_description(name: str, point_id: str, seeds: int) -> str:
+    """A parent run's ``mlflow.note.content``."""
+    return (
+        f"Grid point **{name}** (`{point_id}`), trained with {seeds} seeds. Its metrics are, "
+        f"per epoch, the mean over the seeds that did not diverge, with `.{LOWER}` and "
+        f"`.{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
+        "The seed runs below it hold each seed's metrics, per layer too; the artifacts hold "
+        "the point's epochs.csv and layers.csv."
+    )
+
+
+def seed_description(name: str, seed: int) -> str:
+    """A seed run's ``mlflow.note.content``."""
+    return (
+        f"Seed {seed} of grid point **{name}**: one network, its per-epoch metrics on the "
+        "whole training set (dead_fraction, inactive_fraction, exact_zeros) and validation "
+        "set (val_accuracy, val_loss), and per hidden layer (`layer<N>/*`, 1 = next to the "
+        "input)."
+    )
+
+
+def dataset_entity(name: str, path: str | Path, profile: dict | None = None):
+    """The prepared data file as an MLflow dataset, its digest the file's SHA-256 (first 16)."""
+    from mlflow.entities import Dataset
+
+    path = Path(path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return Dataset(
+        name=name,
+        digest=digest,
+        source_type="local",
+        source=json.dumps({"uri": path.resolve().as_uri()}),
+        profile=json.dumps(profile) if profile else None,
+    )
 
 
 class PointTracker:
@@ -107,6 +274,9 @@ class PointTracker:
         self.queued_epochs: dict[int, int] = {}
         # Per seed: the queued metrics, one list per epoch, epochs in ascending order.
         self.pending: dict[int, list[tuple[int, list]]] = {}
+        # The parent run's seed bands: the newest epoch queued (or held), and the queue.
+        self.parent_queued = -1
+        self.parent_pending: list[tuple[int, list]] = []
         self.last_flush = time.monotonic()
 
     def _point_runs(self) -> list:
@@ -127,21 +297,42 @@ class PointTracker:
             if not token:
                 return runs
 
-    def _create(self, name: str, tags: dict[str, str], params: dict[str, str]) -> str:
+    def _create(self, name: str, tags: dict[str, str], params: dict[str, str], dataset) -> str:
         run = _retry(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
-        from mlflow.entities import Param
+        from mlflow.entities import DatasetInput, InputTag, Param
 
         batch = [Param(k, v[:6000]) for k, v in params.items()]
         for start in range(0, len(batch), 100):
             chunk = batch[start : start + 100]
             _retry(lambda chunk=chunk: self.client.log_batch(run.info.run_id, params=chunk))
+        if dataset is not None:
+            used = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
+            _retry(lambda: self.client.log_inputs(run.info.run_id, datasets=[used]))
         return run.info.run_id
 
-    def start(self, params: dict, seeds: Iterable[int], provenance: dict | None = None) -> None:
-        """Find or create the runs, and note which epochs they already hold."""
+    def start(
+        self,
+        params: dict,
+        seeds: Iterable[int],
+        provenance: dict | None = None,
+        name: str | None = None,
+        dataset=None,
+    ) -> None:
+        """Find or create the runs, and note which epochs they already hold.
+
+        ``name`` is the parent run's name (``run_name``; the point id when None); ``dataset``
+        an MLflow dataset (``dataset_entity``) logged as every new run's input.
+        """
+        seeds = list(seeds)
+        name = name or self.point_id
         base_tags = {TAG_POINT: self.point_id, TAG_FINGERPRINT: self.fingerprint}
         base_tags.update({f"relulab.{k}": str(v) for k, v in (provenance or {}).items()})
+        commit = (provenance or {}).get("git_commit", "")
+        if len(commit) == 40:  # not "uncommitted"
+            base_tags[TAG_GIT_COMMIT] = commit
         flat = _flat(params)
+        colour = COLOURS.get(str(params.get("activation")), OTHER_COLOUR)
+        base_tags[TAG_RUN_COLOUR] = colour  # the activation's colour in every figure
         # One search for all runs of the point; where a run is duplicated, the newest counts.
         parent, existing = None, {}
         for run in self._point_runs():
@@ -151,11 +342,21 @@ class PointTracker:
             elif tags.get(TAG_ROLE) == "seed" and TAG_SEED in tags:
                 existing.setdefault(tags[TAG_SEED], run)
         if parent is None:
-            self.parent_id = self._create(
-                self.point_id, {**base_tags, TAG_ROLE: "point", "status": "running"}, flat
-            )
+            tags = {
+                **base_tags,
+                TAG_ROLE: "point",
+                "status": "running",
+                TAG_NOTE: point_description(name, self.point_id, len(seeds)),
+            }
+            self.parent_id = self._create(name, tags, flat, dataset)
+            self.parent_queued = -1
         else:
             self.parent_id = parent.info.run_id
+            history = _retry(
+                lambda: self.client.get_metric_history(self.parent_id, PARENT_METRICS[0])
+            )
+            self.parent_queued = max((m.step for m in history), default=-1)
+        self.parent_pending = []
         for seed in seeds:
             run = existing.get(str(seed))
             if run is None:
@@ -163,11 +364,12 @@ class PointTracker:
                     **base_tags,
                     TAG_ROLE: "seed",
                     TAG_SEED: str(seed),
-                    "mlflow.parentRunId": self.parent_id,
+                    TAG_PARENT: self.parent_id,
                     "status": "running",
+                    TAG_NOTE: seed_description(name, seed),
                 }
                 run_id = self._create(
-                    f"{self.point_id}_seed{seed}", tags, {**flat, "seed": str(seed)}
+                    f"seed {seed} · {name}", tags, {**flat, "seed": str(seed)}, dataset
                 )
                 self.logged_epochs[seed] = -1
             else:
@@ -202,13 +404,39 @@ class PointTracker:
             for key, value in row.items():
                 if key not in ("seed", "epoch", "layer"):
                     metrics.append(
-                        Metric(f"layer{row['layer']}.{key}", float(value), now, row["epoch"])
+                        Metric(
+                            f"layer{row['layer']}{SECTION}{key}", float(value), now, row["epoch"]
+                        )
                     )
         for (seed, epoch), metrics in sorted(new.items()):
             # val_accuracy goes last: its history marks the epochs that are fully logged.
             metrics.sort(key=lambda m: m.key == "val_accuracy")
             self.pending[seed].append((epoch, metrics))
             self.queued_epochs[seed] = epoch
+        self._queue_bands(epoch_rows, now)
+
+    def _queue_bands(self, epoch_rows: list[dict], now: int) -> None:
+        """Queue the parent's seed bands of the epochs every seed has finished.
+
+        Seeds train in step, so every epoch up to the newest row is complete (a diverged
+        seed has no rows after its divergence).
+        """
+        from mlflow.entities import Metric
+
+        ours = [row for row in epoch_rows if row["seed"] in self.seed_runs]
+        fresh = [row for row in ours if row["epoch"] > self.parent_queued]
+        if not fresh:
+            return
+        for epoch, values in seed_bands(fresh).items():
+            # The mean of PARENT_METRICS[0] goes last: its history marks the epochs logged.
+            keys = sorted(values, key=lambda key: key == PARENT_METRICS[0])
+            self.parent_pending.append((epoch, [Metric(k, values[k], now, epoch) for k in keys]))
+            self.parent_queued = max(self.parent_queued, epoch)
+
+    def _send_parent(self, tags: list | None = None) -> None:
+        """Send the parent's queued seed bands and ``tags``."""
+        for _ in self._send_queue(self.parent_id, self.parent_pending, tags):
+            pass
 
     def log_rows(self, epoch_rows: list[dict], layer_rows: list[dict], force: bool = False) -> None:
         """Queue the new rows; send the queue when ``FLUSH_INTERVAL_S`` has passed, or ``force``."""
@@ -217,25 +445,31 @@ class PointTracker:
             self.flush()
 
     def _send(self, seed: int, tags: list | None = None) -> None:
-        """Send a seed's queued epochs (and ``tags``) in as few ``log_batch`` calls as fit.
+        """Send a seed's queued epochs (and ``tags``) in as few ``log_batch`` calls as fit."""
+        run_id = self.seed_runs[seed]
+        for epoch in self._send_queue(run_id, self.pending[seed], tags):
+            self.logged_epochs[seed] = max(self.logged_epochs[seed], epoch)
 
-        A call holds whole epochs, in order, so that a store that holds an epoch's
-        val_accuracy holds every metric of it and of the epochs before it.
+    def _send_queue(self, run_id: str, queue: list[tuple[int, list]], tags: list | None):
+        """Send ``queue`` (epochs in order, each with its metrics) and ``tags`` to ``run_id``.
+
+        A call holds whole epochs, in order, so that a store that holds an epoch's last metric
+        (the one whose history marks logged epochs) holds every metric of it and of the epochs
+        before it. Yields, after each call, the newest epoch the store now holds whole.
         """
-        run_id, queue = self.seed_runs[seed], self.pending[seed]
         calls: list[tuple[int, list]] = []  # (newest epoch complete after the call, metrics)
         for epoch, metrics in queue:
             if calls and len(calls[-1][1]) + len(metrics) <= BATCH_METRICS:
                 calls[-1] = (epoch, calls[-1][1] + metrics)
             else:
-                # An epoch larger than one call is split; its val_accuracy goes in the last part.
+                # An epoch larger than one call is split; its marker goes in the last part.
                 for start in range(0, len(metrics), BATCH_METRICS):
                     whole = start + BATCH_METRICS >= len(metrics)
                     calls.append(
                         (epoch if whole else epoch - 1, metrics[start : start + BATCH_METRICS])
                     )
         if tags and not calls:
-            calls.append((self.logged_epochs[seed], []))
+            calls.append((-1, []))
         for index, (epoch, metrics) in enumerate(calls):
             extra = (tags or []) if index == len(calls) - 1 else []
             _retry(
@@ -243,7 +477,7 @@ class PointTracker:
                     run_id, metrics=metrics, tags=extra
                 )
             )
-            self.logged_epochs[seed] = max(self.logged_epochs[seed], epoch)
+            yield epoch
         queue.clear()
 
     def flush(self) -> None:
@@ -251,6 +485,8 @@ class PointTracker:
         for seed in self.seed_runs:
             if self.pending[seed]:
                 self._send(seed)
+        if self.parent_pending:
+            self._send_parent()
         self.last_flush = time.monotonic()
 
     def finish(self, statuses: dict[int, dict], artifacts: Iterable[Path] = ()) -> None:
@@ -273,7 +509,84 @@ class PointTracker:
         self.last_flush = time.monotonic()
         diverged = sum(info["status"] == "diverged" for info in statuses.values())
         parent_tags = [RunTag("status", "finished"), RunTag("diverged_seeds", str(diverged))]
-        _retry(lambda: self.client.log_batch(self.parent_id, tags=parent_tags))
+        self._send_parent(parent_tags)
         for path in artifacts:
             _retry(lambda path=path: self.client.log_artifact(self.parent_id, str(path)))
         _retry(lambda: self.client.set_terminated(self.parent_id, "FINISHED"))
+
+
+def study_description(name: str) -> str:
+    """The study run's ``mlflow.note.content``."""
+    return (
+        f"What study **{name}** concluded, in one place: `findings.md` (and its HTML) answers "
+        "each question with its verdict; `figures/` holds every figure, `tables/` the summary "
+        "tables, `config.yaml` the resolved configuration the study ran with. The grid points "
+        "are the other top-level runs of this experiment."
+    )
+
+
+def log_study(
+    uri: str,
+    experiment: str,
+    artifacts: dict[str, Iterable[Path]],
+    config_yaml: str,
+    provenance: dict | None = None,
+) -> str:
+    """Find or create the study run and attach the study's results to it.
+
+    ``artifacts`` maps a folder of the run's artifacts ("" for the top) to the files that go
+    there; logging again replaces files of the same name, so a rerun leaves one study run.
+    Returns the run id.
+    """
+    import tempfile
+
+    from mlflow.entities import RunTag
+
+    client = _client(uri)
+    experiment_id_ = experiment_id(uri, experiment)
+    query = f"tags.`{TAG_ROLE}` = 'study'"
+    found = _retry(lambda: client.search_runs([experiment_id_], query, max_results=1))
+    if found:
+        run_id = found[0].info.run_id
+    else:
+        tags = {TAG_ROLE: "study", TAG_NOTE: study_description(experiment)}
+        run = _retry(lambda: client.create_run(experiment_id_, run_name="study", tags=tags))
+        run_id = run.info.run_id
+    tags = [RunTag(TAG_NOTE, study_description(experiment))]
+    commit = (provenance or {}).get("git_commit", "")
+    if len(commit) == 40:
+        tags.append(RunTag(TAG_GIT_COMMIT, commit))
+    tags += [RunTag(f"relulab.{k}", str(v)) for k, v in (provenance or {}).items()]
+    _retry(lambda: client.log_batch(run_id, tags=tags))
+    for folder, paths in artifacts.items():
+        for path in paths:
+            _retry(
+                lambda path=path, folder=folder: client.log_artifact(
+                    run_id, str(path), folder or None
+                )
+            )
+    with tempfile.TemporaryDirectory() as scratch:
+        resolved = Path(scratch) / "config.yaml"
+        resolved.write_text(config_yaml)
+        _retry(lambda: client.log_artifact(run_id, str(resolved)))
+    _retry(lambda: client.set_terminated(run_id, "FINISHED"))
+    return run_id
+
+
+def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
+    """The address that opens the study's runs in the MLflow UI's model-training chart view.
+
+    MLflow 3 opens experiments in its GenAI view unless the address says otherwise (the
+    ``mlflow.experimentKind`` tag alone does not switch it), and the chart view only when asked.
+    """
+    root = f"http://127.0.0.1:{port}"
+    try:
+        found = experiment_id(uri, experiment)
+    except Exception:  # noqa: BLE001 - no store or experiment yet: the UI's home page
+        return root
+    return f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+
+
+def ui_command(uri: str, port: int = 5000) -> list[str]:
+    """The ``mlflow ui`` command line serving ``uri`` on 127.0.0.1 only."""
+    return ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]

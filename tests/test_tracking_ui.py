@@ -1,0 +1,172 @@
+"""What a reader of the MLflow UI relies on, checked through MLflow's API.
+
+Parent runs carry the seed bands (mean and 95 % bounds per epoch), every run says what it is
+(``mlflow.note.content``), carries the commit under MLflow's own tag and the dataset as an input
+with its digest; the experiment opens in the model-training view; a new store has no empty
+"Default" experiment; the study run holds the study's results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from relulab.train import tracking
+
+STUDY = "relulab-ui"
+COMMIT = "a" * 40
+PARAMS = {
+    "activation": "relu",
+    "zero_grad": 0.0,
+    "lr": 0.03,
+    "precision": "float32",
+    "depth": 3,
+    "batch_norm": False,
+    "optimizer": "adam",
+}
+
+
+def epoch_rows(values: dict[int, list[float]]) -> list[dict]:
+    """Rows of seeds 0, 1, 2 whose metrics all equal the given value of (epoch, seed)."""
+    rows = []
+    for epoch, per_seed in values.items():
+        for seed, value in enumerate(per_seed):
+            metrics = dict.fromkeys(tracking.PARENT_METRICS, value)
+            rows.append({"seed": seed, "epoch": epoch, "step": epoch, **metrics, "status": "ok"})
+    return rows
+
+
+def test_seed_bands_are_mean_and_t_interval_of_finite_values():
+    bands = tracking.seed_bands(epoch_rows({0: [0.1, 0.2, 0.3], 1: [0.5, math.nan, math.inf]}))
+    half = 4.3027 * 0.1 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
+    assert bands[0]["val_accuracy"] == pytest.approx(0.2)
+    assert bands[0]["val_accuracy.ci95_low"] == pytest.approx(0.2 - half, rel=1e-3)
+    assert bands[0]["val_accuracy.ci95_high"] == pytest.approx(0.2 + half, rel=1e-3)
+    # One finite value: a mean, no bounds.
+    assert bands[1]["dead_fraction"] == 0.5
+    assert "dead_fraction.ci95_low" not in bands[1]
+
+
+def test_run_names_put_the_distinguishing_part_first():
+    assert tracking.run_name(PARAMS, {"activation", "zero_grad", "lr"}) == "relu f'(0)=0 · lr 0.03"
+    deep = {**PARAMS, "activation": "tanh", "zero_grad": None, "depth": 10}
+    assert tracking.run_name(deep, {"activation", "lr", "depth"}).startswith("tanh · lr 0.03 · 10")
+    assert "adam" in tracking.run_name(PARAMS) and "float32" in tracking.run_name(PARAMS)
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    data = tmp_path / "mnist1d.npz"
+    np.savez(data, x_train=np.zeros((4, 2)), y_train=np.zeros(4))
+    return uri, data
+
+
+def trained_point(uri, data) -> tracking.PointTracker:
+    tracker = tracking.PointTracker(uri, STUDY, "relu_zg0_lr0.03", "fp")
+    tracker.start(
+        {"activation": "relu", "lr": 0.03},
+        [0, 1, 2],
+        {"git_commit": COMMIT, "torch": "2"},
+        name="relu f'(0)=0 · lr 0.03",
+        dataset=tracking.dataset_entity("mnist1d", data, {"train": 4}),
+    )
+    rows = epoch_rows({0: [0.1, 0.2, 0.3], 1: [0.4, 0.5, 0.6]})
+    tracker.log_rows(rows, [], force=True)
+    tracker.finish({seed: {"status": "ok"} for seed in range(3)})
+    return tracker
+
+
+def test_experiment_opens_in_training_view_and_default_is_gone(store):
+    uri, _ = store
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(STUDY)
+    assert experiment.tags[tracking.TAG_EXPERIMENT_KIND] == "custom_model_development"
+    assert "grid point" in experiment.tags[tracking.TAG_NOTE]
+    assert [e.name for e in client.search_experiments()] == [STUDY]
+
+
+def test_default_experiment_is_kept_in_a_store_the_study_did_not_create(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(uri).search_experiments()  # the user's store, made before the study
+    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    assert {e.name for e in MlflowClient(uri).search_experiments()} == {"Default", STUDY}
+
+
+def test_parent_runs_carry_seed_bands_tags_descriptions_and_dataset(store):
+    uri, data = store
+    tracker = trained_point(uri, data)
+    client = MlflowClient(uri)
+    parent = client.get_run(tracker.parent_id)
+    history = client.get_metric_history(tracker.parent_id, "val_accuracy")
+    assert [(m.step, round(m.value, 9)) for m in sorted(history, key=lambda m: m.step)] == [
+        (0, 0.2),
+        (1, 0.5),
+    ]
+    low = client.get_metric_history(tracker.parent_id, "val_accuracy.ci95_low")
+    assert [m.value < 0.5 for m in low if m.step == 1] == [True]
+    assert parent.info.run_name == "relu f'(0)=0 · lr 0.03"
+    assert parent.data.tags[tracking.TAG_GIT_COMMIT] == COMMIT
+    assert parent.data.tags["relulab.git_commit"] == COMMIT
+    assert "3 seeds" in parent.data.tags[tracking.TAG_NOTE]
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()[:16]
+    for run_id in [tracker.parent_id, *tracker.seed_runs.values()]:
+        run = client.get_run(run_id)
+        (used,) = run.inputs.dataset_inputs
+        assert (used.dataset.name, used.dataset.digest) == ("mnist1d", digest)
+        assert tracking.TAG_NOTE in run.data.tags
+    seed_run = client.get_run(tracker.seed_runs[2])
+    assert seed_run.info.run_name == "seed 2 · relu f'(0)=0 · lr 0.03"
+    assert seed_run.data.tags[tracking.TAG_GIT_COMMIT] == COMMIT
+    assert seed_run.data.tags[tracking.TAG_NOTE].startswith("Seed 2 of grid point")
+
+
+def test_uncommitted_code_gets_no_mlflow_commit_tag(store):
+    uri, _ = store
+    tracker = tracking.PointTracker(uri, STUDY, "p", "fp")
+    tracker.start({"lr": 0.1}, [0], {"git_commit": "uncommitted"})
+    tags = MlflowClient(uri).get_run(tracker.parent_id).data.tags
+    assert tracking.TAG_GIT_COMMIT not in tags
+    assert tags["relulab.git_commit"] == "uncommitted"
+
+
+def test_study_run_holds_findings_figures_tables_and_config_once(store, tmp_path):
+    uri, _ = store
+    findings = tmp_path / "findings.md"
+    findings.write_text("# Findings\n")
+    figure = tmp_path / "convergence.png"
+    figure.write_bytes(b"png")
+    artifacts = {"": [findings], "figures": [figure]}
+    first = tracking.log_study(uri, STUDY, artifacts, "study: x\n", {"git_commit": COMMIT})
+    again = tracking.log_study(uri, STUDY, artifacts, "study: x\n", {"git_commit": COMMIT})
+    assert first == again
+    client = MlflowClient(uri)
+    names = {a.path for a in client.list_artifacts(first)}
+    assert names == {"findings.md", "figures", "config.yaml"}
+    run = client.get_run(first)
+    assert run.info.run_name == "study" and run.data.tags[tracking.TAG_GIT_COMMIT] == COMMIT
+
+
+def test_runs_take_their_activations_colour_from_the_figures(store):
+    from relulab.figures import palette
+
+    uri, data = store
+    tracker = trained_point(uri, data)
+    client = MlflowClient(uri)
+    for run_id in [tracker.parent_id, *tracker.seed_runs.values()]:
+        tags = client.get_run(run_id).data.tags
+        assert tags[tracking.TAG_RUN_COLOUR] == palette.COLOURS["relu"]
+
+
+def test_ui_address_opens_the_runs_in_the_model_training_chart_view(store):
+    uri, _ = store
+    experiment = MlflowClient(uri).get_experiment_by_name(STUDY).experiment_id
+    address = tracking.ui_url(uri, STUDY, 5104)
+    assert address.startswith(f"http://127.0.0.1:5104/#/experiments/{experiment}/runs?")
+    assert "workflowType=machine_learning" in address and "compareRunsMode=CHART" in address
+    assert tracking.ui_url(uri, "no-such-study", 5104) == "http://127.0.0.1:5104"

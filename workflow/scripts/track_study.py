@@ -1,0 +1,31 @@
+import json
+from pathlib import Path
+
+import yaml
+
+from relulab.study import logs
+from relulab.train import tracking
+from relulab.train.provenance import git_commit
+
+logs.to_file(snakemake.log[0])  # noqa: F821
+params = snakemake.params  # noqa: F821
+given = [Path(path) for path in snakemake.input]  # noqa: F821
+# Per-epoch and per-layer rows are in the grid points' runs already; the rest is the summary.
+ROW_TABLES = {"epochs.csv", "layers.csv", "bifurcation_inits.csv", "convergence_runs.csv"}
+artifacts = {
+    "": [path for path in given if path.name.startswith("findings.")],
+    "figures": [path for path in given if path.suffix == ".png"],
+    "tables": [
+        path
+        for path in given
+        if path.parent.name == "tables"
+        and path.suffix in (".csv", ".md", ".html")
+        and path.name not in ROW_TABLES
+    ],
+}
+config = yaml.safe_dump(dict(snakemake.config), sort_keys=False)  # noqa: F821
+run_id = tracking.log_study(
+    params.uri, params.experiment, artifacts, config, {"git_commit": git_commit()}
+)
+summary = {"tracking_uri": params.uri, "experiment": params.experiment, "study_run_id": run_id}
+Path(snakemake.output[0]).write_text(json.dumps(summary, indent=2) + "\n")  # noqa: F821
