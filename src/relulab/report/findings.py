@@ -18,31 +18,38 @@ import pandas as pd
 from relulab.experiments import bifurcation as bifurcation_experiment
 from relulab.experiments import cost as cost_benchmark
 from relulab.nn import activations
+from relulab.study import paths
 from relulab.tables import convergence
 
 CLAIMED_DEAD = 0.40  # CS231n: "as much as 40 % of your network can be dead"
 
+
 # Where each table and figure lives, relative to results/ (the findings file's folder).
+def _relative(path: Path) -> str:
+    """A results/ path as the findings (which live in results/) link to it."""
+    return str(path.relative_to(paths.RESULTS))
+
+
 SOURCES = {
-    "summary": "tables/summary.html",
-    "death": "tables/death.html",
-    "revival": "tables/revival.html",
-    "gradient": "tables/gradient_flow.html",
-    "convergence": "tables/convergence.html",
-    "best_lr": "tables/convergence_best_lr.html",
-    "revival_pooled": "tables/revival_pooled.html",
-    "born_dead": "tables/born_dead.html",
-    "born_dead_figure": "figures/born_dead.png",
-    "cost": "tables/cost.html",
-    "bifurcation": "tables/bifurcation.html",
-    "zero_grad_effect": "tables/zero_grad_effect.html",
-    "epochs": "tables/epochs.csv",
-    "death_over_time": "figures/death_over_time.png",
-    "death_by_layer": "figures/death_by_layer.png",
-    "dead_heatmap": "figures/dead_heatmap.png",
-    "gradient_by_depth": "figures/gradient_by_depth.png",
-    "convergence_figure": "figures/convergence.png",
-    "cost_figure": "figures/cost.png",
+    "summary": _relative(paths.table("summary", "html")),
+    "death": _relative(paths.table("death", "html")),
+    "revival": _relative(paths.table("revival", "html")),
+    "gradient": _relative(paths.table("gradient_flow", "html")),
+    "convergence": _relative(paths.table("convergence", "html")),
+    "best_lr": _relative(paths.table("convergence_best_lr", "html")),
+    "revival_pooled": _relative(paths.table("revival_pooled", "html")),
+    "born_dead": _relative(paths.table("born_dead", "html")),
+    "born_dead_figure": _relative(paths.figure("born_dead", "png")),
+    "cost": _relative(paths.table("cost", "html")),
+    "bifurcation": _relative(paths.table("bifurcation", "html")),
+    "zero_grad_effect": _relative(paths.table("zero_grad_effect", "html")),
+    "epochs": _relative(paths.table("epochs", "csv")),
+    "death_over_time": _relative(paths.figure("death_over_time", "png")),
+    "death_by_layer": _relative(paths.figure("death_by_layer", "png")),
+    "dead_heatmap": _relative(paths.figure("dead_heatmap", "png")),
+    "gradient_by_depth": _relative(paths.figure("gradient_by_depth", "png")),
+    "convergence_figure": _relative(paths.figure("convergence", "png")),
+    "cost_figure": _relative(paths.figure("cost", "png")),
 }
 
 
