@@ -397,6 +397,7 @@ def start_server(workdir: Path, port: int, command: list[str] | None = None) -> 
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     # The basic-auth app's CSRF protection needs a fixed secret key (README says to export one).
     env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", "relulab-test-secret-key-0123456789abcdef")
+    env.setdefault("MLFLOW_AUTH_ADMIN_PASSWORD", "relulab-test-admin-password-0123456789")
     log = open(workdir / f"server-{port}.log", "a")  # noqa: SIM115 - lives with the server
     server = subprocess.Popen(
         [*command, "--workers", "1"],
