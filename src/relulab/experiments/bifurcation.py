@@ -120,7 +120,6 @@ PAPER_POINTS = tuple(
     for precision, fraction in {"float64": 0.0, "float32": 0.46, "float16": 1.0}.items()
 )
 PAPER_ARCHITECTURE = (256, 3)
-PAPER = {p.precision: p.fraction_differ for p in PAPER_POINTS}
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 

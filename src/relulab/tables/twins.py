@@ -19,7 +19,6 @@ the final-accuracy difference of *any* last-bit difference becomes.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -29,13 +28,13 @@ import pandas as pd
 
 from relulab.experiments.bifurcation import PRECISIONS
 from relulab.figures import study as plots
-from relulab.study.grid import Point
+from relulab.study import grid
 from relulab.tables import summary as analysis
 from relulab.tables.stats import wilson_interval
 
 REFERENCE = 0.0
 # Every grid axis but zero_grad: twins agree on all of them.
-AXES = [f.name for f in dataclasses.fields(Point) if f.name != "zero_grad"]
+AXES = [axis for axis in grid.AXES if axis != "zero_grad"]
 COLUMNS = [
     *AXES,
     "zero_grad",

@@ -157,15 +157,6 @@ def point_lock(out_dir: Path, point_id: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _finished_summary(out_dir: Path, point_fingerprint: str) -> dict | None:
-    """The point.json another process wrote for these settings, if it finished the point."""
-    try:
-        summary = json.loads((out_dir / "point.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("fingerprint") == point_fingerprint else None
-
-
 def tracking_params(point: Point, config: dict) -> dict:
     """The parameters a point's MLflow runs carry."""
     model_cfg, train_cfg = config["model"], config["training"]
@@ -227,10 +218,9 @@ def run_point(
         log.info("%s is already finished with these settings; not training it again", point.id)
         return json.loads((out_dir / "point.json").read_text())
     with point_lock(out_dir, point.id) as waited:
-        finished = _finished_summary(out_dir, fingerprint(point, config)) if waited else None
-        if finished is not None:
+        if waited and is_finished(point, config, out_dir):
             log.info("%s was trained by another process meanwhile; not training it again", point.id)
-            return finished
+            return json.loads((out_dir / "point.json").read_text())
         return _run_point(point, config, data_path, out_dir, tracking_uri, perturbed)
 
 
