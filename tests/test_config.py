@@ -53,13 +53,13 @@ def test_shipped_configs_are_valid(repo_root, name):
 
 def test_the_schema_is_the_one_list_of_allowed_values_and_the_code_agrees():
     from relulab.nn import activations, models
-    from relulab.train import core
+    from relulab.train import optim
 
     schema = cfg.load_schema()
     assert cfg.allowed_values("activation", schema) == list(activations.ACTIVATIONS)
     assert cfg.allowed_values("kinked_activation", schema) == list(activations.KINKED)
     assert set(cfg.allowed_values("precision", schema)) == set(models.DTYPES)
-    assert cfg.allowed_values("optimizer", schema) == list(core.OPTIMIZERS)
+    assert cfg.allowed_values("optimizer", schema) == list(optim.OPTIMIZERS)
     for init in cfg.allowed_values("init", schema):
         models.mlp(in_features=3, width=4, depth=1, classes=2, activation="relu", init=init)
     # Keys that take these values refer to the one list instead of repeating it.

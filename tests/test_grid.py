@@ -98,7 +98,7 @@ def test_depth_study_can_be_left_out_or_disabled():
 
 
 @pytest.mark.parametrize("per_job", [1, 3, 5, 6, 8, 12, 50])
-def test_training_jobs_share_out_every_point_once_keeping_architectures_together(per_job):
+def test_training_jobs_share_out_every_point_once_keeping_models_together(per_job):
     config = validated(
         activation=["relu", "elu"],
         zero_grad=[0.0, 1.0],
@@ -113,6 +113,10 @@ def test_training_jobs_share_out_every_point_once_keeping_architectures_together
     # where they fit, so that it can train them side by side.
     relu_jobs = {name for name, points in jobs.items() if points[0].activation == "relu"}
     assert len(relu_jobs) == -(-6 // per_job)
+    # The points of one model (architecture, f'(0), optimiser; 3 lrs) share a job where they fit.
+    for key in {point.model_key() for point in grid.expand(config)}:
+        holding = [name for name, points in jobs.items() if key in {p.model_key() for p in points}]
+        assert len(holding) == -(-3 // per_job)
     if per_job == 1:
         assert list(jobs) == [point.id for point in grid.expand(config)]
     assert len(jobs) == len(set(jobs)), "names are unique"

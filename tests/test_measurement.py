@@ -107,3 +107,16 @@ def test_relu_dead_mask_without_backward_equals_the_definition(dtype, zero_grad,
         expected = probes.dead_mask(probes.local_derivative(act, z), keep)
         assert torch.equal(probes.dead_mask_of(act, z, keep), expected)
     assert probes.dead_mask_of(act, z, (0, 2))[:, 0].all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+def test_grad_rms_of_low_precision_gradients_matches_a_float64_reference(dtype):
+    from relulab.train.core import grad_rms
+
+    g = torch.Generator().manual_seed(3)
+    grad = (torch.randn(3, 4000, 100, generator=g, dtype=torch.float64) * 1e-3).to(dtype)
+    reference = grad.double().square().mean(dim=(1, 2)).sqrt()
+    measured = grad_rms(grad, (1, 2))
+    assert measured.dtype == torch.float64
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(measured, reference, rtol=tolerance, atol=0)

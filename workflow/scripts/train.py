@@ -9,20 +9,19 @@ signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 import torch  # noqa: E402 - after the Ctrl-C handler
 
 from relulab.data.prepared import PreparedDataError  # noqa: E402 - after the Ctrl-C handler
-from relulab.study import logs, paths  # noqa: E402 - after the Ctrl-C handler
+from relulab.study import logs  # noqa: E402 - after the Ctrl-C handler
 from relulab.train import job, store  # noqa: E402 - after the Ctrl-C handler
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 try:
-    for point in snakemake.params.points:  # noqa: F821
-        job.run_point(
-            point,
-            snakemake.config,  # noqa: F821
-            snakemake.input.data,  # noqa: F821
-            paths.run_dir(point.id),
-            snakemake.params.uri,  # noqa: F821
-        )
+    # Points that share an architecture, f'(0) and optimiser train as one model.
+    job.run_points(
+        snakemake.params.points,  # noqa: F821
+        snakemake.config,  # noqa: F821
+        snakemake.input.data,  # noqa: F821
+        snakemake.params.uri,  # noqa: F821
+    )
 except (
     store.TrackingUnavailableError,
     store.StoreLostError,

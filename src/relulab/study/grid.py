@@ -73,8 +73,14 @@ class Point:
 
     def architecture(self) -> tuple:
         """What decides the network's shape and arithmetic: the axes other than lr, zero_grad
-        and optimizer. Points that share it can train side by side as one batched model."""
+        and optimizer."""
         return (self.activation, self.precision, self.depth, self.batch_norm, self.init)
+
+    def model_key(self) -> tuple:
+        """Points that share it train as one stacked model, each with its own learning rate and
+        initialisation: the architecture but the init, f'(0) and the optimiser."""
+        activation, precision, depth, batch_norm, _ = self.architecture()
+        return (activation, precision, depth, batch_norm, self.zero_grad, self.optimizer)
 
 
 # The grid's axes, in the order tables list them: the one place they are named.
@@ -211,8 +217,8 @@ def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Poin
     """Training jobs for ``points`` (default: every grid point), ``training.points_per_job`` at
     most each, named by what they train.
 
-    Points that share an architecture (``Point.architecture``) stay together in a job where
-    they fit, so that a job can train them side by side; whole architectures are packed into
+    Points that train as one model (``Point.model_key``: the same architecture but the init,
+    f'(0) and optimiser) stay together in a job where they fit; these groups are packed into
     jobs largest first. The workflow passes the unfinished points only, so that neither adding
     grid values nor changing ``points_per_job`` ever moves a finished point into a new job.
     """
@@ -220,7 +226,7 @@ def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Poin
     per_job = config["training"].get("points_per_job", 1)
     groups: dict[tuple, list[Point]] = {}
     for point in points:
-        groups.setdefault(point.architecture(), []).append(point)
+        groups.setdefault(point.model_key(), []).append(point)
     pieces = [
         members[i : i + per_job]
         for members in groups.values()

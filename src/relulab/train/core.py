@@ -16,6 +16,7 @@ on the activation or on ``zero_grad``, so runs that differ only in ``zero_grad``
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from collections.abc import Iterable, Iterator
@@ -31,8 +32,7 @@ from relulab.data.prepared import Split
 from relulab.nn import probes
 from relulab.nn.models import DTYPES as DTYPES  # re-exported: job and bifurcation import it here
 from relulab.nn.models import SeedStack, seeded_mlp
-
-OPTIMIZERS = ("sgd", "momentum", "adam")
+from relulab.train import optim
 
 _NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
 
@@ -100,9 +100,22 @@ def per_seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.
 
 
 def grad_rms(grad: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Root mean square of ``grad`` over ``dims``, in float64."""
+    """Root mean square of ``grad`` over ``dims``, as a float64 tensor.
+
+    The norm of each row along the last of ``dims`` is taken in ``grad``'s own type (float32
+    for 16-bit types; a few hundred terms each, relative error ~1e-7 in float32), and these
+    rows' norms are combined in float64: about 20 times faster on one CPU thread than
+    converting every element to float64 (``tests/test_measurement.py`` checks it against a
+    float64 reference).
+    """
+    dims = tuple(sorted(d % grad.dim() for d in dims))
     n = math.prod(grad.shape[d] for d in dims)
-    return torch.linalg.vector_norm(grad, dim=dims, dtype=torch.float64) / math.sqrt(n)
+    if grad.dtype in (torch.float16, torch.bfloat16):
+        grad = grad.float()
+    rows = torch.linalg.vector_norm(grad, dim=dims[-1])
+    if len(dims) > 1:
+        rows = torch.linalg.vector_norm(rows.double(), dim=dims[:-1])
+    return rows.double() / math.sqrt(n)
 
 
 def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
@@ -215,11 +228,13 @@ def build_stack(
     activation: str,
     zero_grad: float | None,
     batch_norm: bool,
-    init: str,
+    init: str | list[str],
     dtype: torch.dtype,
     device: torch.device | str = "cpu",
 ) -> StackedMLP:
-    """The seeds' MLPs, initialised by seed alone, stacked into one model."""
+    """The seeds' MLPs, initialised by seed (and ``init``, one for all or one per seed) alone,
+    stacked into one model."""
+    inits = [init] * len(seeds) if isinstance(init, str) else list(init)
     models = [
         seeded_mlp(
             seed,
@@ -230,9 +245,9 @@ def build_stack(
             activation=activation,
             zero_grad=zero_grad,
             batch_norm=batch_norm,
-            init=init,
+            init=member_init,
         )
-        for seed in seeds
+        for seed, member_init in zip(seeds, inits, strict=True)
     ]
     noise = [generator(seed, NOISE_STREAM, device) for seed in seeds]
     stack = StackedMLP(models, activation, zero_grad, rrelu_generators=noise)
@@ -373,43 +388,31 @@ def parameter_hashes(model: nn.Module) -> list[str]:
     return hashes
 
 
-def make_optimizer(name: str, parameters, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """SGD, SGD with momentum 0.9, or Adam; Adam (and SGD on a GPU) with fused kernels.
-
-    A fused step is PyTorch's own update in one kernel per tensor instead of several small
-    ops per tensor: Adam's step is otherwise the largest per-step cost of these small models
-    (2-4x less on one CPU thread). SGD's step is a single op per tensor on the CPU already,
-    and its fused CPU kernel splits even tiny tensors across threads.
-    """
-    parameters = list(parameters)
-    devices = {p.device.type for p in parameters}
-    fused = (
-        bool(parameters)
-        and all(p.is_floating_point() for p in parameters)
-        and devices <= {"cpu", "cuda"}
-        and (name == "adam" or devices == {"cuda"})
-    )
-    options = {"lr": lr, "weight_decay": weight_decay, "fused": fused or None}
-    if name == "sgd":
-        return torch.optim.SGD(parameters, **options)
-    if name == "momentum":
-        return torch.optim.SGD(parameters, momentum=0.9, **options)
-    if name == "adam":
-        return torch.optim.Adam(parameters, **options)
-    raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
-
-
 @dataclass
 class Settings:
-    """What a training job needs besides the model and the data."""
+    """What a training job needs besides the model and the data.
+
+    The model's members are ``seeds`` (one per member). Members of several grid points that
+    share an architecture train as one model: ``lr`` then holds one learning rate per member and
+    ``points`` the grid point of each member, which its rows carry in a ``point`` column.
+    """
 
     seeds: list[int]
-    lr: float
+    lr: float | list[float]
     epochs: int
     batch_size: int
     optimizer: str = "sgd"
     weight_decay: float = 0.0
     fingerprint: str = ""
+    points: list[str] | None = None
+
+    def member_lrs(self) -> list[float]:
+        """The learning rate of each member."""
+        if isinstance(self.lr, (int, float)):
+            return [float(self.lr)] * len(self.seeds)
+        if len(self.lr) != len(self.seeds):
+            raise ValueError(f"{len(self.lr)} learning rates for {len(self.seeds)} members")
+        return [float(lr) for lr in self.lr]
 
 
 @dataclass
@@ -418,14 +421,20 @@ class History:
 
     epochs: list[dict] = field(default_factory=list)
     layers: list[dict] = field(default_factory=list)
-    diverged_epoch: dict[int, int] = field(default_factory=dict)
+    diverged_epoch: dict[int, int] = field(default_factory=dict)  # member index -> epoch
 
-    def state(self) -> dict:
-        return {"epochs": self.epochs, "layers": self.layers, "diverged": self.diverged_epoch}
+    def state(self) -> str:
+        """The rows as JSON text: one string for a checkpoint to pickle instead of thousands
+        of small objects (it is written every epoch). Floats round-trip exactly."""
+        return json.dumps(
+            {"epochs": self.epochs, "layers": self.layers, "diverged": self.diverged_epoch}
+        )
 
     @classmethod
-    def from_state(cls, state: dict) -> History:
-        return cls(list(state["epochs"]), list(state["layers"]), dict(state["diverged"]))
+    def from_state(cls, state: str) -> History:
+        rows = json.loads(state)
+        diverged = {int(member): epoch for member, epoch in rows["diverged"].items()}
+        return cls(rows["epochs"], rows["layers"], diverged)
 
 
 class SeedTraining:
@@ -446,8 +455,15 @@ class SeedTraining:
         self.death = [probes.DeathHistory() for _ in range(model.depth)]
 
     def optimizer(self) -> torch.optim.Optimizer:
+        """``torch.optim``'s optimiser; a stacked model's members step at their own learning
+        rates (``optim.member_optimizer``), a model of one network per seed at one."""
         s = self.settings
-        return make_optimizer(s.optimizer, self.model.parameters(), s.lr, s.weight_decay)
+        lrs = s.member_lrs()
+        if isinstance(self.model, SeedStack):
+            return optim.member_optimizer(s.optimizer, self.model.parameters(), lrs, s.weight_decay)
+        if len(set(lrs)) > 1:
+            raise ValueError("members with different learning rates need a stacked model")
+        return optim.make_optimizer(s.optimizer, self.model.parameters(), lrs[0], s.weight_decay)
 
     def start(self, device: torch.device | str) -> None:
         """Move the data to ``device`` in the model's dtype; measure epoch 0 unless resumed."""
@@ -498,7 +514,7 @@ class SeedTraining:
         with counting_exact_zeros_of(model, exact_zeros, live_zeros), _cuda_check_without_nvml():
             for start in range(0, n, batch_size):
                 index = orders[:, start : start + batch_size]
-                optimizer.zero_grad(set_to_none=True)
+                optim.zero_grad(optimizer)
                 model.backward(data.x_train, data.y_train, index, self.alive)
                 grad_norms.add_(model.hidden_grad_norms())
                 optimizer.step()
@@ -521,15 +537,18 @@ class SeedTraining:
         dynamics = [self.death[i].update(m["dead"][i]) for i in range(self.model.depth)]
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.settings.batch_size)
         hashes = parameter_hashes(self.model)
+        points = self.settings.points
         for s, seed in enumerate(self.settings.seeds):
-            if seed in self.history.diverged_epoch:
+            if s in self.history.diverged_epoch:
                 continue
             status = "ok" if bool(alive[s]) else "diverged"
             if status == "diverged":
-                self.history.diverged_epoch[seed] = epoch
+                self.history.diverged_epoch[s] = epoch
             units = sum(mask[s].numel() for mask in m["dead"])
+            member = {"point": points[s]} if points is not None else {}
             self.history.epochs.append(
                 {
+                    **member,
                     "seed": seed,
                     "epoch": epoch,
                     "step": epoch * steps_per_epoch,
@@ -555,6 +574,7 @@ class SeedTraining:
             for layer, d in enumerate(dynamics):
                 self.history.layers.append(
                     {
+                        **member,
                         "seed": seed,
                         "epoch": epoch,
                         "layer": layer + 1,
@@ -582,13 +602,17 @@ class SeedTraining:
                 )
 
 
-def seed_status(history: History, seeds: list[int]) -> dict[int, dict]:
-    """Final status of each seed: finished, or diverged with the epoch it happened."""
+def seed_status(history: History, seeds: list[int], members: list[int] | None = None) -> dict:
+    """Final status of each seed: finished, or diverged with the epoch it happened.
+
+    ``members``: each seed's member index in the model (default: its position in ``seeds``).
+    """
+    members = list(range(len(seeds))) if members is None else members
     return {
         seed: (
-            {"status": "diverged", "diverged_epoch": history.diverged_epoch[seed]}
-            if seed in history.diverged_epoch
+            {"status": "diverged", "diverged_epoch": history.diverged_epoch[member]}
+            if member in history.diverged_epoch
             else {"status": "finished", "diverged_epoch": None}
         )
-        for seed in seeds
+        for seed, member in zip(seeds, members, strict=True)
     }

@@ -7,6 +7,7 @@ again by their tags, so running it twice neither retrains finished epochs nor du
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import math
@@ -14,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,7 @@ import torch
 
 from relulab.data import prepared as datasets
 from relulab.study import config as cfg
+from relulab.study import paths
 from relulab.study.grid import Point, expand, fingerprint, is_finished
 from relulab.train import control, store, tracking
 from relulab.train import conv as conv_training
@@ -100,27 +102,33 @@ class NonFiniteStartError(ValueError):
 
 
 class RefuseNonFiniteStart:
-    """Stops training before its first epoch if a seed's loss is not finite at epoch 0.
+    """Stops training before its first epoch if a member's loss is not finite at epoch 0.
 
     A network diverges by training; one that is non-finite before any step was given bad
     inputs or settings (data with NaN, a precision that overflows), and calling that
     "diverged" would hide the cause. Called with the training's history before each epoch.
+    ``labels`` names each member (its grid point), in the model's order.
     """
 
-    def __init__(self, point_id: str, data_path: str | Path):
-        self.point_id = point_id
+    def __init__(self, labels: list[str], data_path: str | Path):
+        self.labels = labels
         self.data_path = data_path
 
     def __call__(self, history) -> None:
-        bad = [row["seed"] for row in history.epochs if row["epoch"] == 0]
-        bad = [s for s in bad if history.diverged_epoch.get(s) == 0]
-        if bad:
-            raise NonFiniteStartError(
-                f"{self.point_id}: the loss of the untrained network (epoch 0) is NaN or "
-                f"infinite for seed(s) {bad}. That is a data or configuration error, not "
-                f"divergence: check the prepared data {self.data_path} and the settings that "
-                "scale the first forward pass (training.precision, model.init, model.width)"
-            )
+        bad = sorted(m for m, epoch in history.diverged_epoch.items() if epoch == 0)
+        if not bad:
+            return
+        seeds = [row["seed"] for row in history.epochs if row["epoch"] == 0]
+        by_point: dict[str, list[int]] = {}
+        for member in bad:
+            by_point.setdefault(self.labels[member], []).append(seeds[member])
+        where = "; ".join(f"{point}: seed(s) {found}" for point, found in by_point.items())
+        raise NonFiniteStartError(
+            f"{where}: the loss of the untrained network (epoch 0) is NaN or infinite. That "
+            f"is a data or configuration error, not divergence: check the prepared data "
+            f"{self.data_path} and the settings that scale the first forward pass "
+            "(training.precision, model.init, model.width)"
+        )
 
 
 @contextmanager
@@ -196,6 +204,39 @@ def _resumable(checkpoint: Path, expected_fingerprint: str) -> int | None:
     return int(saved["epoch"]) + 1
 
 
+def training_groups(points: list[Point], config: dict) -> list[list[Point]]:
+    """``points`` in the groups that train as one model, in order of their first point.
+
+    MLPs group by ``Point.model_key``; a convolutional network is one network per seed and
+    trains its points one at a time.
+    """
+    if config["model"]["arch"] != "mlp":
+        return [[point] for point in points]
+    groups: dict[tuple, list[Point]] = {}
+    for point in points:
+        groups.setdefault(point.model_key(), []).append(point)
+    return list(groups.values())
+
+
+def run_points(
+    points: list[Point],
+    config: dict,
+    data_path: str | Path,
+    tracking_uri: str | None,
+    root: str | Path = ".",
+) -> list[dict]:
+    """Train a job's ``points`` (outputs in ``root/results/runs/<point>``), those sharing a
+    ``Point.model_key`` as one model; their summaries, in order."""
+    summaries: dict[str, dict] = {}
+    for group in training_groups(points, config):
+        out_dirs = [Path(root) / paths.run_dir(point.id) for point in group]
+        for point, summary in zip(
+            group, run_group(group, config, data_path, out_dirs, tracking_uri), strict=True
+        ):
+            summaries[point.id] = summary
+    return [summaries[point.id] for point in points]
+
+
 def run_point(
     point: Point,
     config: dict,
@@ -206,128 +247,220 @@ def run_point(
 ) -> dict:
     """Train every seed of ``point``; write ``epochs.csv``, ``layers.csv`` and ``point.json``.
 
-    ``tracking_uri=None`` trains without MLflow (used by benchmarks, tests and controls). A point
-    whose outputs in ``out_dir`` are complete and match its fingerprint and seeds is not trained
-    again: its ``point.json`` is returned as it is. ``perturbed``: the 1-ulp control
-    (``relulab.train.control``): one weight per seed moved by one ulp before training. One
-    process at a time trains a point (``point_lock``); one that waited for another to finish the
-    point returns that process's summary instead of training it again.
+    ``tracking_uri=None`` trains without MLflow (used by benchmarks, tests and controls).
+    ``perturbed``: the 1-ulp control (``relulab.train.control``): one weight per seed moved by
+    one ulp before training. ``run_group`` says the rest.
     """
-    out_dir = Path(out_dir)
-    if is_finished(point, config, out_dir):
-        log.info("%s is already finished with these settings; not training it again", point.id)
-        return json.loads((out_dir / "point.json").read_text())
-    with point_lock(out_dir, point.id) as waited:
-        if waited and is_finished(point, config, out_dir):
-            log.info("%s was trained by another process meanwhile; not training it again", point.id)
-            return json.loads((out_dir / "point.json").read_text())
-        return _run_point(point, config, data_path, out_dir, tracking_uri, perturbed)
+    return run_group([point], config, data_path, [out_dir], tracking_uri, perturbed)[0]
 
 
-def _run_point(
-    point: Point,
+def run_group(
+    points: list[Point],
     config: dict,
     data_path: str | Path,
-    out_dir: Path,
+    out_dirs: list[str | Path],
+    tracking_uri: str | None,
+    perturbed: bool = False,
+) -> list[dict]:
+    """Train every seed of ``points`` (one ``Point.model_key``) as one model; each point's outputs
+    go to its ``out_dirs`` entry. Returns the points' summaries (``point.json``).
+
+    A point whose outputs are complete and match its fingerprint and seeds is not trained
+    again: its ``point.json`` is returned as it is. One process at a time trains a point
+    (``point_lock``); one that waited for another to finish a point takes that process's
+    outputs instead of training it again.
+    """
+    out_dirs = [Path(d) for d in out_dirs]
+    dirs = dict(zip((p.id for p in points), out_dirs, strict=True))
+
+    def finished(why: str) -> list[Point]:
+        done = [p for p in points if is_finished(p, config, dirs[p.id])]
+        for point in done:
+            log.info("%s %s; not training it again", point.id, why)
+        return done
+
+    done = [] if perturbed else finished("is already finished with these settings")
+    todo = [p for p in points if p not in done]
+    if todo:
+        with ExitStack() as locks:
+            waited = any(
+                [
+                    locks.enter_context(point_lock(dirs[p.id], p.id))
+                    for p in sorted(todo, key=lambda p: p.id)
+                ]
+            )
+            if waited and not perturbed:
+                meanwhile = finished("was trained by another process meanwhile")
+                todo = [p for p in todo if p not in meanwhile]
+            if todo:
+                _train_group(
+                    todo, config, data_path, [dirs[p.id] for p in todo], tracking_uri, perturbed
+                )
+    return [json.loads((dirs[p.id] / "point.json").read_text()) for p in points]
+
+
+def group_fingerprint(fingerprints: list[str]) -> str:
+    """A group's checkpoint fingerprint: its one point's, or a hash of its points' in order."""
+    if len(fingerprints) == 1:
+        return fingerprints[0]
+    return hashlib.sha256("+".join(fingerprints).encode()).hexdigest()[:16]
+
+
+def _without_point(rows: list[dict], point_id: str) -> list[dict]:
+    """The rows of one point, without the ``point`` column."""
+    return [
+        {k: v for k, v in row.items() if k != "point"} for row in rows if row["point"] == point_id
+    ]
+
+
+class GroupTracker:
+    """Sends each point's rows of a group's history to that point's ``PointTracker``."""
+
+    def __init__(self, trackers: dict[str, PointTracker]):
+        self.trackers = trackers
+
+    def log_rows(self, epoch_rows: list[dict], layer_rows: list[dict]) -> None:
+        for point_id, tracker in self.trackers.items():
+            tracker.log_rows(
+                _without_point(epoch_rows, point_id), _without_point(layer_rows, point_id)
+            )
+
+    def queue_rows(self, epoch_rows: list[dict], layer_rows: list[dict]) -> None:
+        for point_id, tracker in self.trackers.items():
+            tracker.queue_rows(
+                _without_point(epoch_rows, point_id), _without_point(layer_rows, point_id)
+            )
+
+
+class GroupProgress:
+    """A ``ProgressLog`` line per point of a group after every epoch."""
+
+    def __init__(self, point_ids: list[str], epochs: int):
+        self.logs = {point_id: ProgressLog(point_id, epochs) for point_id in point_ids}
+
+    def __call__(self, rows: list[dict]) -> None:
+        for point_id, progress in self.logs.items():
+            progress(_without_point(rows, point_id))
+
+
+def _train_group(
+    points: list[Point],
+    config: dict,
+    data_path: str | Path,
+    out_dirs: list[Path],
     tracking_uri: str | None,
     perturbed: bool,
-) -> dict:
-    """``run_point`` once the point's lock is held."""
+) -> None:
+    """``run_group`` once the points' locks are held: train them and write their outputs."""
     store.set_outage_timeout(config.get("tracking_timeout_s", store.DEFAULT_OUTAGE_TIMEOUT_S))
-    out_dir.mkdir(parents=True, exist_ok=True)
+    for out_dir in out_dirs:
+        out_dir.mkdir(parents=True, exist_ok=True)
     seeds = cfg.seeds(config)
     model_cfg, train_cfg = config["model"], config["training"]
     device = resolve_device(train_cfg["device"])
-    dtype = DTYPES[point.precision]
-    point_fingerprint = fingerprint(point, config)
+    first = points[0]
+    dtype = DTYPES[first.precision]
+    fingerprints = [fingerprint(point, config) for point in points]
     if perturbed:
-        point_fingerprint += f"+{control.CONTROL}"
+        fingerprints = [f"{f}+{control.CONTROL}" for f in fingerprints]
+    labels = [point.id for point in points for _ in seeds]
 
     arch = model_cfg["arch"]
     split = datasets.load(data_path, flatten=arch == "mlp")
     architecture = {
         "classes": split.classes,
         "width": model_cfg["width"],
-        "depth": point.depth,
-        "activation": point.activation,
-        "zero_grad": point.zero_grad,
-        "batch_norm": point.batch_norm,
-        "init": point.init,
+        "depth": first.depth,
+        "activation": first.activation,
+        "zero_grad": first.zero_grad,
+        "batch_norm": first.batch_norm,
         "dtype": dtype,
         "device": device,
     }
+    members = seeds * len(points)
     if arch == "mlp":
-        stack = build_stack(seeds, in_features=split.in_features, **architecture)
+        inits = [point.init for point in points for _ in seeds]
+        stack = build_stack(members, in_features=split.in_features, init=inits, **architecture)
     else:
         in_shape = tuple(split.x_train.shape[1:])
-        stack = conv_training.build_models(seeds, arch, in_shape=in_shape, **architecture)
+        stack = conv_training.build_models(
+            members, arch, in_shape=in_shape, init=first.init, **architecture
+        )
     settings = Settings(
-        seeds=seeds,
-        lr=point.lr,
+        seeds=members,
+        lr=[point.lr for point in points for _ in seeds],
         epochs=train_cfg["epochs"],
         batch_size=train_cfg["batch_size"],
-        optimizer=point.optimizer,
+        optimizer=first.optimizer,
         weight_decay=train_cfg["weight_decay"],
-        fingerprint=point_fingerprint,
+        fingerprint=group_fingerprint(fingerprints),
+        points=labels,
     )
     if perturbed:
         control.perturb_one_ulp(stack)
     module = SeedStackModule(stack, split.to(device, dtype), settings)
 
-    params = tracking_params(point, config)
-    tracker = None
+    trackers: dict[str, PointTracker] = {}
     if tracking_uri is not None:
-        tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
+        varying = varying_axes(config)
         profile = {"train": len(split.y_train), "test": len(split.y_test)}
-        tracker.start(
-            params,
-            seeds,
-            provenance(device),
-            name=tracking.run_name(point.params(), varying_axes(config)),
-            dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
-        )
+        for point, point_fingerprint in zip(points, fingerprints, strict=True):
+            tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
+            tracker.start(
+                tracking_params(point, config),
+                seeds,
+                provenance(device),
+                name=tracking.run_name(point.params(), varying),
+                dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
+            )
+            trackers[point.id] = tracker
 
-    checkpoint_dir = out_dir / "checkpoints"
+    checkpoint_dir = out_dirs[0] / "checkpoints"
     last = checkpoint_dir / "last.ckpt"
-    done = _resumable(last, point_fingerprint)
+    done = _resumable(last, settings.fingerprint)
+    names = ", ".join(point.id for point in points)
     if done is not None:
-        log.info("resuming %s after epoch %d from %s", point.id, done, last)
+        log.info("resuming %s after epoch %d from %s", names, done, last)
     else:
-        log.info("training %s: %d seeds, %d epochs", point.id, len(seeds), settings.epochs)
-    progress = ProgressLog(point.id, settings.epochs)
+        log.info("training %s: %d seeds each, %d epochs", names, len(seeds), settings.epochs)
     fit(
         module,
         device,
         last,
         resume=done is not None,
-        tracker=tracker,
-        progress=progress,
-        check=RefuseNonFiniteStart(point.id, data_path),
+        tracker=GroupTracker(trackers) if trackers else None,
+        progress=GroupProgress([point.id for point in points], settings.epochs),
+        check=RefuseNonFiniteStart(labels, data_path),
     )
 
     history = module.history
-    epochs = pd.DataFrame(history.epochs, columns=EPOCH_COLUMNS)
-    layers = pd.DataFrame(history.layers)
-    epochs.to_csv(out_dir / "epochs.csv", index=False)
-    layers.to_csv(out_dir / "layers.csv", index=False)
-    statuses = seed_status(history, seeds)
-    # The final weights' fingerprint: zero_grad twins are bitwise equal exactly when it is.
-    for seed, digest in zip(seeds, parameter_hashes(module.stack), strict=True):
-        statuses[seed]["params_sha256"] = digest
-    summary = {
-        "point": point.id,
-        "params": point.params(),
-        "perturbed": perturbed,
-        "fingerprint": point_fingerprint,
-        "seeds": {str(seed): info for seed, info in statuses.items()},
-        "mlflow": {
-            "tracking_uri": tracking_uri,
-            "parent_run_id": tracker.parent_id if tracker else None,
-            "seed_run_ids": {str(s): r for s, r in (tracker.seed_runs if tracker else {}).items()},
-        },
-    }
-    if tracker is not None:
-        tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
-    (out_dir / "point.json").write_text(json.dumps(summary, indent=2) + "\n")
+    hashes = parameter_hashes(module.stack)
+    for i, (point, out_dir) in enumerate(zip(points, out_dirs, strict=True)):
+        own = range(i * len(seeds), (i + 1) * len(seeds))
+        epoch_rows = _without_point(history.epochs, point.id)
+        layer_rows = _without_point(history.layers, point.id)
+        pd.DataFrame(epoch_rows, columns=EPOCH_COLUMNS).to_csv(out_dir / "epochs.csv", index=False)
+        pd.DataFrame(layer_rows).to_csv(out_dir / "layers.csv", index=False)
+        statuses = seed_status(history, seeds, list(own))
+        # The final weights' fingerprint: zero_grad twins are bitwise equal exactly when it is.
+        for seed, member in zip(seeds, own, strict=True):
+            statuses[seed]["params_sha256"] = hashes[member]
+        tracker = trackers.get(point.id)
+        summary = {
+            "point": point.id,
+            "params": point.params(),
+            "perturbed": perturbed,
+            "fingerprint": fingerprints[i],
+            "seeds": {str(seed): info for seed, info in statuses.items()},
+            "mlflow": {
+                "tracking_uri": tracking_uri,
+                "parent_run_id": tracker.parent_id if tracker else None,
+                "seed_run_ids": {
+                    str(s): r for s, r in (tracker.seed_runs if tracker else {}).items()
+                },
+            },
+        }
+        if tracker is not None:
+            tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
+        (out_dir / "point.json").write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return summary
