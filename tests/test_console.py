@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers.workflow import ROOT, scratch_copy
+
 from relulab.study import console
 
 
