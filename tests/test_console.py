@@ -44,7 +44,7 @@ def test_without_an_interrupt_everything_passes_and_nothing_is_added():
 def test_bin_study_pipes_snakemake_through_the_console():
     script = (ROOT / "bin" / "study").read_text()
     assert "| \\\n    .venv/bin/python -m relulab.study.console" in script.replace("|\n", "| \\\n")
-    assert 'status=${PIPESTATUS[0]}' in script
+    assert "status=${PIPESTATUS[0]}" in script
 
 
 @pytest.mark.slow
@@ -69,9 +69,7 @@ def test_ctrl_c_on_a_running_study_prints_one_line(tmp_path):
     )
     logs = study / "results" / "logs" / "train"
     deadline = time.monotonic() + 300
-    while not any(
-        "progress" in log.read_text() for log in logs.glob("*.log") if log.is_file()
-    ):
+    while not any("progress" in log.read_text() for log in logs.glob("*.log") if log.is_file()):
         assert process.poll() is None and time.monotonic() < deadline, "no job trained"
         time.sleep(0.1)
     os.killpg(process.pid, signal.SIGINT)
