@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from relulab.figures.palette import COLOURS, OTHER_COLOUR
-from relulab.train import store
+from relulab.train import sqlite_metrics, store
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -264,6 +264,9 @@ class PointTracker:
     def __init__(self, uri: str, experiment: str, point_id: str, fingerprint: str):
         self.uri = uri
         self.client = _client(uri)
+        # An SQLite store's metrics go straight into its tables (``sqlite_metrics``): the same
+        # rows as MLflow's log_batch, at a fraction of its CPU cost; servers get log_batch.
+        self.metric_tables = sqlite_metrics.MetricTables.open(store.sqlite_path(uri))
         self.experiment_id = experiment_id(uri, experiment)
         self.point_id = point_id
         self.fingerprint = fingerprint
@@ -472,11 +475,17 @@ class PointTracker:
             calls.append((-1, []))
         for index, (epoch, metrics) in enumerate(calls):
             extra = (tags or []) if index == len(calls) - 1 else []
-            _retry(
-                lambda metrics=metrics, extra=extra: self.client.log_batch(
-                    run_id, metrics=metrics, tags=extra
+            if self.metric_tables is None:
+                _retry(
+                    lambda metrics=metrics, extra=extra: self.client.log_batch(
+                        run_id, metrics=metrics, tags=extra
+                    )
                 )
-            )
+            else:
+                if metrics:
+                    _retry(lambda metrics=metrics: self.metric_tables.log(run_id, metrics))
+                if extra:
+                    _retry(lambda extra=extra: self.client.log_batch(run_id, tags=extra))
             yield epoch
         queue.clear()
 
