@@ -59,6 +59,8 @@ def test_the_schema_is_the_one_list_of_allowed_values_and_the_code_agrees():
     assert cfg.allowed_values("activation", schema) == list(activations.ACTIVATIONS)
     assert cfg.allowed_values("kinked_activation", schema) == list(activations.KINKED)
     assert set(cfg.allowed_values("precision", schema)) == set(models.DTYPES)
+    training = cfg.allowed_values("training_precision", schema)
+    assert training == list(models.TRAINING_PRECISIONS)
     assert cfg.allowed_values("optimizer", schema) == list(optim.OPTIMIZERS)
     for init in cfg.allowed_values("init", schema):
         models.mlp(in_features=3, width=4, depth=1, classes=2, activation="relu", init=init)

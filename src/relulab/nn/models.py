@@ -14,13 +14,22 @@ from torch import nn
 from relulab.nn import activations
 
 INITS = ("default", "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
-# The precisions a study trains in (``training.precision``) and their torch dtypes.
+# The precisions of weights and arithmetic and their torch dtypes.
 DTYPES = {
     "float64": torch.float64,
     "float32": torch.float32,
     "bfloat16": torch.bfloat16,
     "float16": torch.float16,
 }
+# Mixed precision as people train (``training.precision``): float32 master weights and data, the
+# forward pass under ``torch.autocast`` in this type; float16 with dynamic loss scaling.
+MIXED = {"mixed_float16": torch.float16, "mixed_bfloat16": torch.bfloat16}
+TRAINING_PRECISIONS = (*DTYPES, *MIXED)
+
+
+def weight_dtype(precision: str) -> torch.dtype:
+    """The type of a network's weights and data for a training precision."""
+    return torch.float32 if precision in MIXED else DTYPES[precision]
 
 
 def mlp(

@@ -216,7 +216,15 @@ DATASET_SHAPES = {
     "fashion_mnist": (60000, 10000, (1, 28, 28)),
     "cifar10": (50000, 10000, (3, 32, 32)),
 }
-BYTES = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
+# Bytes per number; mixed precision keeps float32 weights and data.
+BYTES = {
+    "float64": 8,
+    "float32": 4,
+    "bfloat16": 2,
+    "float16": 2,
+    "mixed_float16": 4,
+    "mixed_bfloat16": 4,
+}
 CLASSES = 10
 CONV_MEASURE_BATCH = 1024  # relulab.train.conv.MEASURE_BATCH: images measured at once
 
@@ -328,13 +336,27 @@ def _largest_cause(config: dict, total_gb: float) -> str:
 
 
 def _check_model(config: dict) -> None:
-    """What the schema cannot say: convolutional models need images; a ResNet's depth rule."""
+    """What the schema cannot say: convolutional models need images and train in one precision
+    (no mixed precision); a ResNet's depth rule."""
     model = config.get("model", {})
     arch = model.get("arch", "mlp")
     if arch != "mlp" and config.get("dataset") == "mnist1d":
         raise ConfigError(
             f"config key 'model.arch' is {arch!r} but dataset 'mnist1d' has no images; "
             "convolutional models need one of digits, mnist, fashion_mnist, cifar10"
+        )
+    precisions = [
+        ("training.precision", p) for p in as_list(config.get("training", {}).get("precision", []))
+    ]
+    for i, entry in enumerate(config.get("optimizer_study") or []):
+        if "precision" in entry:
+            precisions.append((f"optimizer_study[{i}].precision", entry["precision"]))
+    mixed = [(key, p) for key, p in precisions if p.startswith("mixed")]
+    if arch != "mlp" and mixed:
+        raise ConfigError(
+            f"config key '{mixed[0][0]}' is {mixed[0][1]!r} but model.arch is {arch!r}; "
+            "mixed precision trains MLPs only (allowed with convolutional models: float64, "
+            "float32, bfloat16, float16)"
         )
     if arch == "resnet":
         for depth in as_list(model.get("depth", [])):

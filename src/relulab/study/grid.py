@@ -131,14 +131,19 @@ def expand(config: dict) -> list[Point]:
 
 def optimizer_studies(config: dict) -> list[dict]:
     """Each ``optimizer_study`` entry as a config of its own: its optimizer, learning rates,
-    activations and zero_grad values, everything else as in ``config``."""
+    activations, zero_grad values and precision (if it names one), everything else as in
+    ``config``."""
     return [
         {
             **config,
             "activation": entry["activation"],
             "lr": entry["lr"],
             "zero_grad": entry["zero_grad"],
-            "training": {**config["training"], "optimizer": entry["optimizer"]},
+            "training": {
+                **config["training"],
+                "optimizer": entry["optimizer"],
+                "precision": entry.get("precision", config["training"]["precision"]),
+            },
             "optimizer_study": [],
             "depth_study": None,
         }

@@ -20,7 +20,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -59,12 +59,18 @@ class SeedModel(Protocol):
     dtype: torch.dtype
 
     def backward(
-        self, x: torch.Tensor, y: torch.Tensor, index: torch.Tensor, alive: torch.Tensor
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        index: torch.Tensor,
+        alive: torch.Tensor,
+        loss_scale: torch.Tensor | None = None,
     ) -> None:
         """Backpropagate each live seed's mean loss on its minibatch ``x[index[s]]``.
 
         Marks in ``alive`` (``[S]`` bool, in place) the seeds whose loss is not finite; a seed
-        that is not alive contributes a zero loss, so its weights stop changing.
+        that is not alive contributes a zero loss, so its weights stop changing. With
+        ``loss_scale`` (``[S]``, mixed precision) each seed's loss is multiplied by its scale.
         """
 
     def hidden_grad_norms(self) -> torch.Tensor:
@@ -118,6 +124,13 @@ def grad_rms(grad: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     return rows.double() / math.sqrt(n)
 
 
+def autocast(dtype: torch.dtype | None, device: torch.device):
+    """``torch.autocast`` to ``dtype`` on ``device``'s type; nothing when ``dtype`` is None."""
+    if dtype is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
 def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
     """Per-seed metrics with frozen weights on the whole training set and on the test set.
 
@@ -131,8 +144,14 @@ def measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
     forward pass and one backward pass to the pre-activations; the ``_at_inference`` masks and
     the losses use batch norm's running statistics. Without batch norm the two views are one
     pass. The gradient is that of each example's own cross-entropy (their sum, backpropagated
-    with batch norm's statistics fixed), RMS over (example, unit).
+    with batch norm's statistics fixed), RMS over (example, unit). In mixed precision every
+    forward pass runs under autocast, as training's does.
     """
+    with autocast(getattr(stack, "autocast_dtype", None), data.x_train.device):
+        return _measure(stack, data)
+
+
+def _measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
     was_training = stack.training
     stack.eval()
     seeds = stack.seeds
@@ -192,18 +211,25 @@ class StackedMLP(SeedStack):
     # (exact_zeros, live_zeros) while ``counting_exact_zeros_of`` counts this model's zeros.
     zero_counters: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def backward(self, x, y, index, alive) -> None:
+    # Mixed precision: the type of the forward pass under ``torch.autocast`` (None: off).
+    autocast_dtype: torch.dtype | None = None
+
+    def backward(self, x, y, index, alive, loss_scale=None) -> None:
         # The exact zeros are counted here rather than by forward hooks: one check per step
         # for all layers instead of a hook and a read-back per layer (same counts).
         counting = self.zero_counters is not None
         zs: list[torch.Tensor] | None = [] if counting else None
         hs: list[torch.Tensor] | None = [] if counting else None
-        losses = per_seed_cross_entropy(self(x[index], zs, hs), y[index])
+        with autocast(self.autocast_dtype, x.device):
+            losses = per_seed_cross_entropy(self(x[index], zs, hs), y[index])
         if counting and may_hold_exact_zeros(zs):
             for z, h in zip(zs, hs, strict=True):
                 count_exact_zeros(z, h, *self.zero_counters)
         alive &= torch.isfinite(losses)
-        torch.where(alive, losses, 0).sum().backward()
+        losses = torch.where(alive, losses, 0)
+        if loss_scale is not None:
+            losses = losses * loss_scale
+        losses.sum().backward()
 
     def hidden_grad_norms(self) -> torch.Tensor:
         hidden = tuple(self.weights._parameters.values())[:-1]
@@ -405,6 +431,9 @@ class Settings:
     weight_decay: float = 0.0
     fingerprint: str = ""
     points: list[str] | None = None
+    # Mixed precision: the forward pass's type under autocast (float32 master weights and data);
+    # float16 adds dynamic loss scaling per member.
+    autocast: torch.dtype | None = None
 
     def member_lrs(self) -> list[float]:
         """The learning rate of each member."""
@@ -453,6 +482,13 @@ class SeedTraining:
         self.alive = torch.ones(len(settings.seeds), dtype=torch.bool)
         self.history = History()
         self.death = [probes.DeathHistory() for _ in range(model.depth)]
+        self.scaler: optim.MemberLossScaler | None = None
+        if settings.autocast is not None:
+            if not isinstance(model, StackedMLP):
+                raise ValueError("mixed precision trains stacked MLPs only")
+            model.autocast_dtype = settings.autocast
+            if settings.autocast == torch.float16:
+                self.scaler = optim.MemberLossScaler(len(settings.seeds))
 
     def optimizer(self) -> torch.optim.Optimizer:
         """``torch.optim``'s optimiser; a stacked model's members step at their own learning
@@ -460,7 +496,15 @@ class SeedTraining:
         s = self.settings
         lrs = s.member_lrs()
         if isinstance(self.model, SeedStack):
-            return optim.member_optimizer(s.optimizer, self.model.parameters(), lrs, s.weight_decay)
+            # With loss scaling a member skips the steps whose gradients overflowed: a
+            # parameter group per member.
+            return optim.member_optimizer(
+                s.optimizer,
+                self.model.parameters(),
+                lrs,
+                s.weight_decay,
+                per_member=self.scaler is not None,
+            )
         if len(set(lrs)) > 1:
             raise ValueError("members with different learning rates need a stacked model")
         return optim.make_optimizer(s.optimizer, self.model.parameters(), lrs[0], s.weight_decay)
@@ -469,6 +513,8 @@ class SeedTraining:
         """Move the data to ``device`` in the model's dtype; measure epoch 0 unless resumed."""
         self.data = self.data.to(device, self.model.dtype)
         self.alive = self.alive.to(device)
+        if self.scaler is not None:
+            self.scaler.load_state_dict(self.scaler.state_dict(), device)
         if not self.history.epochs:
             self.record(epoch=0, counters=None)
 
@@ -487,6 +533,7 @@ class SeedTraining:
             "order": [g.get_state() for g in self.order],
             "noise": [g.get_state() for g in self.model.noise_generators()],
             "death": [d.state_dict() for d in self.death],
+            "loss_scale": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
     def load_state(self, state: dict) -> None:
@@ -498,6 +545,8 @@ class SeedTraining:
             g.set_state(saved)
         for d, saved in zip(self.death, state["death"], strict=True):
             d.load_state_dict(saved)
+        if self.scaler is not None:
+            self.scaler.load_state_dict(state["loss_scale"])
 
     def run_epoch(self, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
         """One pass over the training set in each seed's own order; the epoch's counters."""
@@ -515,8 +564,11 @@ class SeedTraining:
             for start in range(0, n, batch_size):
                 index = orders[:, start : start + batch_size]
                 optim.zero_grad(optimizer)
-                model.backward(data.x_train, data.y_train, index, self.alive)
-                grad_norms.add_(model.hidden_grad_norms())
+                if self.scaler is None:
+                    model.backward(data.x_train, data.y_train, index, self.alive)
+                    grad_norms.add_(model.hidden_grad_norms())
+                else:
+                    self.scaled_backward(model, data, index, optimizer, grad_norms)
                 optimizer.step()
                 steps += 1
         return {
@@ -525,6 +577,16 @@ class SeedTraining:
             "grad_norm": grad_norms / max(steps, 1),
             "steps": steps,
         }
+
+    def scaled_backward(self, model, data, index, optimizer, grad_norms) -> None:
+        """Loss scaling's backward pass: scale, unscale, and leave out of the step the members
+        whose gradients overflowed (their weight-gradient norms count 0 for that step)."""
+        scaler = self.scaler
+        model.backward(data.x_train, data.y_train, index, self.alive, loss_scale=scaler.scale)
+        overflowed = scaler.unscale_(model.parameters())
+        grad_norms.add_(torch.where(overflowed, 0.0, model.hidden_grad_norms()))
+        optim.skip_members(optimizer, overflowed.nonzero().flatten().tolist())
+        scaler.update(overflowed)
 
     def record(self, epoch: int, counters: dict | None) -> None:
         """Measure every live seed and append its rows; mark seeds that diverged."""

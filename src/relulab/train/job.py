@@ -22,12 +22,13 @@ import pandas as pd
 import torch
 
 from relulab.data import prepared as datasets
+from relulab.nn.models import MIXED, weight_dtype
 from relulab.study import config as cfg
 from relulab.study import paths
 from relulab.study.grid import Point, expand, fingerprint, is_finished
 from relulab.train import control, store, tracking
 from relulab.train import conv as conv_training
-from relulab.train.core import DTYPES, Settings, build_stack, parameter_hashes, seed_status
+from relulab.train.core import Settings, build_stack, parameter_hashes, seed_status
 from relulab.train.lightning import SaveEveryEpoch as SaveEveryEpoch  # tests patch it here
 from relulab.train.lightning import SeedStackModule, fit
 from relulab.train.provenance import provenance
@@ -359,7 +360,7 @@ def _train_group(
     model_cfg, train_cfg = config["model"], config["training"]
     device = resolve_device(train_cfg["device"])
     first = points[0]
-    dtype = DTYPES[first.precision]
+    dtype = weight_dtype(first.precision)
     fingerprints = [fingerprint(point, config) for point in points]
     if perturbed:
         fingerprints = [f"{f}+{control.CONTROL}" for f in fingerprints]
@@ -395,6 +396,7 @@ def _train_group(
         weight_decay=train_cfg["weight_decay"],
         fingerprint=group_fingerprint(fingerprints),
         points=labels,
+        autocast=MIXED.get(first.precision),
     )
     if perturbed:
         control.perturb_one_ulp(stack)

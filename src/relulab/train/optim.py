@@ -62,13 +62,16 @@ def member_runs(lrs: list[float]) -> list[tuple[int, int, float]]:
 
 
 def member_optimizer(
-    name: str, parameters, lrs: list[float], weight_decay: float
+    name: str, parameters, lrs: list[float], weight_decay: float, per_member: bool = False
 ) -> torch.optim.Optimizer:
     """``make_optimizer`` for stacked ``parameters`` (members along dim 0), member ``m`` at
-    learning rate ``lrs[m]``: one parameter group of slice views per run of equal rates, or the
+    learning rate ``lrs[m]``: one parameter group of slice views per run of equal rates (per
+    member with ``per_member``, so that ``skip_members`` can leave one out of a step), or the
     parameters themselves where all rates are equal."""
     parameters = list(parameters)
     runs = member_runs(lrs)
+    if per_member:
+        runs = [(m, m + 1, lr) for m, lr in enumerate(lrs)]
     if len(runs) == 1:
         return make_optimizer(name, parameters, runs[0][2], weight_decay)
     members = {p.shape[0] for p in parameters}
@@ -79,6 +82,7 @@ def member_optimizer(
         for start, stop, lr in runs
     ]
     optimizer = make_optimizer(name, groups, runs[0][2], weight_decay)
+    optimizer.member_runs = [(start, stop) for start, stop, _ in runs]
     # Not part of the optimiser's state_dict: which stacked parameter each view slices.
     optimizer.member_views = [
         (
@@ -117,3 +121,80 @@ def zero_grad(optimizer: torch.optim.Optimizer) -> None:
                 view.grad = grad[start:stop]
         grads.append(grad)
     torch._foreach_zero_(grads)
+
+
+def skip_members(optimizer: torch.optim.Optimizer, members: list[int]) -> None:
+    """Leave ``members`` out of the next ``step`` (a loss-scaled step whose gradients
+    overflowed): their views' gradients are cleared, which ``torch.optim`` skips entirely
+    (parameters, moments and step count), and ``zero_grad`` restores them for the step after.
+    Each member must have a parameter group of its own (``member_optimizer(per_member=True)``),
+    or be the model's only member."""
+    if not members:
+        return
+    member_views = getattr(optimizer, "member_views", None)
+    if member_views is None:
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                p.grad = None
+        return
+    for group, (start, stop) in zip(optimizer.param_groups, optimizer.member_runs, strict=True):
+        if any(start <= m < stop for m in members):
+            if stop - start != 1:
+                raise ValueError("skipping a member needs a parameter group per member")
+            for view in group["params"]:
+                view.grad = None
+
+
+class MemberLossScaler:
+    """Dynamic loss scaling per member, as ``torch.amp.GradScaler`` does it for one model.
+
+    Each member's loss is multiplied by its scale before the backward pass; its gradients are
+    divided by it after. A member whose gradients are not all finite skips the step and halves
+    its scale; one that has gone ``growth_interval`` steps without doing so doubles it
+    (GradScaler's defaults: 2**16, x2, x0.5, 2000 steps).
+    """
+
+    def __init__(
+        self,
+        members: int,
+        device: torch.device | str = "cpu",
+        init_scale: float = 2.0**16,
+        growth_factor: float = 2.0,
+        backoff_factor: float = 0.5,
+        growth_interval: int = 2000,
+    ):
+        self.scale = torch.full((members,), init_scale, dtype=torch.float32, device=device)
+        self.growth = torch.zeros(members, dtype=torch.int64, device=device)
+        self.growth_factor, self.backoff_factor = growth_factor, backoff_factor
+        self.growth_interval = growth_interval
+
+    def unscale_(self, parameters) -> torch.Tensor:
+        """Divide each member's gradients by its scale, in place; ``[M]`` True where a member's
+        gradients hold an infinity or a NaN."""
+        inverse = self.scale.double().reciprocal().float()
+        found = torch.zeros_like(self.growth, dtype=torch.bool)
+        for p in parameters:
+            if p.grad is None:
+                continue
+            p.grad.mul_(inverse.to(p.grad.dtype).view(-1, *([1] * (p.grad.dim() - 1))))
+            found |= ~torch.isfinite(p.grad).flatten(1).all(dim=1)
+        return found
+
+    def update(self, found: torch.Tensor) -> None:
+        """After a step: back off where ``found``, grow where the interval has passed."""
+        self.growth = torch.where(found, 0, self.growth + 1)
+        grow = self.growth >= self.growth_interval
+        self.scale = torch.where(
+            found,
+            self.scale * self.backoff_factor,
+            torch.where(grow, self.scale * self.growth_factor, self.scale),
+        )
+        self.growth = torch.where(grow, 0, self.growth)
+
+    def state_dict(self) -> dict:
+        return {"scale": self.scale.cpu(), "growth": self.growth.cpu()}
+
+    def load_state_dict(self, state: dict, device: torch.device | str | None = None) -> None:
+        device = self.scale.device if device is None else device
+        self.scale = state["scale"].to(device)
+        self.growth = state["growth"].to(device)
