@@ -356,12 +356,19 @@ def end_to_end(args, config: dict, split, work: Path) -> dict:
     shutil.copytree(ROOT / "config", study / "config")
     snakemake = Path(sys.executable).parent / "snakemake"
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    command = [str(snakemake), "--cores", str(args.cores)]
+    # As bin/study runs it: the local workflow profile.
+    command = [
+        str(snakemake),
+        "--workflow-profile",
+        "workflow/profiles/default",
+        "--cores",
+        str(args.cores),
+    ]
     if args.until:
         command += ["--until", *args.until]
     if args.config != ROOT / "config" / "config.yaml":
         command += ["--configfile", str(args.config.resolve())]
-    print(f"end-to-end: {' '.join(command[1:])} ({len(points)} training jobs)", flush=True)
+    print(f"end-to-end: {' '.join(command[1:])} ({len(points)} grid points)", flush=True)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=study, env=environment, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -369,7 +376,24 @@ def end_to_end(args, config: dict, split, work: Path) -> dict:
         raise SystemExit(f"snakemake failed:\n{result.stderr[-4000:]}")
     summary = {"points": len(points), "seeds": len(cfg.seeds(config)), "snakemake s": wall}
     logs = sorted((study / ".snakemake" / "log").glob("*.snakemake.log"))
-    return {"summary": summary, "jobs": job_seconds(logs[-1]) if logs else pd.DataFrame()}
+    jobs = job_seconds(logs[-1]) if logs else pd.DataFrame()
+    tracked = tracking_seconds(study / "results" / "logs" / "train")
+    summary["in MLflow calls s"] = tracked
+    summary["MLflow / wall"] = tracked / wall
+    if len(jobs):
+        summary["MLflow / all jobs' s"] = tracked / jobs.total_s.sum()
+    return {"summary": summary, "jobs": jobs}
+
+
+def tracking_seconds(train_logs: Path) -> float:
+    """The seconds the study's training jobs spent inside MLflow calls, summed over jobs (each
+    logs ``job.TRACKING_TIME`` per group of points it trains)."""
+    pattern = re.compile(re.escape(job.TRACKING_TIME) + r": ([\d.]+) s")
+    return sum(
+        float(match.group(1))
+        for log in train_logs.glob("*.log")
+        for match in pattern.finditer(log.read_text())
+    )
 
 
 def job_seconds(log: Path) -> pd.DataFrame:

@@ -314,23 +314,39 @@ def _without_point(rows: list[dict], point_id: str) -> list[dict]:
     ]
 
 
-class GroupTracker:
-    """Sends each point's rows of a group's history to that point's ``PointTracker``."""
+# The log line with a job's time inside MLflow calls (``benchmarks/train_speed.py`` sums them).
+TRACKING_TIME = "time inside MLflow calls"
 
-    def __init__(self, trackers: dict[str, PointTracker]):
-        self.trackers = trackers
+
+class GroupTracker:
+    """Sends each point's rows of a group's history to that point's ``PointTracker``, and
+    clocks the time spent inside all of the group's tracking calls (``timed``, ``seconds``)."""
+
+    def __init__(self):
+        self.trackers: dict[str, PointTracker] = {}
+        self.seconds = 0.0
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds += time.perf_counter() - start
 
     def log_rows(self, epoch_rows: list[dict], layer_rows: list[dict]) -> None:
-        for point_id, tracker in self.trackers.items():
-            tracker.log_rows(
-                _without_point(epoch_rows, point_id), _without_point(layer_rows, point_id)
-            )
+        with self.timed():
+            for point_id, tracker in self.trackers.items():
+                tracker.log_rows(
+                    _without_point(epoch_rows, point_id), _without_point(layer_rows, point_id)
+                )
 
     def queue_rows(self, epoch_rows: list[dict], layer_rows: list[dict]) -> None:
-        for point_id, tracker in self.trackers.items():
-            tracker.queue_rows(
-                _without_point(epoch_rows, point_id), _without_point(layer_rows, point_id)
-            )
+        with self.timed():
+            for point_id, tracker in self.trackers.items():
+                tracker.queue_rows(
+                    _without_point(epoch_rows, point_id), _without_point(layer_rows, point_id)
+                )
 
 
 class GroupProgress:
@@ -402,19 +418,21 @@ def _train_group(
         control.perturb_one_ulp(stack)
     module = SeedStackModule(stack, split.to(device, dtype), settings)
 
-    trackers: dict[str, PointTracker] = {}
+    group = GroupTracker()
+    trackers = group.trackers
     if tracking_uri is not None:
         varying = varying_axes(config)
         profile = {"train": len(split.y_train), "test": len(split.y_test)}
         for point, point_fingerprint in zip(points, fingerprints, strict=True):
-            tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
-            tracker.start(
-                tracking_params(point, config),
-                seeds,
-                provenance(device),
-                name=tracking.run_name(point.params(), varying),
-                dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
-            )
+            with group.timed():
+                tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
+                tracker.start(
+                    tracking_params(point, config),
+                    seeds,
+                    provenance(device),
+                    name=tracking.run_name(point.params(), varying),
+                    dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
+                )
             trackers[point.id] = tracker
 
     checkpoint_dir = out_dirs[0] / "checkpoints"
@@ -430,7 +448,7 @@ def _train_group(
         device,
         last,
         resume=done is not None,
-        tracker=GroupTracker(trackers) if trackers else None,
+        tracker=group if trackers else None,
         progress=GroupProgress([point.id for point in points], settings.epochs),
         check=RefuseNonFiniteStart(labels, data_path),
     )
@@ -463,6 +481,9 @@ def _train_group(
             },
         }
         if tracker is not None:
-            tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
+            with group.timed():
+                tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
         (out_dir / "point.json").write_text(json.dumps(summary, indent=2) + "\n")
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if trackers:
+        log.info("%s: %.2f s for %d points", TRACKING_TIME, group.seconds, len(points))
