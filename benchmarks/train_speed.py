@@ -352,8 +352,8 @@ def end_to_end(args, config: dict, split, work: Path) -> dict:
     study = work / "study"
     study.mkdir(parents=True)
     shutil.copy(ROOT / "Snakefile", study / "Snakefile")
-    shutil.copytree(ROOT / "workflow", study / "workflow")
-    shutil.copytree(ROOT / "config", study / "config")
+    for folder in ("workflow", "config", "docs"):
+        shutil.copytree(ROOT / folder, study / folder)
     snakemake = Path(sys.executable).parent / "snakemake"
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     # As bin/study runs it: the local workflow profile.
