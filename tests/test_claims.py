@@ -319,3 +319,48 @@ def test_a_remedy_with_dead_units_refutes_the_fix():
     )
     found, _ = verdict(inputs, "Leaky ReLU")
     assert found == "refuted for elu (units dead there too)"
+
+
+def twin_rows(departed, twin_max, control_max):
+    return pd.DataFrame(
+        {
+            "activation": ["relu"],
+            "lr": [0.01],
+            "precision": ["float32"],
+            "depth": [2],
+            "batch_norm": [False],
+            "optimizer": ["adam"],
+            "init": ["default"],
+            "zero_grad": [1.0],
+            "variant": ["relu (f'(0)=1)"],
+            "seeds": [3],
+            "departed": [departed],
+            "accuracy_difference_mean": [twin_max / 3],
+            "accuracy_difference_ci_low": [-0.3],
+            "accuracy_difference_ci_high": [0.4],
+            "departed_accuracy_difference_max_abs": [twin_max if departed else float("nan")],
+            "control_accuracy_difference_max_abs": [control_max],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("departed", "twin_max", "control_max", "expected"),
+    [
+        (0, 0.0, 0.02, "supported"),
+        (1, 0.279, 0.065, "refuted"),
+        (1, 0.01, 0.065, "refuted (no more than any last-bit change)"),
+        (1, 0.0, 0.065, "supported"),
+    ],
+)
+def test_accuracy_claim_is_judged_per_parted_seed_against_the_control(
+    departed, twin_max, control_max, expected
+):
+    """Not on a t-interval over seeds that are equal to their twin by construction."""
+    inputs = inputs_of((point("relu", 0.01), {}))
+    inputs.zero_grad_effect = twin_rows(departed, twin_max, control_max)
+    found, measured = verdict(inputs, "ReLU'(0) does not change what training reaches")
+    assert found == expected
+    assert f"{departed} of 3 runs parted" in measured
+    if departed and twin_max:
+        assert f"{100 * twin_max:.2f} points" in measured and "1-ulp" in measured

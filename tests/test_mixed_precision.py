@@ -8,8 +8,8 @@ import json
 import pandas as pd
 import pytest
 import torch
-
 from helpers.training import trainer
+
 from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
