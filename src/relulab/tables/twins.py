@@ -349,20 +349,25 @@ def plot(table: pd.DataFrame, path: str | Path) -> None:
     table = table.assign(setting=_setting(table))
     present = set(table["precision"])
     precisions = [p for p in PRECISIONS if p in present] + sorted(present - set(PRECISIONS))
-    settings = list(dict.fromkeys(table["setting"]))
+    # Each precision's panel shows its own settings, its width in proportion to their count.
+    settings_of = {
+        p: list(dict.fromkeys(table.loc[table["precision"] == p, "setting"])) for p in precisions
+    }
+    counts = [max(len(settings_of[p]), 1) for p in precisions]
     lrs = sorted(table["lr"].unique())
     colours = dict(zip(lrs, plots.sns.color_palette(n_colors=len(lrs)), strict=True))
     figure, axes = plt.subplots(
         2,
         len(precisions),
-        figsize=(3 + 1.2 * max(len(settings), 2) * len(precisions), 6.5),
+        figsize=(3 + 1.2 * max(sum(counts), 2), 6.5),
         squeeze=False,
-        sharex=True,
         sharey="row",
+        gridspec_kw={"width_ratios": counts},
     )
     width = 0.7 / max(len(lrs), 1)
     for c, precision in enumerate(precisions):
         part = table[table["precision"] == precision]
+        settings = settings_of[precision]
         for i, lr in enumerate(lrs):
             rows = part[part["lr"] == lr].set_index("setting").reindex(settings)
             x = np.arange(len(settings)) + (i - (len(lrs) - 1) / 2) * width
@@ -394,7 +399,10 @@ def plot(table: pd.DataFrame, path: str | Path) -> None:
         axes[0][c].set_title(precision)
         axes[0][c].set_ylim(-0.05, 1.05)
         axes[1][c].axhline(0, color="grey", linewidth=0.8)
+        axes[0][c].set_xticks(np.arange(len(settings)), [])
         axes[1][c].set_xticks(np.arange(len(settings)), settings, rotation=35, ha="right")
+        for ax in (axes[0][c], axes[1][c]):
+            ax.set_xlim(-0.6, len(settings) - 0.4)
     axes[0][0].set_ylabel("seeds departing from\nthe f'(0)=0 twin")
     axes[1][0].set_ylabel("final val accuracy,\ntwin minus f'(0)=0")
     axes[0][-1].legend(title="learning rate", bbox_to_anchor=(1.02, 1), loc="upper left")
