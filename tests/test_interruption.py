@@ -31,6 +31,7 @@ import psutil
 import pytest
 import torch
 import yaml
+from helpers.training import die_after_epoch
 from helpers.workflow import scratch_copy, snakemake, study_config
 from mlflow.tracking import MlflowClient
 
@@ -180,14 +181,7 @@ def test_job_resumes_from_its_epoch_checkpoint_to_the_same_numbers(tmp_path, mon
     digits = data.prepare("digits", tmp_path / "digits.npz")
     straight = reference_run(point, config, digits, tmp_path / "straight")
 
-    save = job.SaveEveryEpoch.on_train_epoch_end
-
-    def save_then_die(self, trainer, module):
-        save(self, trainer, module)
-        if trainer.current_epoch + 1 == 3:
-            raise SystemExit("killed after epoch 3")
-
-    monkeypatch.setattr(job.SaveEveryEpoch, "on_train_epoch_end", save_then_die)
+    die_after_epoch(monkeypatch, 3)
     with pytest.raises(SystemExit):
         reference_run(point, config, digits, tmp_path / "killed")
     assert checkpoint_epochs(tmp_path / "killed" / "checkpoints" / "last.ckpt") == 3

@@ -8,6 +8,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from helpers.training import die_after_epoch
 
 from relulab.study import config as cfg
 from relulab.study import grid
@@ -129,19 +130,12 @@ def test_member_optimizer_steps_each_run_of_members_as_torch_optim(rule):
 def test_points_trained_together_resume_from_their_shared_checkpoint(
     digits, tmp_path, monkeypatch, caplog
 ):
-    """A group killed after epoch 2 resumes from its checkpoint (optimiser state of every run
+    """A group killed after epoch 1 resumes from its checkpoint (optimiser state of every run
     of members, noise generators) to the numbers of an uninterrupted run."""
     config = study("rrelu", "adam", "float32")
     points = grid.expand(config)
     job.run_points(points, config, digits, None, root=tmp_path / "straight")
-    save = job.SaveEveryEpoch.on_train_epoch_end
-
-    def save_then_die(self, trainer, module):
-        save(self, trainer, module)
-        if trainer.current_epoch + 1 == 1:
-            raise SystemExit("killed after epoch 1")
-
-    monkeypatch.setattr(job.SaveEveryEpoch, "on_train_epoch_end", save_then_die)
+    die_after_epoch(monkeypatch, 1)
     with pytest.raises(SystemExit):
         job.run_points(points, config, digits, None, root=tmp_path / "killed")
     monkeypatch.undo()

@@ -62,3 +62,18 @@ def train(
     module = SeedStackModule(stack, split.to(device, torch.float64), settings)
     trainer(epochs, callbacks, device).fit(module)
     return module
+
+
+def die_after_epoch(monkeypatch, epoch: int) -> None:
+    """Make training jobs save their checkpoint of ``epoch`` (1-based), then die (SystemExit),
+    as a job killed right after that checkpoint would."""
+    from relulab.train import job
+
+    save = job.SaveEveryEpoch.on_train_epoch_end
+
+    def save_then_die(self, trainer, module):
+        save(self, trainer, module)
+        if trainer.current_epoch + 1 == epoch:
+            raise SystemExit(f"killed after epoch {epoch}")
+
+    monkeypatch.setattr(job.SaveEveryEpoch, "on_train_epoch_end", save_then_die)
