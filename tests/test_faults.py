@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from helpers import mlflow_server
 from helpers.vision_files import write_cifar10
 from helpers.workflow import ROOT, check_mlflow_runs, scratch_copy, snakemake
 from mlflow.tracking import MlflowClient
@@ -379,34 +380,7 @@ def free_port(preferred: int) -> int:
 def start_server(workdir: Path, port: int, command: list[str] | None = None) -> subprocess.Popen:
     """``mlflow server`` on loopback (the README's command, or ``command``), in ``workdir``
     with its store under ``workdir/results``; waits until it answers."""
-    command = command or [
-        ".venv/bin/mlflow",
-        "server",
-        "--backend-store-uri",
-        "sqlite:///results/mlflow.db",
-        "--artifacts-destination",
-        "results/mlartifacts",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "5000",
-    ]
-    command = [str(Path(sys.executable).parent / "mlflow"), *command[1:]]
-    command[command.index("--port") + 1] = str(port)
-    (workdir / "results").mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    # The basic-auth app's CSRF protection needs a fixed secret key (README says to export one).
-    env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", "relulab-test-secret-key-0123456789abcdef")
-    env.setdefault("MLFLOW_AUTH_ADMIN_PASSWORD", "relulab-test-admin-password-0123456789")
-    log = open(workdir / f"server-{port}.log", "a")  # noqa: SIM115 - lives with the server
-    server = subprocess.Popen(
-        [*command, "--workers", "1"],
-        cwd=workdir,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    server = mlflow_server.launch(workdir, port, workdir / f"server-{port}.log", command)
 
     def up() -> bool:
         try:

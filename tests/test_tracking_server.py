@@ -16,13 +16,13 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+from helpers import mlflow_server
 from helpers.workflow import scratch_copy, snakemake, study_config, training_targets
 
 from relulab.study import config as cfg
@@ -49,31 +49,7 @@ class Server:
     def __init__(self, workdir: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [
-            str(Path(sys.executable).parent / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            "sqlite:///results/mlflow.db",
-            "--artifacts-destination",
-            "results/mlartifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "1",
-        ]
-        (workdir / "results").mkdir(exist_ok=True)
-        self.log = open(workdir / "mlflow-server.log", "w")  # noqa: SIM115 - closed in stop()
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        self.process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.process = mlflow_server.launch(workdir, self.port, workdir / "mlflow-server.log")
 
     def wait_until_up(self, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -96,7 +72,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        self.log.close()
 
     def get(self, path: str, **query) -> dict:
         url = f"{self.url}{path}?{urllib.parse.urlencode(query)}"

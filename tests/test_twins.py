@@ -145,7 +145,9 @@ def test_parameter_hashes_see_one_bit():
         assert len(parameter_hashes(stack.to(dtype))) == 2
 
 
-def test_run_point_records_final_hashes_and_epoch_hashes(digits, tmp_path):
+def trained_twins(digits, tmp_path) -> tuple[dict, list]:
+    """ReLU's f'(0)=0 and 1 twins (float64, 2 seeds, 2 epochs) trained by ``job.run_point``;
+    the config and the points' run folders."""
     config = cfg.validate(
         {
             "dataset": "digits",
@@ -160,6 +162,11 @@ def test_run_point_records_final_hashes_and_epoch_hashes(digits, tmp_path):
     for point in grid.expand(config):
         job.run_point(point, config, digits, tmp_path / point.id, tracking_uri=None)
         run_dirs.append(tmp_path / point.id)
+    return config, run_dirs
+
+
+def test_run_point_records_final_hashes_and_epoch_hashes(digits, tmp_path):
+    config, run_dirs = trained_twins(digits, tmp_path)
     infos = [json.loads((d / "point.json").read_text()) for d in run_dirs]
     for info, run_dir in zip(infos, run_dirs, strict=True):
         epochs = pd.read_csv(run_dir / "epochs.csv")
@@ -341,20 +348,7 @@ def test_perturb_one_ulp_moves_one_weight_per_seed_by_one_unit_in_the_last_place
 
 
 def test_control_run_departs_and_lands_in_the_effect_table(digits, tmp_path):
-    config = cfg.validate(
-        {
-            "dataset": "digits",
-            "activation": ["relu"],
-            "zero_grad": [0.0, 1.0],
-            "lr": [0.1],
-            "model": {"width": 16, "depth": 2},
-            "training": {"epochs": 2, "batch_size": 128, "seeds": 2, "precision": "float64"},
-        }
-    )
-    run_dirs = []
-    for point in grid.expand(config):
-        job.run_point(point, config, digits, tmp_path / point.id, tracking_uri=None)
-        run_dirs.append(tmp_path / point.id)
+    config, run_dirs = trained_twins(digits, tmp_path)
     reference = next(p for p in grid.expand(config) if p.zero_grad == 0.0)
     control_dir = tmp_path / "controls" / reference.id
     info = job.run_point(reference, config, digits, control_dir, None, perturbed=True)

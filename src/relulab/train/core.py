@@ -514,7 +514,7 @@ class SeedTraining:
         self.data = self.data.to(device, self.model.dtype)
         self.alive = self.alive.to(device)
         if self.scaler is not None:
-            self.scaler.load_state_dict(self.scaler.state_dict(), device)
+            self.scaler.to(device)
         if not self.history.epochs:
             self.record(epoch=0, counters=None)
 

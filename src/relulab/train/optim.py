@@ -194,7 +194,9 @@ class MemberLossScaler:
     def state_dict(self) -> dict:
         return {"scale": self.scale.cpu(), "growth": self.growth.cpu()}
 
-    def load_state_dict(self, state: dict, device: torch.device | str | None = None) -> None:
-        device = self.scale.device if device is None else device
-        self.scale = state["scale"].to(device)
-        self.growth = state["growth"].to(device)
+    def load_state_dict(self, state: dict) -> None:
+        self.scale = state["scale"].to(self.scale.device)
+        self.growth = state["growth"].to(self.growth.device)
+
+    def to(self, device: torch.device | str) -> None:
+        self.scale, self.growth = self.scale.to(device), self.growth.to(device)
