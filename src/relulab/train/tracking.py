@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from relulab.figures.palette import COLOURS, OTHER_COLOUR
-from relulab.train import sqlite_metrics, store
+from relulab.train import sqlite_runs, store
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -264,9 +264,10 @@ class PointTracker:
     def __init__(self, uri: str, experiment: str, point_id: str, fingerprint: str):
         self.uri = uri
         self.client = _client(uri)
-        # An SQLite store's metrics go straight into its tables (``sqlite_metrics``): the same
-        # rows as MLflow's log_batch, at a fraction of its CPU cost; servers get log_batch.
-        self.metric_tables = sqlite_metrics.MetricTables.open(store.sqlite_path(uri))
+        # An SQLite store's runs, params, tags and metrics go straight into its tables
+        # (``sqlite_runs``): MLflow's own rows at a fraction of its CPU cost; a server gets
+        # MLflow's calls.
+        self.run_tables = sqlite_runs.RunTables.open(store.sqlite_path(uri))
         self.experiment_id = experiment_id(uri, experiment)
         self.point_id = point_id
         self.fingerprint = fingerprint
@@ -301,17 +302,28 @@ class PointTracker:
                 return runs
 
     def _create(self, name: str, tags: dict[str, str], params: dict[str, str], dataset) -> str:
-        run = _retry(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
+        """A new run with its tags (in the same call: a run is always found again by them),
+        params and dataset input."""
         from mlflow.entities import DatasetInput, InputTag, Param
 
-        batch = [Param(k, v[:6000]) for k, v in params.items()]
-        for start in range(0, len(batch), 100):
-            chunk = batch[start : start + 100]
-            _retry(lambda chunk=chunk: self.client.log_batch(run.info.run_id, params=chunk))
+        params = {k: v[:6000] for k, v in params.items()}
+        if self.run_tables is not None:
+            run_id = _retry(
+                lambda: self.run_tables.create_run(self.experiment_id, name, tags, params)
+            )
+        else:
+            run = _retry(
+                lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+            )
+            run_id = run.info.run_id
+            batch = [Param(k, v) for k, v in params.items()]
+            for start in range(0, len(batch), 100):
+                chunk = batch[start : start + 100]
+                _retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
         if dataset is not None:
             used = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
-            _retry(lambda: self.client.log_inputs(run.info.run_id, datasets=[used]))
-        return run.info.run_id
+            _retry(lambda: self.client.log_inputs(run_id, datasets=[used]))
+        return run_id
 
     def start(
         self,
@@ -436,9 +448,9 @@ class PointTracker:
             self.parent_pending.append((epoch, [Metric(k, values[k], now, epoch) for k in keys]))
             self.parent_queued = max(self.parent_queued, epoch)
 
-    def _send_parent(self, tags: list | None = None) -> None:
-        """Send the parent's queued seed bands and ``tags``."""
-        for _ in self._send_queue(self.parent_id, self.parent_pending, tags):
+    def _send_parent(self, tags: dict[str, str] | None = None, status: str | None = None) -> None:
+        """Send the parent's queued seed bands and ``tags`` (and end it with ``status``)."""
+        for _ in self._send_queue(self.parent_id, self.parent_pending, tags, status):
             pass
 
     def log_rows(self, epoch_rows: list[dict], layer_rows: list[dict], force: bool = False) -> None:
@@ -447,19 +459,33 @@ class PointTracker:
         if force or time.monotonic() - self.last_flush >= FLUSH_INTERVAL_S:
             self.flush()
 
-    def _send(self, seed: int, tags: list | None = None) -> None:
-        """Send a seed's queued epochs (and ``tags``) in as few ``log_batch`` calls as fit."""
+    def _send(
+        self, seed: int, tags: dict[str, str] | None = None, status: str | None = None
+    ) -> None:
+        """Send a seed's queued epochs (and ``tags``, and ``status`` that ends the run) in as
+        few calls as fit."""
         run_id = self.seed_runs[seed]
-        for epoch in self._send_queue(run_id, self.pending[seed], tags):
+        for epoch in self._send_queue(run_id, self.pending[seed], tags, status):
             self.logged_epochs[seed] = max(self.logged_epochs[seed], epoch)
 
-    def _send_queue(self, run_id: str, queue: list[tuple[int, list]], tags: list | None):
-        """Send ``queue`` (epochs in order, each with its metrics) and ``tags`` to ``run_id``.
+    def _send_queue(
+        self,
+        run_id: str,
+        queue: list[tuple[int, list]],
+        tags: dict[str, str] | None,
+        status: str | None = None,
+    ):
+        """Send ``queue`` (epochs in order, each with its metrics) and ``tags`` to ``run_id``,
+        then end the run with ``status`` (e.g. "FINISHED") if given.
 
         A call holds whole epochs, in order, so that a store that holds an epoch's last metric
         (the one whose history marks logged epochs) holds every metric of it and of the epochs
-        before it. Yields, after each call, the newest epoch the store now holds whole.
+        before it. The tags and the status go with the last call (one transaction with the
+        last metrics where the store's tables are written directly). Yields, after each call,
+        the newest epoch the store now holds whole.
         """
+        from mlflow.entities import RunTag
+
         calls: list[tuple[int, list]] = []  # (newest epoch complete after the call, metrics)
         for epoch, metrics in queue:
             if calls and len(calls[-1][1]) + len(metrics) <= BATCH_METRICS:
@@ -471,21 +497,28 @@ class PointTracker:
                     calls.append(
                         (epoch if whole else epoch - 1, metrics[start : start + BATCH_METRICS])
                     )
-        if tags and not calls:
+        if (tags or status) and not calls:
             calls.append((-1, []))
         for index, (epoch, metrics) in enumerate(calls):
-            extra = (tags or []) if index == len(calls) - 1 else []
-            if self.metric_tables is None:
+            last = index == len(calls) - 1
+            extra = (tags or {}) if last else {}
+            ending = status if last else None
+            if self.run_tables is not None:
                 _retry(
-                    lambda metrics=metrics, extra=extra: self.client.log_batch(
-                        run_id, metrics=metrics, tags=extra
+                    lambda metrics=metrics, extra=extra, ending=ending: self.run_tables.write(
+                        run_id, metrics, tags=extra, status=ending
                     )
                 )
             else:
-                if metrics:
-                    _retry(lambda metrics=metrics: self.metric_tables.log(run_id, metrics))
-                if extra:
-                    _retry(lambda extra=extra: self.client.log_batch(run_id, tags=extra))
+                if metrics or extra:
+                    batch = [RunTag(k, v) for k, v in extra.items()]
+                    _retry(
+                        lambda metrics=metrics, batch=batch: self.client.log_batch(
+                            run_id, metrics=metrics, tags=batch
+                        )
+                    )
+                if ending:
+                    _retry(lambda ending=ending: self.client.set_terminated(run_id, ending))
             yield epoch
         queue.clear()
 
@@ -500,28 +533,23 @@ class PointTracker:
 
     def finish(self, statuses: dict[int, dict], artifacts: Iterable[Path] = ()) -> None:
         """Send what is queued, tag each seed's final status, attach the point's files, and
-        close the runs; a seed's last metrics and its tags go in one call."""
-        from mlflow.entities import RunTag
-
+        close the runs; a run's last metrics, its tags and its end go in one call."""
         for seed in self.seed_runs:
             if seed not in statuses and self.pending[seed]:
                 self._send(seed)
         for seed, info in statuses.items():
-            run_id = self.seed_runs[seed]
-            tags = [RunTag("status", info["status"])]
+            tags = {"status": info["status"]}
             if info.get("params_sha256"):
-                tags.append(RunTag(TAG_PARAMS_SHA256, info["params_sha256"]))
+                tags[TAG_PARAMS_SHA256] = info["params_sha256"]
             if info.get("diverged_epoch") is not None:
-                tags.append(RunTag("diverged_epoch", str(info["diverged_epoch"])))
-            self._send(seed, tags)
-            _retry(lambda run_id=run_id: self.client.set_terminated(run_id, "FINISHED"))
+                tags["diverged_epoch"] = str(info["diverged_epoch"])
+            self._send(seed, tags, status="FINISHED")
         self.last_flush = time.monotonic()
-        diverged = sum(info["status"] == "diverged" for info in statuses.values())
-        parent_tags = [RunTag("status", "finished"), RunTag("diverged_seeds", str(diverged))]
-        self._send_parent(parent_tags)
         for path in artifacts:
             _retry(lambda path=path: self.client.log_artifact(self.parent_id, str(path)))
-        _retry(lambda: self.client.set_terminated(self.parent_id, "FINISHED"))
+        diverged = sum(info["status"] == "diverged" for info in statuses.values())
+        parent_tags = {"status": "finished", "diverged_seeds": str(diverged)}
+        self._send_parent(parent_tags, status="FINISHED")
 
 
 def study_description(name: str) -> str:
