@@ -15,12 +15,12 @@ writes the same rows with SQLite's own statements, each call one transaction:
 
 Params and the tags of ``write`` pass MLflow's own validation (``mlflow.utils.validation``:
 names, length limits, truncation), as in ``log_batch``; a new run's tags are stored as given, as
-``create_run`` stores them. What MLflow's API then reads (runs found by tag, their params and tags, metric
-histories, latest metrics, the UI's charts) is the same: ``tests/test_sqlite_runs.py`` compares
-both paths through MLflow's client. It is used only where the store's tables have exactly the
-columns this module writes (``open`` checks them; other MLflow versions or schemas keep MLflow's
-own calls), and never creates a store: a store that has gone away fails the write, as MLflow's
-would.
+``create_run`` stores them. What MLflow's API then reads (runs found by tag, their params and
+tags, metric histories, latest metrics, the UI's charts) is the same:
+``tests/test_sqlite_runs.py`` compares both paths through MLflow's client. It is used only
+where the store's tables have exactly the columns this module writes (``open`` checks them;
+other MLflow versions or schemas keep MLflow's own calls), and never creates a store: a store
+that has gone away fails the write, as MLflow's would.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class RunTables:
                     if found != columns:
                         return None
                 found = {row[1] for row in connection.execute("PRAGMA table_info(experiments)")}
-                if not EXPERIMENT_COLUMNS <= found:
+                if not found >= EXPERIMENT_COLUMNS:
                     return None
         except sqlite3.Error:
             return None
@@ -222,7 +222,7 @@ class RunTables:
             return
         # Only each key's most recent row of this call can become its latest value.
         newest: dict[str, tuple] = {}
-        for key, value, ts, run, step, nan in rows:
+        for key, value, ts, _, step, nan in rows:
             if key not in newest or (step, ts, value) > newest[key][:3]:
                 newest[key] = (step, ts, value, nan)
         latest = [(key, v, ts, step, nan, run_id) for key, (step, ts, v, nan) in newest.items()]
