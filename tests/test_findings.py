@@ -2,6 +2,7 @@
 
 import dataclasses
 import functools
+import hashlib
 import math
 import re
 
@@ -385,3 +386,16 @@ def test_q1_sets_each_departed_twin_against_the_one_ulp_control(control_max, ver
     assert f"up to {100 * control_max:.2f} points" in control
     answer = find(sentences, "^Answer for float32")
     assert verdict in answer and "1 runs parted" in answer
+
+
+def test_html_sources_link_from_results_and_from_the_zipped_report():
+    section = findings.Section(
+        "Q", [findings.Finding("A finding.", ("figures/dead_heatmap.png", "tables/epochs.csv"))]
+    )
+    page = findings.to_html([section])
+    digest = hashlib.sha256(b"results/figures/dead_heatmap.png").hexdigest()[:16]
+    assert (
+        f'href="figures/dead_heatmap.png" data-report-href="../{digest}/dead_heatmap.png"' in page
+    )
+    assert '<a class="source" href="tables/epochs.csv" target="_blank"' in page  # no report item
+    assert findings.LINK_SCRIPT in page

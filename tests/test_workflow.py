@@ -1,6 +1,9 @@
 """End to end: the smoke study through Snakemake, checked in its tables, figures and MLflow."""
 
+import posixpath
 import re
+import zipfile
+from pathlib import PurePosixPath
 
 import pytest
 from helpers.workflow import (
@@ -83,6 +86,27 @@ def test_findings_and_html_report_group_every_output_by_question(smoke_study):
     names = ("death_over_time.png", "gradient_by_depth.png", "cost.html", "revival.html")
     for name in (*names, "definitions.html"):
         assert name in report
+
+
+def test_findings_link_to_the_items_of_the_zipped_report(smoke_study):
+    """Every source the findings cite that is a report item opens that item from inside
+    Snakemake's zipped report; the others (CSV files) are no report item."""
+    snakemake(smoke_study, "--configfile", "config/smoke.yaml", "--report", "results/report.zip")
+    with zipfile.ZipFile(smoke_study / "results/report.zip") as archive:
+        names = set(archive.namelist())
+        (inside,) = [n for n in names if n.endswith("/findings.html")]
+        page = archive.read(inside).decode()
+    links = re.findall(r'<a class="source" href="([^"]+)"(?: data-report-href="([^"]+)")?', page)
+    targets = {target for _, target in links if target}
+    assert len(targets) >= 5
+    folder = PurePosixPath(inside).parent
+    for source, target in links:
+        assert (smoke_study / "results" / source).exists(), source  # from results/ as they are
+        if source.endswith((".html", ".png")):
+            resolved = posixpath.normpath(str(folder / target))
+            assert resolved in names, (source, target)
+        else:
+            assert not target, source
 
 
 def point_files_state(workdir) -> dict[str, tuple[bytes, int]]:

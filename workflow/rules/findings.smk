@@ -186,7 +186,8 @@ onsuccess:
             f"\nrelulab: study {config['study']} is complete. Where to look:\n"
             "  findings  results/findings.md (each question, its answer and verdict)\n"
             "  figures   results/figures/, tables results/tables/\n"
-            "  report    snakemake --report results/report.html, then open that file\n"
+            "  report    snakemake --report results/report.zip, unzip it in results/, open\n"
+            "            results/report/report.html (findings linked to figures and tables)\n"
             "  MLflow    relulab ui (it prints the address of the runs' charts)\n"
         )
 

@@ -8,6 +8,7 @@ says what is missing and falls back on what the training tables show.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 from dataclasses import dataclass, field
@@ -1625,13 +1626,53 @@ def to_markdown(sections: list[Section]) -> str:
     return "\n".join(lines)
 
 
+# Suffixes of the results that are items of the HTML report (every table's HTML and every
+# figure; ``tests/test_workflow.py`` checks each link of the report's findings resolves).
+REPORT_SUFFIXES = (".html", ".png")
+
+# Makes the links of findings.html work where it is opened: from results/ as they are; inside
+# Snakemake's zipped report (``--report x.zip``: each item in data/raw/<id>/) to the other items;
+# inside the single-file report, which embeds each item as its own data: URL and so cannot link
+# between them, as plain names with a hint.
+LINK_SCRIPT = """<script>
+(function () {
+  var inZip = /\\/data\\/raw\\/[0-9a-f]{16}\\/[^\\/]+$/.test(location.pathname);
+  var embedded = location.protocol === "data:";
+  document.querySelectorAll("a.source").forEach(function (a) {
+    if (inZip && a.dataset.reportHref) {
+      a.href = a.dataset.reportHref;
+    } else if (inZip || embedded) {
+      a.removeAttribute("href");
+      a.title = "open it from the report's menu";
+    }
+  });
+})();
+</script>"""
+
+
+def report_href(source: str) -> str:
+    """The link from one item of Snakemake's zipped report to the item ``source`` (a path
+    relative to results/): ``../<id>/<file name>``, the id the first 16 hex digits of the
+    SHA-256 of the path as the workflow names it (Snakemake's ``report_href``)."""
+    path = (paths.RESULTS / source).as_posix()
+    return f"../{hashlib.sha256(path.encode()).hexdigest()[:16]}/{Path(source).name}"
+
+
+def _source_link(source: str) -> str:
+    name = html.escape(Path(source).name)
+    href = html.escape(source, quote=True)
+    in_report = Path(source).suffix in REPORT_SUFFIXES
+    target = f' data-report-href="{html.escape(report_href(source))}"' if in_report else ""
+    return f'<a class="source" href="{href}"{target} target="_blank" rel="noopener">{name}</a>'
+
+
 def to_html(sections: list[Section]) -> str:
     parts = [f"<h1>{html.escape(TITLE)}</h1>"]
     for section in sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>\n<ul>")
         for finding in section.findings:
             text = html.escape(finding.text).replace("`", "")
-            links = ", ".join(f"{html.escape(Path(s).name)}" for s in finding.sources)
+            links = ", ".join(_source_link(s) for s in finding.sources)
             parts.append(f"<li>{text}" + (f" <em>({links})</em>" if links else "") + "</li>")
         parts.append("</ul>")
         if section.table is not None and len(section.table):
@@ -1640,6 +1681,7 @@ def to_html(sections: list[Section]) -> str:
             if len(table):
                 parts.append(f"<p>{html.escape(caption)}:</p>")
                 parts.append(table.to_html(index=False, border=0, classes="relulab-table"))
+    parts.append(LINK_SCRIPT)
     return "\n".join(parts) + "\n"
 
 
