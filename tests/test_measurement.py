@@ -12,6 +12,7 @@ from relulab.data import prepared as data
 from relulab.nn import activations, probes
 from relulab.nn.models import seeded_mlp
 from relulab.train import conv as conv_training
+from relulab.train import core
 from relulab.train.core import build_stack, measure
 
 ARCHITECTURE = dict(in_features=8, classes=3, width=10, depth=5, init="default")
@@ -120,3 +121,44 @@ def test_grad_rms_of_low_precision_gradients_matches_a_float64_reference(dtype):
     assert measured.dtype == torch.float64
     tolerance = 1e-12 if dtype == torch.float64 else 1e-6
     torch.testing.assert_close(measured, reference, rtol=tolerance, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("activation", "zero_grad", "dtype", "autocast"),
+    [
+        ("relu", 0.0, torch.float32, None),
+        ("relu", 1.0, torch.float64, None),
+        ("gelu", None, torch.float32, None),
+        ("relu", 0.0, torch.float32, torch.bfloat16),
+    ],
+)
+def test_measurement_in_slices_is_bitwise_the_one_pass(
+    monkeypatch, activation, zero_grad, dtype, autocast
+):
+    """1,300 examples in slices of ~512 (three of 433-434) give every number of one pass; a
+    diverged seed (NaN weights) too."""
+    kwargs = dict(ARCHITECTURE, in_features=40, width=64, depth=3)
+    stack = build_stack(
+        [0, 1, 2], activation=activation, zero_grad=zero_grad, batch_norm=False, dtype=dtype,
+        **kwargs,
+    )  # fmt: skip
+    stack.autocast_dtype = autocast
+    with torch.no_grad():
+        for weight in stack.weights:
+            weight.mul_(3)  # units that die on part of the data and not on the rest
+        stack.weights[1][2, 5].fill_(float("nan"))
+    x, y = shifted_inputs(n=1300, features=40)
+    split = data.Split(x, y, x[:100], y[:100]).to("cpu", dtype)
+    assert len(core.measurement_slices(1300)) == 3
+    sliced = measure(stack, split)
+    monkeypatch.setattr(core, "MEASURE_CHUNK", 10**9)
+    assert core.measurement_slices(1300) == [(0, 1300)]
+    whole = measure(stack, split)
+    if activation == "relu":
+        assert any(bool(mask.any()) and not bool(mask.all()) for mask in whole["dead"])
+    for key, value in whole.items():
+        values = value if isinstance(value, list) else [value]
+        others = sliced[key] if isinstance(value, list) else [sliced[key]]
+        for a, b in zip(values, others, strict=True):
+            assert a.dtype == b.dtype and torch.equal(a.isnan(), b.isnan()), key
+            assert torch.equal(a.nan_to_num(), b.nan_to_num()), key

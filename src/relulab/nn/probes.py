@@ -119,11 +119,17 @@ def count(ones: torch.Tensor, dim: tuple[int, ...] | None = None) -> torch.Tenso
 
 def sparsity(outputs: torch.Tensor, reduce: tuple[int, ...] | None = None) -> torch.Tensor:
     """Fraction of activation outputs exactly 0 (over ``reduce`` dims, all by default)."""
-    if not outputs.is_floating_point():
-        zeros = (outputs == 0).to(torch.float64)
-        return zeros.mean() if reduce is None else zeros.mean(dim=reduce)
     n = outputs.numel() if reduce is None else math.prod(outputs.shape[d] for d in reduce)
-    return (n - count(nonzero(outputs), reduce)).to(torch.float64) / n
+    return zero_count(outputs, reduce).to(torch.float64) / n
+
+
+def zero_count(outputs: torch.Tensor, reduce: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The number of activation outputs exactly 0 (over ``reduce`` dims, all by default), int64."""
+    if not outputs.is_floating_point():
+        zeros = (outputs == 0).to(torch.int64)
+        return zeros.sum() if reduce is None else zeros.sum(dim=reduce)
+    n = outputs.numel() if reduce is None else math.prod(outputs.shape[d] for d in reduce)
+    return n - count(nonzero(outputs), reduce)
 
 
 def batch_norms(model: nn.Module) -> list[nn.Module]:
