@@ -11,7 +11,8 @@ layers = pd.read_csv(snakemake.input.layers)  # noqa: F821
 # Axes that vary besides those a figure shows are written into each line's label.
 main = analysis.label_settings(layers[layers["point"].isin(params.main_ids)])
 deeper = analysis.label_settings(
-    layers[layers["point"].isin(params.depth_ids)], shown=("activation", "zero_grad", "depth")
+    layers[layers["point"].isin(params.depth_ids)],
+    shown=("activation", "zero_grad", "depth", "init"),  # init: the figure's rows
 )
 dynamics_plots.death_over_time(main, out.death_over_time)
 dynamics_plots.death_by_layer(main, out.death_by_layer)

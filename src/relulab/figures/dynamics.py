@@ -216,8 +216,10 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None 
             title = f"{depth} hidden layers"
             ax.set_title(title if len(rows) == 1 else f"{title}, {row_label(row)}", fontsize=9)
             ax.set_xlabel("hidden layer (1 = next to the input)")
-            if j == 0:
+            if j == 0 and len(rows) == 1:
                 ax.set_ylabel(label)
+    if len(rows) > 1:  # one label for the rows: each row's own would run into the next
+        figure.supylabel(label)
     style.legend(figure, data["variant"])
     figure.suptitle(f"{heading} (95 % interval over seeds)", y=1.02)
     figure.tight_layout()
