@@ -116,10 +116,7 @@ def grad_rms(grad: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """
     dims = tuple(sorted(d % grad.dim() for d in dims))
     n = math.prod(grad.shape[d] for d in dims)
-    rows = row_norms(grad, dims[-1])
-    if len(dims) > 1:
-        rows = torch.linalg.vector_norm(rows.double(), dim=dims[:-1])
-    return rows.double() / math.sqrt(n)
+    return rms_of_row_norms(row_norms(grad, dims[-1]), dims[:-1], n)
 
 
 def row_norms(grad: torch.Tensor, dim: int) -> torch.Tensor:
@@ -127,6 +124,13 @@ def row_norms(grad: torch.Tensor, dim: int) -> torch.Tensor:
     if grad.dtype in (torch.float16, torch.bfloat16):
         grad = grad.float()
     return torch.linalg.vector_norm(grad, dim=dim)
+
+
+def rms_of_row_norms(rows: torch.Tensor, dims: tuple[int, ...], n: int) -> torch.Tensor:
+    """``grad_rms`` from its rows' norms: combined over ``dims`` in float64, over ``n`` values."""
+    if dims:
+        rows = torch.linalg.vector_norm(rows.double(), dim=dims)
+    return rows.double() / math.sqrt(n)
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device):
@@ -186,10 +190,14 @@ class _TrainingSetPass:
     grad_rows: list[torch.Tensor]  # per hidden layer [S, examples]: norm of dL/dz over units
 
 
+# The dimensions of a stacked layer's [seed, example, unit] tensors a unit's masks keep.
+SEED_AND_UNIT = (0, 2)
+
+
 def _training_set_pass(stack: SeedStack, x: torch.Tensor, y: torch.Tensor) -> _TrainingSetPass:
     """Forward and backward to the pre-activations on examples ``x`` (``[N, features]``)."""
     seeds = stack.seeds
-    keep = (0, 2)
+    keep = SEED_AND_UNIT
     zs: list[torch.Tensor] = []
     hs: list[torch.Tensor] = []
     with torch.enable_grad():
@@ -220,7 +228,7 @@ def _measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
     was_training = stack.training
     stack.eval()
     seeds = stack.seeds
-    keep = (0, 2)
+    keep = SEED_AND_UNIT
     n = data.x_train.shape[0]
     slices = [(0, n)] if len(stack.norms) else measurement_slices(n)
     try:
@@ -238,7 +246,7 @@ def _measure(stack: SeedStack, data: Split) -> dict[str, torch.Tensor]:
                 zeros = sum(p.zeros[layer] for p in parts)
                 sparsity.append(zeros.to(torch.float64) / values)
                 rows = torch.cat([p.grad_rows[layer] for p in parts], dim=1)
-                rms.append(torch.linalg.vector_norm(rows.double(), dim=1) / math.sqrt(values))
+                rms.append(rms_of_row_norms(rows, (1,), values))
             if len(stack.norms):
                 x_train = data.x_train.expand(seeds, *data.x_train.shape)
                 y_train = data.y_train.expand(seeds, -1)

@@ -120,7 +120,6 @@ class RunTables:
 
     def __init__(self, path: Path):
         self.path = path
-        self._artifact_roots: dict[str, str] = {}
 
     @classmethod
     def open(cls, path: str | Path | None) -> RunTables | None:
