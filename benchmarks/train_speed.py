@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -132,6 +133,17 @@ def peer(name: str, data_path: Path, point: grid.Point, config: dict, seeds: int
     environment = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
     result = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def peak_memory(device: torch.device):
+    """The GPU memory PyTorch allocated at most inside the block, in MiB (``{"mib": ...}``)."""
+    memory = {"mib": math.nan}
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    yield memory
+    if device.type == "cuda":
+        memory["mib"] = torch.cuda.max_memory_allocated(device) / 2**20
 
 
 def flops_per_seed(split: data.Split, point: grid.Point, config: dict) -> float:
@@ -280,11 +292,15 @@ def per_seed_table(args, config: dict, split, data_path: Path, work: Path) -> pd
                 "gemm_gflops": rate / 1e9,
             }
             out = work / "runs" / point.id
-            timer = relulab_point(point, config, data_path, seeds, out, None)
+            with peak_memory(device) as memory:
+                timer = relulab_point(point, config, data_path, seeds, out, None)
             row["relulab"] = timer.wall / seeds
+            row.update({"relulab_gpu_mib": memory["mib"]} if device.type == "cuda" else {})
             members = len(group) * seeds
-            timer = relulab_group(group, config, data_path, seeds, work / "group", None)
+            with peak_memory(device) as memory:
+                timer = relulab_group(group, config, data_path, seeds, work / "group", None)
             row["group"] = timer.wall / members
+            row.update({"group_gpu_mib": memory["mib"]} if device.type == "cuda" else {})
             if not args.skip_tracking:
                 tracked = {**config, "study": store.new_experiment()}
                 with TrackerClock().timing() as clock:
@@ -331,6 +347,8 @@ def summarise_per_seed(runs: pd.DataFrame) -> pd.DataFrame:
         "in_tracker_share": "time in MLflow calls / wall",
         "gemm_gflops": "GEMM GFLOP/s",
         "seeds_per_s": "relulab seeds/s",
+        "relulab_gpu_mib": "relulab peak GPU MiB",
+        "group_gpu_mib": "as the study trains: peak GPU MiB",
     }
     return table[[c for c in names if c in table]].rename(columns=names)
 
@@ -459,6 +477,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-per-seed", action="store_true")
     parser.add_argument("--skip-tracking", action="store_true")
     parser.add_argument("--skip-end-to-end", action="store_true")
+    parser.add_argument("--skip-startup", action="store_true", help="no start-up timings")
     return parser.parse_args(argv)
 
 
@@ -482,9 +501,10 @@ def main(argv: list[str] | None = None) -> None:
             print(summarise_per_seed(runs).to_markdown(floatfmt=".3f"))
 
         statement = "import torch, relulab.train.job"
-        print(f"\nstart-up of a training process ({statement!r}):", end=" ")
-        print(f"{startup_seconds(statement, 3):.2f} s", flush=True)
-        if not args.skip_tracking:
+        if not args.skip_startup:
+            print(f"\nstart-up of a training process ({statement!r}):", end=" ")
+            print(f"{startup_seconds(statement, 3):.2f} s", flush=True)
+        if not args.skip_tracking and not args.skip_startup:
             statement = "import mlflow.tracking"
             seconds = startup_seconds(statement, 3)
             print(f"MLflow import ({statement!r}): {seconds:.2f} s", flush=True)

@@ -23,7 +23,10 @@ from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 

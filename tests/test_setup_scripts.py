@@ -151,7 +151,9 @@ def test_the_native_module_says_why_it_does_not_build(monkeypatch, capsys):
 
 def test_pip_is_pinned_like_everything_else():
     pins = dict(
-        line.split("==", 1) for line in (ROOT / "constraints.txt").read_text().split() if "==" in line
+        line.split("==", 1)
+        for line in (ROOT / "constraints.txt").read_text().split()
+        if "==" in line
     )
     assert re.fullmatch(r"\d+(\.\d+)+", pins.get("pip", "")), "constraints.txt pins pip"
     text = SETUP.read_text()

@@ -141,6 +141,7 @@ def test_flushed_subnormals_take_the_exact_path_without_exact_zeros(python_imple
     assert torch.equal(flushed[:3], upstream[:3] * torch.tensor([0.5, 0.0, 1.0]))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_relu_on_the_gpu_keeps_the_branch_free_path():
     x, upstream = without_zeros(*hard_inputs(torch.float32))
