@@ -105,6 +105,58 @@ def test_the_identity_names_version_and_installation(venv):
     assert Path(prefix.strip()) == Path(sys.base_prefix).resolve()
 
 
+# A stand-in interpreter: it answers setup's questions as CPython 3.99.0, makes a "venv" that is a
+# copy of itself, and records every -m call in calls.log beside the repository.
+STAND_IN = r"""#!/usr/bin/env bash
+case "$1" in
+    -c) case "$2" in *version_info*) exit 0 ;; *) echo "CPython 3.99.0 /opt/python3.99" ;; esac ;;
+    -m) echo "$*" >>"$CALLS"
+        if [ "$2" = venv ]; then mkdir -p "$3/bin" && cp "$0" "$3/bin/python"; fi
+        if [ "$2" = relulab.nn.native ]; then echo "relulab: operators ready"; fi ;;
+esac
+"""
+
+
+def setup_copy(tmp_path: Path) -> tuple[Path, dict]:
+    """bin/setup with constraints.txt and pyproject.toml in a scratch repository, run with the
+    stand-in as PYTHON."""
+    repo = tmp_path / "repo"
+    (repo / "bin").mkdir(parents=True)
+    for name in ("bin/setup", "constraints.txt", "pyproject.toml"):
+        (repo / name).write_bytes((ROOT / name).read_bytes())
+    (repo / "bin/setup").chmod(0o755)
+    python = fake_python(tmp_path / "python3.99", STAND_IN.split("\n", 1)[1])
+    return repo, {"PATH": "/usr/bin:/bin", "PYTHON": str(python), "CALLS": str(tmp_path / "calls")}
+
+
+def run_setup(repo: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(repo / "bin/setup")], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_setup_rebuilds_a_venv_of_another_python_then_keeps_its_own(tmp_path):
+    repo, env = setup_copy(tmp_path)
+    old = fake_python(repo / ".venv/bin/python", 'echo "CPython 3.11.0 /opt/python3.11"')
+    (repo / ".venv/.relulab-installed").touch()
+    first = run_setup(repo, env)
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == (
+        "bin/setup: rebuilding .venv (it was made by CPython 3.11.0 /opt/python3.11, "
+        "PYTHON is CPython 3.99.0 /opt/python3.99)\n"
+    )
+    assert "3.99.0" in old.read_text(), "the venv's interpreter is the stand-in's copy"
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls[0] == "-m venv .venv"
+    assert "-m pip install --quiet -c constraints.txt pip" in calls
+    assert calls[-1] == "-m relulab.nn.native"
+    assert first.stdout == "relulab: operators ready\n"
+    second = run_setup(repo, env)
+    assert second.returncode == 0
+    assert second.stderr == ""
+    assert (tmp_path / "calls").read_text().splitlines()[len(calls) :] == ["-m relulab.nn.native"]
+
+
 def native_run(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
     """bin/setup's native step in ``tmp_path`` with a stand-in .venv/bin/python."""
     fake_python(tmp_path / ".venv" / "bin" / "python", body)
@@ -131,6 +183,12 @@ def test_a_native_module_that_is_missing_is_reported_too(tmp_path):
     result = native_run(tmp_path, "echo 'python: No module named relulab.native' >&2; exit 1")
     assert result.returncode == 0
     assert "(python: No module named relulab.native)" in result.stderr
+
+
+def test_a_native_build_that_dies_silently_gives_its_exit_status(tmp_path):
+    result = native_run(tmp_path, "exit 143")
+    assert result.returncode == 0
+    assert "(it exited with status 143 and printed nothing)" in result.stderr
 
 
 def test_a_native_build_that_succeeds_prints_its_last_line(tmp_path):
