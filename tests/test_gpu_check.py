@@ -170,3 +170,14 @@ def test_every_test_that_needs_a_gpu_is_in_the_cuda_tier():
             if "skipif(not torch.cuda.is_available()" in block:
                 marked = "pytest.mark.cuda" in block or (i and "mark.cuda" in blocks[i - 1])
                 assert marked, f"{path.name}: a GPU test without @pytest.mark.cuda"
+
+
+def test_time_boxes_can_be_changed_per_part(tmp_path):
+    args = gpu_check.parse(["--time-box", "speed=200", "--time-box", "tests=90.5"])
+    context = gpu_check.Context(sys.executable, False, tmp_path, {}, dict(args.time_box))
+    assert context.budget("speed") == 200
+    assert context.budget("tests") == 90.5
+    assert context.budget("study") == gpu_check.BUDGET_GPU["study"]
+    assert sum(gpu_check.BUDGET_GPU.values()) < 8 * 60
+    with pytest.raises(SystemExit):
+        gpu_check.parse(["--time-box", "nothing=3"])
