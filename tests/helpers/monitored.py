@@ -97,3 +97,36 @@ def lightning_module(network: nn.Module, lr: float = 0.5):
             return torch.optim.SGD(self.parameters(), lr=lr)
 
     return Module()
+
+
+def ddp_check(rank: int, world_size: int, init_file: str, out: str) -> None:
+    """One process of a DDP check on gloo: rank 0 saves the reduced per-unit results."""
+    import torch.distributed as dist
+
+    from relulab.monitor import Monitor, ProbeSet
+
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    try:
+        model = ddp_model()
+        check = Monitor(model, ProbeSet.drawn(dataset(), size=101, seed=2)).check()
+        if rank == 0:
+            torch.save([per_unit(layer) for layer in check.layers], out)
+    finally:
+        dist.destroy_process_group()
+
+
+def ddp_model() -> nn.Sequential:
+    model = models.seeded_mlp(
+        9, in_features=FEATURES, width=16, depth=2, classes=CLASSES, activation="relu"
+    )
+    with torch.no_grad():
+        model[0].bias[:3] = -3.0
+    return model
+
+
+def per_unit(layer) -> dict[str, torch.Tensor]:
+    keys = ("dead", "inactive", "exact_zeros", "zero_outputs", "nonfinite", "grad_rms")
+    return {key: getattr(layer, key) for key in keys} | {"values": layer.values}
