@@ -51,3 +51,20 @@ def run_figure(layers: pd.DataFrame, path: str | Path, metric: str = "dead_fract
     ax.legend(title="layer", frameon=False, fontsize="small", ncols=2)
     style.save(figure, path)
     return Path(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m relulab.monitor.figure LAYERS_CSV PNG [METRIC]``: a monitored run's figure."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (2, 3):
+        raise SystemExit(
+            __doc__ + "\nusage: python -m relulab.monitor.figure LAYERS_CSV PNG [METRIC]"
+        )
+    layers = pd.read_csv(args[0])
+    print(run_figure(layers, args[1], *args[2:]))
+
+
+if __name__ == "__main__":
+    main()

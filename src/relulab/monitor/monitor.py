@@ -25,15 +25,16 @@ from torch import nn
 from relulab.monitor import capture, state
 from relulab.monitor.activations import activation_modules
 from relulab.monitor.check import Check, LayerCheck
-from relulab.monitor.probe import ProbeSet
+from relulab.monitor.probe import DEFAULT_SIZE, ProbeSet
 from relulab.monitor.totals import LayerTotals, reduce_across_processes
 from relulab.nn import probes
 
-# Probe examples per forward/backward pass: bounds the memory a check needs (a ResNet-18 on
-# 32x32 images holds about 10 MB per example of activations, copies and graph). Up to this
-# many examples are one pass, and batch norm then normalises with that pass's own statistics
-# exactly as ``relulab.nn.probes.pre_activations`` does; more are gathered chunk by chunk.
-DEFAULT_CHUNK = 256
+# Probe examples per forward/backward pass: the default probe set is one pass, in which batch
+# norm normalises with that pass's own statistics exactly as ``relulab.nn.probes``'s study
+# probes do. A smaller chunk bounds memory (a ResNet-18 on 3x32x32 inputs holds about 1 GB for
+# 1024 examples of activations, their copies and the graph); the statistics are then gathered
+# chunk by chunk, one sweep per batch-norm layer (``probes.normalising_by_whole_set``).
+DEFAULT_CHUNK = DEFAULT_SIZE
 
 
 def summed_cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
