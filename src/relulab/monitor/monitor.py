@@ -31,9 +31,9 @@ from relulab.nn import probes
 
 # Probe examples per forward/backward pass: the default probe set is one pass, in which batch
 # norm normalises with that pass's own statistics exactly as ``relulab.nn.probes``'s study
-# probes do. A smaller chunk bounds memory (a ResNet-18 on 3x32x32 inputs holds about 1 GB for
-# 1024 examples of activations, their copies and the graph); the statistics are then gathered
-# chunk by chunk, one sweep per batch-norm layer (``probes.normalising_by_whole_set``).
+# probes do. A pass holds a chunk's pre-activations twice (copies and graph), so a smaller chunk
+# bounds memory for large networks; batch-norm statistics are then gathered chunk by chunk, one
+# sweep per batch-norm layer (``probes.normalising_by_whole_set``), which costs more time.
 DEFAULT_CHUNK = DEFAULT_SIZE
 
 
