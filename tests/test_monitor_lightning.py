@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from helpers import monitored
+from helpers.monitored_lightning import Classifier
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
 
 from relulab import cli
@@ -49,7 +50,7 @@ def test_callback_logs_to_mlflow_and_audit_reproduces_its_last_check(
     logger = MLFlowLogger(experiment_name="monitored", tracking_uri=tracking_uri)
     callback = DeadUnitMonitor(every_n_steps=5, network="model", probe_size=PROBE)
     trainer = _trainer(tmp_path, logger, callback, max_steps=15)
-    trainer.fit(monitored.lightning_module(monitored.mlp_factory(), lr=2.0), _loader())
+    trainer.fit(Classifier(monitored.mlp_factory(), lr=2.0), _loader())
     last = callback.monitor.last
     assert last.step == 15
     client = MlflowClient(tracking_uri)
@@ -107,7 +108,7 @@ def test_callback_every_n_epochs_writes_through_a_csv_logger(tmp_path):
     logger = CSVLogger(tmp_path, name="csv")
     callback = DeadUnitMonitor(every_n_steps=None, every_n_epochs=1, network="model", probe_size=64)
     _trainer(tmp_path, logger, callback, max_epochs=2).fit(
-        monitored.lightning_module(monitored.mlp_factory()), _loader()
+        Classifier(monitored.mlp_factory()), _loader()
     )
     rows = pd.read_csv(tmp_path / "csv" / "version_0" / "metrics.csv")
     checks = rows.dropna(subset=["layer1/dead_fraction"])
@@ -136,3 +137,24 @@ def test_ddp_counts_are_summed_across_two_gloo_processes(tmp_path):
         for key in ("dead", "inactive", "exact_zeros", "zero_outputs", "nonfinite"):
             assert torch.equal(found[key], expected[key]), key
         assert found["grad_rms"].tolist() == pytest.approx(expected["grad_rms"].tolist(), rel=1e-9)
+
+
+@pytest.mark.slow  # two spawned Lightning processes
+def test_callback_under_lightning_ddp_spawn_on_two_cpu_processes(tmp_path):
+    callback = DeadUnitMonitor(every_n_steps=3, network="model", probe_size=101)
+    trainer = _trainer(
+        tmp_path,
+        CSVLogger(tmp_path, name="csv"),
+        callback,
+        max_steps=6,
+        devices=2,
+        strategy="ddp_spawn",
+    )
+    trainer.fit(Classifier(monitored.mlp_factory()), _loader())
+    layers = pd.read_csv(tmp_path / "relulab_monitor" / "layers.csv")
+    assert sorted(set(layers["step"])) == [0, 3, 6]
+    # Zero outputs are counted over the whole probe set (101 examples x 16 units), summed from
+    # the two processes' parts of 51 and 50 examples.
+    zeros = layers["sparsity"] * 101 * 16
+    assert (zeros - zeros.round()).abs().max() < 1e-9
+    assert not ((layers["sparsity"] * 51 * 16) % 1 < 1e-9).all()

@@ -77,28 +77,6 @@ class Functional(nn.Module):
         return torch.nn.functional.relu(self.fc(x))
 
 
-def lightning_module(network: nn.Module, lr: float = 0.5):
-    """A thin LightningModule around ``network`` (``self.model``), plain SGD."""
-    import lightning as L
-
-    class Module(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.model = network
-
-        def forward(self, x):
-            return self.model(x)
-
-        def training_step(self, batch, batch_idx):
-            x, y = batch
-            return nn.functional.cross_entropy(self(x), y)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=lr)
-
-    return Module()
-
-
 def ddp_check(rank: int, world_size: int, init_file: str, out: str) -> None:
     """One process of a DDP check on gloo: rank 0 saves the reduced per-unit results."""
     import torch.distributed as dist
