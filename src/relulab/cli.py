@@ -198,6 +198,50 @@ def _add_config_option(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from relulab.monitor import audit
+
+    audit.run(
+        args.factory,
+        args.checkpoint,
+        args.data,
+        args.out,
+        probe_size=args.probe_size,
+        seed=args.seed,
+        chunk=args.chunk,
+        mlflow_uri=args.mlflow_uri,
+        experiment=args.experiment,
+    )
+    return 0
+
+
+def _add_audit(commands) -> None:
+    """``relulab audit``: the dead-unit monitor's check of a saved model (relulab.monitor)."""
+    from relulab.monitor import DEFAULT_CHUNK, DEFAULT_SEED, DEFAULT_SIZE
+
+    audit = commands.add_parser(
+        "audit",
+        help="dead, inactive and sparse units per layer of a saved model",
+        description="Check a saved model's activations as the DeadUnitMonitor callback does: "
+        "the same probe set (size, seed), the same metric names.",
+    )
+    audit.add_argument("factory", help="import path of a function building the model, pkg.mod:fn")
+    audit.add_argument("--checkpoint", help="a state dict or a Lightning .ckpt")
+    audit.add_argument(
+        "--data",
+        required=True,
+        help="import path pkg.mod:fn returning a Dataset/DataLoader/tensors, or a relulab "
+        "dataset (mnist1d, digits, ...: its training split)",
+    )
+    audit.add_argument("--out", default="audit", help="folder for the CSV files and figure")
+    audit.add_argument("--probe-size", type=int, default=DEFAULT_SIZE, help="probe examples")
+    audit.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the probe draw")
+    audit.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="examples per pass")
+    audit.add_argument("--mlflow-uri", help="log an MLflow run to this tracking URI")
+    audit.add_argument("--experiment", default="relulab-audit", help="its MLflow experiment")
+    audit.set_defaults(run=_audit)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="relulab",
@@ -245,6 +289,7 @@ def parser() -> argparse.ArgumentParser:
         "(files you made yourself); they are then read without network",
     )
     fetch.set_defaults(run=_fetch)
+    _add_audit(commands)
     return root
 
 

@@ -421,3 +421,19 @@ class DeathHistory:
         if born is None and self.ever_dead is not None:
             born = torch.zeros_like(self.ever_dead)
         self.born_dead = born
+
+
+def exact_zeros(z: torch.Tensor, reduce: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The number of pre-activations exactly 0 (over ``reduce`` dims, all by default), int64:
+    the inputs at the kink, where the choice of f'(0) is used."""
+    return count(1 - nonzero(z.detach()), reduce)
+
+
+def nonfinite_count(z: torch.Tensor, reduce: tuple[int, ...] | None = None) -> torch.Tensor:
+    """The number of NaN or infinite values (over ``reduce`` dims, all by default), int64."""
+    z = z.detach()
+    if not z.is_floating_point() or bool(torch.isfinite(z.sum(dtype=torch.float64))):
+        shape = () if reduce is None else [s for d, s in enumerate(z.shape) if d not in reduce]
+        return torch.zeros(shape, dtype=torch.int64, device=z.device)
+    bad = (~torch.isfinite(z)).to(torch.int64)
+    return bad.sum() if reduce is None else bad.sum(dim=reduce)

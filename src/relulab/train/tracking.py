@@ -47,6 +47,13 @@ LOWER, UPPER = "ci95_low", "ci95_high"
 # the grid points' charts open as rows of mean, upper and lower bound.
 SECTION = "/"
 BOUND = "."
+
+
+def layer_metric(layer: int, name: str) -> str:
+    """The name of hidden layer ``layer``'s (1-based, forward order) metric ``name``."""
+    return f"layer{layer}{SECTION}{name}"
+
+
 TAG_RUN_COLOUR = "mlflow.runColor"
 # Queued epoch metrics go to the store at most this often (and at the end of training): a
 # store call costs about the same for 30 metrics as for 900, so per-epoch calls would dominate
@@ -419,9 +426,7 @@ class PointTracker:
             for key, value in row.items():
                 if key not in ("seed", "epoch", "layer"):
                     metrics.append(
-                        Metric(
-                            f"layer{row['layer']}{SECTION}{key}", float(value), now, row["epoch"]
-                        )
+                        Metric(layer_metric(row["layer"], key), float(value), now, row["epoch"])
                     )
         for (seed, epoch), metrics in sorted(new.items()):
             # val_accuracy goes last: its history marks the epochs that are fully logged.
