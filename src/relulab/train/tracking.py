@@ -83,8 +83,24 @@ def experiment_description(name: str) -> str:
         "carries per epoch the mean over seeds and its 95 % interval "
         f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
         "`study` holds the findings, figures, summary tables and resolved config. To compare "
-        "ReLU with Leaky ReLU: search `params.zero_grad = '0.0' and params.lr = '<rate>'` "
-        "(the ReLU family at f'(0)=0 and one learning rate), then open Chart view."
+        "ReLU with Leaky ReLU, one line per activation: search "
+        f"`{comparison_filter('<optimizer>', '<rate>')}` (the ReLU family at f'(0)=0 with one "
+        "optimizer and learning rate; the last condition keeps the grid points, not their "
+        "seeds), then open Chart view."
+    )
+
+
+def comparison_filter(optimizer: str, lr, zero_grad="0.0") -> str:
+    """The runs-search filter that compares activations at one setting, one run each: the grid
+    points (not their seed runs) of one optimizer, learning rate and f'(0).
+
+    Smooth activations have no f'(0) (``params.zero_grad = 'None'``), so the default keeps the
+    ReLU family. ``lr`` and ``zero_grad`` are written as the runs' params hold them (``'3.0'``).
+    Axes a study varies besides these (depth, init, precision) need a condition of their own.
+    """
+    return (
+        f"params.optimizer = '{optimizer}' and params.lr = '{lr}' "
+        f"and params.zero_grad = '{zero_grad}' and tags.`{TAG_ROLE}` = 'point'"
     )
 
 
@@ -155,7 +171,8 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
 
 
 def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) -> dict:
-    """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval.
+    """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval, clipped to
+    the values the metric can take (``within_domain``).
 
     ``{epoch: {"val_accuracy": mean, "val_accuracy.ci95_low": ..., ...}}``. Values that are not
     finite (a diverged seed) are left out, as in the tables; with one finite value there is a
@@ -174,10 +191,28 @@ def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) 
             if math.isfinite(mean):
                 values[metric] = mean
             if math.isfinite(half):
-                values[f"{metric}{BOUND}{LOWER}"] = mean - half
-                values[f"{metric}{BOUND}{UPPER}"] = mean + half
+                low, high = within_domain(metric, mean - half, mean + half)
+                values[f"{metric}{BOUND}{LOWER}"] = low
+                values[f"{metric}{BOUND}{UPPER}"] = high
         bands[epoch] = values
     return bands
+
+
+# The values a metric can take: a t interval around a mean near a bound crosses it (a loss
+# bound of -2, a fraction above 1), which the chart would show as a value that cannot occur.
+METRIC_DOMAINS = {
+    "val_accuracy": (0.0, 1.0),
+    "dead_fraction": (0.0, 1.0),
+    "val_loss": (0.0, math.inf),
+    "train_loss": (0.0, math.inf),
+}
+
+
+def within_domain(metric: str, low: float, high: float) -> tuple[float, float]:
+    """An interval's bounds clipped to the values ``metric`` can take (``METRIC_DOMAINS``);
+    fractions and accuracies stay in [0, 1], losses at or above 0; other metrics unchanged."""
+    floor, ceiling = METRIC_DOMAINS.get(metric, (-math.inf, math.inf))
+    return min(max(low, floor), ceiling), max(min(high, ceiling), floor)
 
 
 def _number(value) -> str:
@@ -185,25 +220,29 @@ def _number(value) -> str:
 
 
 # A run name's parts, most distinguishing first; each names a value of the point's parameters.
+# The optimizer comes right after the variant and is always named: a column cut after two
+# parts still tells Adam's ReLU from SGD's.
 _NAME_PARTS = (
     ("activation", lambda p: str(p["activation"])),
     ("zero_grad", lambda p: None if p["zero_grad"] is None else f"f'(0)={_number(p['zero_grad'])}"),
+    ("optimizer", lambda p: str(p["optimizer"])),
     ("lr", lambda p: f"lr {_number(p['lr'])}"),
     ("depth", lambda p: f"{p['depth']} layers"),
-    ("optimizer", lambda p: str(p["optimizer"])),
+    ("init", lambda p: f"{p['init']} init" if p.get("init") else None),
     ("precision", lambda p: str(p["precision"])),
     ("batch_norm", lambda p: "batch norm" if p["batch_norm"] else "no batch norm"),
 )
+ALWAYS_NAMED = ("activation", "zero_grad", "optimizer")
 
 
 def run_name(params: dict, varying: Iterable[str] | None = None) -> str:
-    """A parent run's name: activation and f'(0) first, then only the axes that vary.
+    """A parent run's name: activation, f'(0) and optimizer first, then only the axes that vary.
 
-    ``relu f'(0)=0 · lr 0.03`` reads in a narrow column where the point id
+    ``relu f'(0)=0 · adam · lr 0.03`` reads in a narrow column where the point id
     ``relu_zg0_lr0.03_adam_float32_d3_nobn`` is cut before what tells rows apart.
     ``varying=None`` names every axis.
     """
-    shown = None if varying is None else {"activation", "zero_grad", *varying}
+    shown = None if varying is None else {*ALWAYS_NAMED, *varying}
     parts = []
     for axis, word in _NAME_PARTS:
         text = word(params)
@@ -622,6 +661,19 @@ def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
     except Exception:  # noqa: BLE001 - no store or experiment yet: the UI's home page
         return root
     return f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+
+
+# MLflow's server imports starlette.middleware.wsgi, which warns once per server process that it
+# is deprecated: four lines of MLflow's own business on every start.
+UI_WARNING_FILTERS = ("ignore:starlette.middleware.wsgi is deprecated",)
+
+
+def ui_environment(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` with the UI's warning filters added to ``PYTHONWARNINGS`` (kept by the server
+    processes the UI starts, unlike ``-W``); the user's own filters come after and win."""
+    own = environ.get("PYTHONWARNINGS", "")
+    filters = ",".join([*UI_WARNING_FILTERS, *([own] if own else [])])
+    return {**environ, "PYTHONWARNINGS": filters}
 
 
 def ui_command(uri: str, port: int = 5000) -> list[str]:
