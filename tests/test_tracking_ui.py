@@ -9,6 +9,7 @@ with its digest; the experiment opens in the model-training view; a new store ha
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -225,4 +226,22 @@ def test_ui_address_opens_the_runs_in_the_model_training_chart_view(store):
     address = tracking.ui_url(uri, STUDY, 5104)
     assert address.startswith(f"http://127.0.0.1:5104/#/experiments/{experiment}/runs?")
     assert "workflowType=machine_learning" in address and "compareRunsMode=CHART" in address
+    assert f"viewStateShareKey={tracking.SHARED_VIEW_KEY}" in address
     assert tracking.ui_url(uri, "no-such-study", 5104) == "http://127.0.0.1:5104"
+
+
+def test_the_shared_view_groups_each_metric_with_its_bounds_and_shows_them_as_columns(store):
+    uri, _ = store
+    tags = MlflowClient(uri).get_experiment_by_name(STUDY).tags
+    state = json.loads(tags[f"mlflow.sharedViewState.{tracking.SHARED_VIEW_KEY}"])
+    shown = [chart for chart in state["compareRunCharts"] if not chart["deleted"]]
+    assert [chart["metricKey"] for chart in shown] == list(tracking.PARENT_METRICS)
+    for chart in shown:
+        key = chart["metricKey"]
+        assert chart["selectedMetricKeys"] == [key, f"{key}.ci95_low", f"{key}.ci95_high"]
+    # The bounds' own charts are there, deleted, so that the UI does not add them back.
+    hidden = {chart["metricKey"] for chart in state["compareRunCharts"] if chart["deleted"]}
+    assert hidden == {f"{m}.ci95_{b}" for m in tracking.PARENT_METRICS for b in ("low", "high")}
+    (section,) = state["compareRunSections"]
+    assert section["name"] == "Model metrics" and state["isAccordionReordered"]
+    assert "metrics.`val_accuracy`" in state["selectedColumns"]

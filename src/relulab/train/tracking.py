@@ -75,6 +75,67 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+# MLflow's UI keeps its runs-page layout (columns, charts, sections) in the browser; the one
+# layout a store can hold is a "shared view": the experiment tag ``mlflow.sharedViewState.<key>``
+# holds it as JSON, and the address ``?viewStateShareKey=<key>`` opens it (what the UI's Share
+# button writes; ``ui_url`` gives that address).
+SHARED_VIEW_KEY = "relulab"
+TAG_SHARED_VIEW = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
+OVERALL_SECTION = "Model metrics"  # MLflow's section of metrics without a "<section>/" prefix
+
+
+def _line_chart(metric: str, keys: list[str], section: str, deleted: bool = False) -> dict:
+    """One line chart of the UI's chart view (the fields of MLflow 3's RunsChartsLineCardConfig)."""
+    return {
+        "uuid": f"relulab-{metric}",
+        "type": "LINE",
+        "runsCountToCompare": 10,
+        "metricSectionId": section,
+        "deleted": deleted,
+        "isGenerated": True,
+        "displayName": metric if len(keys) == 1 else f"{metric} (mean, 95 % bounds)",
+        "metricKey": metric,
+        "selectedMetricKeys": keys,
+        "lineSmoothness": 0,
+        "xAxisScaleType": "linear",
+        "scaleType": "linear",
+        "range": {},
+        "xAxisKey": "step",
+        "selectedXAxisMetricKey": "",
+        "yAxisKey": "metric",
+        "yAxisExpressions": [],
+        "ignoreOutliers": False,
+        "useGlobalXaxisKey": True,
+        "useGlobalLineSmoothing": True,
+    }
+
+
+def shared_view_state() -> dict:
+    """The runs page as a reader should first see it: the key metrics as table columns, and a
+    chart view that opens on one chart per key metric (its mean with its 95 % bounds, for the
+    grid points) before the per-layer sections of the seed runs.
+
+    The bounds' own charts are listed as deleted, so that the UI does not add them back; every
+    other metric gets the UI's default chart after these (the section order is kept as given).
+    """
+    section = "relulab-overall"
+    charts = []
+    for metric in PARENT_METRICS:
+        bounds = [f"{metric}{BOUND}{LOWER}", f"{metric}{BOUND}{UPPER}"]
+        charts.append(_line_chart(metric, [metric, *bounds], section))
+        charts += [_line_chart(bound, [bound], section, deleted=True) for bound in bounds]
+    columns = ["attributes.`Dataset`", *(f"metrics.`{metric}`" for metric in PARENT_METRICS)]
+    return {
+        "selectedColumns": [*columns, "tags.`status`"],
+        "compareRunCharts": charts,
+        "compareRunSections": [
+            {"uuid": section, "name": OVERALL_SECTION, "display": True, "isReordered": True}
+        ],
+        "isAccordionReordered": True,
+        "hideEmptyCharts": True,
+    }
+
+
 def experiment_description(name: str) -> str:
     """The experiment's description (``mlflow.note.content``), shown above its runs."""
     return (
@@ -131,6 +192,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = No
     for key, value in (
         (TAG_EXPERIMENT_KIND, EXPERIMENT_KIND),
         (TAG_NOTE, experiment_description(name)),
+        (TAG_SHARED_VIEW, json.dumps(shared_view_state())),
     ):
         _retry(lambda key=key, value=value: client.set_experiment_tag(experiment_id, key, value))
     if new_store:
@@ -660,7 +722,10 @@ def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
         found = experiment_id(uri, experiment)
     except Exception:  # noqa: BLE001 - no store or experiment yet: the UI's home page
         return root
-    return f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+    return (
+        f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+        f"&viewStateShareKey={SHARED_VIEW_KEY}"
+    )
 
 
 # MLflow's server imports starlette.middleware.wsgi, which warns once per server process that it
