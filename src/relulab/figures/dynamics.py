@@ -341,7 +341,7 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
         ax.set_title(f"Deeper networks, {init} init (lr {lrs})", fontsize=10)
     style.legend(figure, order, ncol=2 if len(order) > 12 else 1, fontsize=8)
     heading = "Convergence (95 % interval over seeds; diverged seeds left out)"
-    facets.title(figure, heading, main, ("lr",), y=1.06)
+    facets.title(figure, heading, main, ("lr",), y=1.0)
     figure.tight_layout()
     save(figure, path)
 

@@ -47,6 +47,17 @@ def families(labels) -> list[str]:
     return list(dict.fromkeys(family(label) for label in style.order(labels)))
 
 
+def family_title(name: str, labels) -> str:
+    """A panel's title for family ``name``: the family, and which of its f'(0) twins are drawn
+    once (``relu, f'(0)=0, 0.5 identical``)."""
+    merged = [
+        str(label).split("(", 1)[1].split(")", 1)[0]
+        for label in style.order(labels)
+        if family(label) == name and "identical" in str(label)
+    ]
+    return ", ".join([name, *merged])
+
+
 def _merged_label(label: str, zero_grads: list[float]) -> str:
     values = ", ".join(f"{value:g}" for value in sorted(zero_grads))
     parsed = style.variant(label)

@@ -148,7 +148,8 @@ def over_epochs(
         for j, lr in enumerate(lrs):
             ax = axes[i][j]
             style.lines(ax, data[_in_family(data, name) & (data["lr"] == lr)], "epoch", metric)
-            ax.set_title(f"{name}, {_lr_label(lr)}", fontsize=9, color=style.colour(name))
+            title = f"{facets.family_title(name, data['variant'].unique())}, {_lr_label(lr)}"
+            ax.set_title(title, fontsize=9, color=style.colour(name))
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if log_y:
                 ax.set_yscale("log")
@@ -193,7 +194,9 @@ def final_accuracy_vs_lr(summary_epochs: pd.DataFrame, path: str | Path) -> None
         # One labelled tick per learning rate of the grid, written as in the config.
         ax.set_xticks(rates, [f"{rate:g}" for rate in rates])
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(name, fontsize=9, color=style.colour(name))
+        title = facets.family_title(name, data["variant"].unique())
+        ax.set_title(title, fontsize=9, color=style.colour(name))
+        ax.tick_params(labelbottom=True)  # the panel below may be left out
     for ax in axes.flat[len(panels) :]:
         ax.set_visible(False)
     figure.supxlabel("learning rate (log scale)")

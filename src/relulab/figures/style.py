@@ -105,7 +105,8 @@ def zero_grad_legend_handles(labels) -> list[Line2D]:
         kwargs = line_kwargs(label)
         kwargs.update(color=OTHER_COLOUR, label=text)
         seen[key] = Line2D([], [], **kwargs)
-    handles = list(seen.values())
+    ascending = sorted(seen, key=lambda key: math.inf if key == "smooth" else float(key))
+    handles = [seen[key] for key in ascending]
     if any("identical" in str(label) for label in labels):
         handles.append(
             Line2D([], [], color="none", label="a, b identical: bitwise\nthe same runs, drawn once")
