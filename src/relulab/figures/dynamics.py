@@ -385,7 +385,7 @@ def cost(table: pd.DataFrame, path: str | Path, measures: dict | None = None) ->
             ax.axvline(part.loc["torch.relu", measure], color="black", linestyle="--", linewidth=1)
         ax.set_yticks(np.arange(len(order)), order)
         style.colour_tick_labels(ax.get_yticklabels())
-        ax.invert_yaxis()
+        ax.set_ylim(len(order) - 0.5, -0.5)  # grid order from the top (axes are shared)
         precision = part["precision"].dropna().iloc[0] if part["precision"].notna().any() else ""
         ax.set_title(f"{device}, {precision}, {elements:,} elements", fontsize=9)
         ax.set_xlabel(measures[measure], fontsize=8)
