@@ -228,6 +228,9 @@ def test_ui_address_opens_the_runs_in_the_model_training_chart_view(store):
     assert "workflowType=machine_learning" in address and "compareRunsMode=CHART" in address
     assert f"viewStateShareKey={tracking.SHARED_VIEW_KEY}" in address
     assert tracking.ui_url(uri, "no-such-study", 5104) == "http://127.0.0.1:5104"
+    # A store made before the shared view: the address does not ask for it.
+    MlflowClient(uri).delete_experiment_tag(experiment, tracking.TAG_SHARED_VIEW)
+    assert "viewStateShareKey" not in tracking.ui_url(uri, STUDY, 5104)
 
 
 def test_the_shared_view_groups_each_metric_with_its_bounds_and_shows_them_as_columns(store):

@@ -719,12 +719,19 @@ def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
     """
     root = f"http://127.0.0.1:{port}"
     try:
-        found = experiment_id(uri, experiment)
-    except Exception:  # noqa: BLE001 - no store or experiment yet: the UI's home page
+        store.require_store(uri)
+        found = _retry(lambda: _client(uri).get_experiment_by_name(experiment))
+    except Exception:  # noqa: BLE001 - no store yet: the UI's home page
         return root
-    return (
-        f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
-        f"&viewStateShareKey={SHARED_VIEW_KEY}"
+    if found is None:
+        return root
+    address = (
+        f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+        "&compareRunsMode=CHART"
+    )
+    # A store made before the shared view existed has none: the UI would report the key missing.
+    return address + (
+        f"&viewStateShareKey={SHARED_VIEW_KEY}" if TAG_SHARED_VIEW in found.tags else ""
     )
 
 
