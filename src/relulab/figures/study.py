@@ -35,17 +35,23 @@ def _finished(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["final_status"] != "diverged"]
 
 
-def no_finished_seeds(path: str | Path, title: str) -> None:
+NO_FINISHED_SEED = (
+    "every seed diverged: no finished run to draw\n"
+    "(diverged_fraction in results/tables/summary.csv)"
+)
+
+
+def no_finished_seeds(path: str | Path, title: str, message: str = NO_FINISHED_SEED) -> None:
     """The figure ``path`` when every seed diverged: a diverged run is a result, so the figure
-    exists and says so (the tables count the diverged seeds)."""
+    exists and says so (the tables count the diverged seeds). ``message`` says why else a
+    figure has nothing to draw."""
     figure, ax = plt.subplots(figsize=(7, 2.5))
     ax.set_axis_off()
     ax.set_title(title)
     ax.text(
         0.5,
         0.5,
-        "every seed diverged: no finished run to draw\n"
-        "(diverged_fraction in results/tables/summary.csv)",
+        message,
         ha="center",
         va="center",
         transform=ax.transAxes,
@@ -132,7 +138,8 @@ def over_epochs(
         note = facets.left_out_note(data["variant"], kept)
         data = data[data["variant"].isin(kept)]
         if data.empty:
-            no_finished_seeds(path, f"{label} against epoch: no unit died in any run")
+            message = f"No visible fraction of units died in any run.\n{note}"
+            no_finished_seeds(path, f"{label} against epoch", message)
             return
     rows = facets.families(data["variant"])
     lrs = sorted(data["lr"].unique())
