@@ -62,9 +62,10 @@ def test_ui_serves_the_study_store_on_localhost_only(tmp_path, monkeypatch, caps
     config.write_text(f"study: s\ntracking_uri: sqlite:///{tmp_path}/mlflow.db\n")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     started = []
-    monkeypatch.setattr(cli.os, "execv", lambda program, argv: started.append(argv))
+    monkeypatch.setattr(cli.os, "execve", lambda program, argv, env: started.append((argv, env)))
     cli.main(["ui", "--configfile", str(config), "--port", "5999"])
-    (argv,) = started
+    ((argv, env),) = started
+    assert "starlette" in env["PYTHONWARNINGS"]  # MLflow's own deprecation warnings filtered
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert argv[argv.index("--port") + 1] == "5999"
     assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"

@@ -9,6 +9,7 @@ with its digest; the experiment opens in the model-training view; a new store ha
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 
 import numpy as np
@@ -41,21 +42,77 @@ def epoch_rows(values: dict[int, list[float]]) -> list[dict]:
 
 
 def test_seed_bands_are_mean_and_t_interval_of_finite_values():
-    bands = tracking.seed_bands(epoch_rows({0: [0.1, 0.2, 0.3], 1: [0.5, math.nan, math.inf]}))
+    bands = tracking.seed_bands(epoch_rows({0: [0.4, 0.5, 0.6], 1: [0.5, math.nan, math.inf]}))
     half = 4.3027 * 0.1 / math.sqrt(3)  # t(0.975, 2) * sd / sqrt(n)
-    assert bands[0]["val_accuracy"] == pytest.approx(0.2)
-    assert bands[0]["val_accuracy.ci95_low"] == pytest.approx(0.2 - half, rel=1e-3)
-    assert bands[0]["val_accuracy.ci95_high"] == pytest.approx(0.2 + half, rel=1e-3)
+    assert bands[0]["val_accuracy"] == pytest.approx(0.5)
+    assert bands[0]["val_accuracy.ci95_low"] == pytest.approx(0.5 - half, rel=1e-3)
+    assert bands[0]["val_accuracy.ci95_high"] == pytest.approx(0.5 + half, rel=1e-3)
     # One finite value: a mean, no bounds.
     assert bands[1]["dead_fraction"] == 0.5
     assert "dead_fraction.ci95_low" not in bands[1]
 
 
+def test_seed_bands_stay_within_what_the_metric_can_take():
+    # Means near 0 and 1 with a wide spread: a t interval would cross 0 and 1.
+    bands = tracking.seed_bands(epoch_rows({0: [0.0, 0.02, 0.9], 1: [1.0, 0.98, 0.1]}))
+    for epoch in (0, 1):
+        for metric in ("val_accuracy", "dead_fraction"):
+            low, high = (bands[epoch][f"{metric}.ci95_{b}"] for b in ("low", "high"))
+            assert 0.0 <= low < bands[epoch][metric] < high <= 1.0
+        for metric in ("val_loss", "train_loss"):
+            assert bands[epoch][f"{metric}.ci95_low"] >= 0.0
+    assert bands[0]["val_loss.ci95_low"] == 0.0 and bands[1]["dead_fraction.ci95_high"] == 1.0
+    assert bands[0]["val_loss.ci95_high"] > 1.0  # a loss has no upper bound
+    # A metric without a known domain keeps its interval.
+    assert tracking.within_domain("exact_zeros_delta", -2.0, 3.0) == (-2.0, 3.0)
+
+
 def test_run_names_put_the_distinguishing_part_first():
-    assert tracking.run_name(PARAMS, {"activation", "zero_grad", "lr"}) == "relu f'(0)=0 · lr 0.03"
+    name = tracking.run_name(PARAMS, {"activation", "zero_grad", "lr"})
+    assert name == "relu f'(0)=0 · adam · lr 0.03"
     deep = {**PARAMS, "activation": "tanh", "zero_grad": None, "depth": 10}
-    assert tracking.run_name(deep, {"activation", "lr", "depth"}).startswith("tanh · lr 0.03 · 10")
-    assert "adam" in tracking.run_name(PARAMS) and "float32" in tracking.run_name(PARAMS)
+    assert tracking.run_name(deep, {"activation", "lr", "depth"}).startswith(
+        "tanh · adam · lr 0.03 · 10"
+    )
+    assert "float32" in tracking.run_name(PARAMS)
+    kaiming = {**PARAMS, "init": "kaiming_normal"}
+    assert tracking.run_name(kaiming, {"init"}) == "relu f'(0)=0 · adam · kaiming_normal init"
+
+
+def test_the_comparison_filter_finds_one_grid_point_per_activation(store):
+    """The README's recipe on a smoke-like grid with two optimizers and two f'(0) values: one
+    run per activation of the ReLU family, none of their seed runs, none of the other
+    optimizer's points."""
+    uri, data = store
+    activations = ("relu", "leaky_relu", "elu")
+    for optimizer in ("sgd", "momentum"):
+        for activation in activations:
+            for zero_grad in (0.0, 1.0) if activation != "elu" else (None,):
+                params = {**PARAMS, "activation": activation, "zero_grad": zero_grad}
+                params.update(optimizer=optimizer, lr=0.5)
+                point = f"{activation}_{zero_grad}_{optimizer}"
+                tracker = tracking.PointTracker(uri, STUDY, point, "fp")
+                tracker.start(params, [0, 1], name=tracking.run_name(params, {"optimizer"}))
+                tracker.finish({seed: {"status": "ok"} for seed in (0, 1)})
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(STUDY).experiment_id
+    found = client.search_runs([experiment], tracking.comparison_filter("sgd", "0.5"))
+    assert sorted(run.data.params["activation"] for run in found) == ["leaky_relu", "relu"]
+    assert {run.info.run_name for run in found} == {
+        "relu f'(0)=0 · sgd",
+        "leaky_relu f'(0)=0 · sgd",
+    }
+    smooth = client.search_runs([experiment], tracking.comparison_filter("sgd", "0.5", "None"))
+    assert [run.data.params["activation"] for run in smooth] == ["elu"]
+
+
+def test_the_ui_is_started_without_mlflow_s_deprecation_warnings():
+    env = tracking.ui_environment({"PATH": "/bin"})
+    assert env["PATH"] == "/bin"
+    assert env["PYTHONWARNINGS"].startswith("ignore:starlette.middleware.wsgi is deprecated")
+    # A user's own filters come last, so that they win.
+    own = tracking.ui_environment({"PYTHONWARNINGS": "error"})["PYTHONWARNINGS"]
+    assert own.endswith(",error")
 
 
 @pytest.fixture
@@ -169,4 +226,25 @@ def test_ui_address_opens_the_runs_in_the_model_training_chart_view(store):
     address = tracking.ui_url(uri, STUDY, 5104)
     assert address.startswith(f"http://127.0.0.1:5104/#/experiments/{experiment}/runs?")
     assert "workflowType=machine_learning" in address and "compareRunsMode=CHART" in address
+    assert f"viewStateShareKey={tracking.SHARED_VIEW_KEY}" in address
     assert tracking.ui_url(uri, "no-such-study", 5104) == "http://127.0.0.1:5104"
+    # A store made before the shared view: the address does not ask for it.
+    MlflowClient(uri).delete_experiment_tag(experiment, tracking.TAG_SHARED_VIEW)
+    assert "viewStateShareKey" not in tracking.ui_url(uri, STUDY, 5104)
+
+
+def test_the_shared_view_groups_each_metric_with_its_bounds_and_shows_them_as_columns(store):
+    uri, _ = store
+    tags = MlflowClient(uri).get_experiment_by_name(STUDY).tags
+    state = json.loads(tags[f"mlflow.sharedViewState.{tracking.SHARED_VIEW_KEY}"])
+    shown = [chart for chart in state["compareRunCharts"] if not chart["deleted"]]
+    assert [chart["metricKey"] for chart in shown] == list(tracking.PARENT_METRICS)
+    for chart in shown:
+        key = chart["metricKey"]
+        assert chart["selectedMetricKeys"] == [key, f"{key}.ci95_low", f"{key}.ci95_high"]
+    # The bounds' own charts are there, deleted, so that the UI does not add them back.
+    hidden = {chart["metricKey"] for chart in state["compareRunCharts"] if chart["deleted"]}
+    assert hidden == {f"{m}.ci95_{b}" for m in tracking.PARENT_METRICS for b in ("low", "high")}
+    (section,) = state["compareRunSections"]
+    assert section["name"] == "Model metrics" and state["isAccordionReordered"]
+    assert "metrics.`val_accuracy`" in state["selectedColumns"]

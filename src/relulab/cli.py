@@ -173,7 +173,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from relulab.train.tracking import tracking_uri, ui_command, ui_url
+    from relulab.train.tracking import tracking_uri, ui_command, ui_environment, ui_url
 
     config = _study_config(args.configfile)
     uri = tracking_uri(config["tracking_uri"])
@@ -184,7 +184,7 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"MLflow UI of study {config['study']}, once started (Ctrl-C stops it):")
     print(f"  {ui_url(uri, config['study'], args.port)}")
     sys.stdout.flush()
-    os.execv(sys.executable, [sys.executable, "-m", *command])
+    os.execve(sys.executable, [sys.executable, "-m", *command], ui_environment(dict(os.environ)))
     return 0  # not reached: the UI replaces this process
 
 

@@ -1,3 +1,9 @@
+import shutil
+
+# The figures the README shows (docs/images/), made by rule readme_images.
+README_IMAGES = ["dead_heatmap"]
+
+
 rule plot_study:
     input:
         summary="results/tables/summary.csv",
@@ -45,3 +51,19 @@ rule plot_study:
         "../envs/relulab.yaml"
     script:
         "../scripts/plot_study.py"
+
+
+# Not part of `all`: the README's figures, copied from this study's own output. After the
+# default study, from the repository root:
+#   .venv/bin/snakemake --cores 1 --forcerun readme_images readme_images
+rule readme_images:
+    input:
+        expand("results/figures/{name}.png", name=README_IMAGES),
+    output:
+        expand("docs/images/{name}.png", name=README_IMAGES),
+    log:
+        "results/logs/readme_images.log",
+    localrule: True
+    run:
+        for source, target in zip(input, output, strict=True):
+            shutil.copyfile(source, target)

@@ -14,6 +14,8 @@ main = {point.id for point in grid.main_grid(snakemake.config)}  # noqa: F821
 summary = analysis.label_settings(summary[summary["point"].isin(main)])
 epochs = analysis.label_settings(epochs[epochs["point"].isin(main)])
 plots.dead_heatmap(summary, out.dead_heatmap)
-plots.over_epochs(epochs, "dead_fraction", "dead fraction (all hidden units)", out.dead_over_epochs)
+plots.over_epochs(
+    epochs, "dead_fraction", "dead fraction (all hidden units)", out.dead_over_epochs, deaths=True
+)
 plots.over_epochs(epochs, "val_accuracy", "validation accuracy", out.accuracy_over_epochs)
 plots.final_accuracy_vs_lr(analysis.final_rows(epochs), out.accuracy_vs_lr)

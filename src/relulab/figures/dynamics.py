@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from relulab.figures import style
+from relulab.figures import facets, style
 from relulab.figures.study import BAND
 from relulab.figures.style import save
 from relulab.tables import dynamics
@@ -35,27 +35,39 @@ def _empty(path: str | Path, title: str, message: str) -> None:
 
 
 def variants_that_died(layers: pd.DataFrame) -> list[str]:
-    """Variants with at least one unit dead at some measurement of some finished seed."""
+    """Variants that can die and of which a visible fraction of all hidden units
+    (``facets.VISIBLE_FRACTION``) was dead at some measurement, as a mean over finished seeds."""
+    whole = dynamics.network(layers)
+    return facets.visibly_dead(whole, "ever_dead_fraction")
+
+
+def _death_rows(layers: pd.DataFrame) -> tuple[pd.DataFrame, list[str], str]:
+    """The layer rows a death figure draws (finished seeds, variants that visibly died,
+    bitwise f'(0) twins as one variant), its rows' variants, and what it left out."""
     finished = layers[layers["final_status"] != "diverged"]
-    died = finished.groupby("variant")["ever_dead_fraction"].max()
-    return style.order(died[died > 0].index)
+    shown = variants_that_died(finished)
+    note = facets.left_out_note(layers["variant"], shown)
+    kept = finished[finished["variant"].isin(shown)]
+    columns = ["dead_fraction", "revived_fraction", "permanently_dead_fraction"]
+    merged = facets.merge_identical_twins(kept, ["lr"], columns, order=("seed", "epoch", "layer"))
+    return merged, style.order(merged["variant"]), note
 
 
 def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
     """Dead fraction of all hidden units over epochs, with the revived share stacked on top.
 
-    One row per activation variant in which any unit died, one column per learning rate; the
-    stack (dead now + revived) is the fraction that was ever dead, and the dashed line the
-    fraction dead at every measurement since it first died. Means over finished seeds; the
-    band around the top of "dead now" is its 95 % interval over seeds.
+    One row per activation variant in which a visible fraction of units died (bitwise f'(0)
+    twins as one row), one column per learning rate; the stack (dead now + revived) is the
+    fraction that was ever dead, and the dashed line the fraction dead at every measurement
+    since it first died. Means over finished seeds; the black bars at the top of "dead now"
+    are its 95 % interval over seeds.
     """
     title = "Dead hidden units over training"
-    shown = variants_that_died(layers)
+    kept, shown, note = _death_rows(layers)
     if not shown:
-        _empty(path, title, "No unit died in any run of the main grid.")
+        _empty(path, title, "No visible fraction of units died in any run of the main grid.")
         return
-    whole = dynamics.network(layers[layers["variant"].isin(shown)])
-    whole = whole[whole["final_status"] != "diverged"]
+    whole = dynamics.network(kept)
     mean = whole.groupby(["variant", "lr", "epoch"], as_index=False)[
         ["dead_fraction", "revived_fraction", "permanently_dead_fraction"]
     ].mean()
@@ -69,7 +81,7 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
     figure, axes = plt.subplots(
         len(shown),
         len(lrs),
-        figsize=(3.2 * len(lrs) + 1.5, 2.4 * len(shown) + 0.6),
+        figsize=(3.2 * len(lrs) + 1.5, 2.2 * len(shown) + 1.4),
         sharex=True,
         sharey=True,
         squeeze=False,
@@ -79,8 +91,9 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
         for j, lr in enumerate(lrs):
             ax = axes[i][j]
             part = mean[(mean["variant"] == variant) & (mean["lr"] == lr)].sort_values("epoch")
+            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9, color=style.colour(variant))
             if part.empty:
-                ax.set_visible(False)
+                ax.text(0.5, 0.5, "not trained", ha="center", transform=ax.transAxes)
                 continue
             ax.stackplot(
                 part["epoch"],
@@ -91,13 +104,12 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
                 alpha=0.85,
             )
             band = bands[(bands["variant"] == variant) & (bands["lr"] == lr)].sort_values("epoch")
-            ax.fill_between(
+            ax.vlines(
                 band["epoch"],
                 band["low"],
                 band["high"],
-                color=style.colour(variant),
-                alpha=0.35,
-                linewidth=0,
+                color=colours["interval"],
+                linewidth=1.6,
                 label="dead now: 95 % interval",
             )
             ax.plot(
@@ -108,28 +120,28 @@ def death_over_time(layers: pd.DataFrame, path: str | Path) -> None:
                 linewidth=1,
                 label="permanently dead",
             )
-            ax.set_title(f"{variant}, {_lr_label(lr)}", fontsize=9, color=style.colour(variant))
-            if j == 0:
-                ax.set_ylabel("fraction of hidden units")
-            if i == len(shown) - 1:
-                ax.set_xlabel("epoch (0 = initialisation)")
+            if part[["dead_fraction", "revived_fraction"]].to_numpy().max() < 1e-12:
+                ax.text(0.5, 0.5, "no unit died", ha="center", transform=ax.transAxes, fontsize=8)
             ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch (0 = initialisation)")
+    figure.supylabel("fraction of hidden units")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    figure.legend(handles, labels, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.02))
-    figure.suptitle(f"{title} (mean over seeds; band: 95 % interval of dead now)")
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    figure.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.9), fontsize=8)
+    heading = f"{title} (mean over {facets.seeds_text(whole)}; bars: 95 % interval of dead now)"
+    facets.title(figure, heading, kept, ("lr",), note)
+    figure.tight_layout()
     save(figure, path)
 
 
 def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     """Dead and revived fraction over epochs, first hidden layer against the deeper ones."""
     title = "Dead units by layer: first hidden layer against deeper layers"
-    shown = variants_that_died(layers)
+    kept, shown, note = _death_rows(layers)
     if not shown:
-        _empty(path, title, "No unit died in any run of the main grid.")
+        _empty(path, title, "No visible fraction of units died in any run of the main grid.")
         return
-    groups = dynamics.by_layer_group(layers[layers["variant"].isin(shown)])
-    groups = groups[groups["final_status"] != "diverged"]
+    groups = dynamics.by_layer_group(kept)
     long = groups.melt(
         id_vars=["variant", "lr", "seed", "epoch", "layer_group"],
         value_vars=["dead_fraction", "revived_fraction"],
@@ -157,8 +169,9 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
         col_order=order,
         kind="line",
         errorbar=BAND,
-        height=2.4,
+        height=2.2,
         aspect=1.4,
+        facet_kws={"legend_out": True},
     )
     grid.set_axis_labels("epoch (0 = initialisation)", "fraction of units")
     grid.set_titles("{row_name}, {col_name}", size=9)
@@ -167,7 +180,11 @@ def death_by_layer(layers: pd.DataFrame, path: str | Path) -> None:
     ):
         ax.title.set_color(style.colour(variant))
     grid.legend.set_title("")
-    grid.figure.suptitle(title, y=1.01)
+    # Below the panels, in one row: beside a single row of panels it would be taller than them.
+    sns.move_legend(grid, "upper center", bbox_to_anchor=(0.5, 0.0), ncol=6, frameon=False)
+    lines = [title, facets.setting(kept, ("lr",)), note]
+    grid.figure.suptitle("\n".join(line for line in lines if line), y=1.0, fontsize=11)
+    grid.figure.tight_layout()
     save(grid.figure, path)
 
 
@@ -193,6 +210,9 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None 
     # Panels show depth, rows init (or lr); any other axis that varies goes into the label.
     row_axis = "init" if "init" in data and data["init"].nunique() > 1 else "lr"
     data = label_settings(data, shown=("activation", "zero_grad", "depth", row_axis))
+    data = facets.merge_identical_twins(
+        data, ["depth", row_axis], [column], order=("seed", "layer")
+    )
     rows = sorted(data[row_axis].unique())
     depths = sorted(data["depth"].unique())
 
@@ -221,7 +241,8 @@ def gradient_by_depth(layers: pd.DataFrame, path: str | Path, epoch: int | None 
     if len(rows) > 1:  # one label for the rows: each row's own would run into the next
         figure.supylabel(label)
     style.legend(figure, data["variant"])
-    figure.suptitle(f"{heading} (95 % interval over seeds)", y=1.02)
+    heading = f"{heading} (95 % interval over {facets.seeds_text(data)})"
+    facets.title(figure, heading, data, ("depth", row_axis), y=1.04)
     figure.tight_layout()
     save(figure, path)
 
@@ -285,104 +306,134 @@ def convergence(points: pd.DataFrame, main_ids, depth_ids, path: str | Path) -> 
     """Area under the accuracy curve and epochs to target, by learning rate and by depth.
 
     ``points`` is the per-point convergence table; ``main_ids`` the main grid's points and
-    ``depth_ids`` the depth study's (may be empty, then the third panel is left out).
+    ``depth_ids`` the depth study's (may be empty, then the depth panels are left out). The
+    depth study has one panel per init. f'(0) twins whose numbers are the same at every
+    learning rate (or depth) are drawn once.
     """
+    values = ["auc_mean", "epochs_to_target_mean"]
     main = label_settings(points[points["point"].isin(set(main_ids))])
+    main = facets.merge_identical_twins(main, ["lr"], values, order=())
     deep = label_settings(
-        points[points["point"].isin(set(depth_ids))], shown=("activation", "zero_grad", "depth")
+        points[points["point"].isin(set(depth_ids))],
+        shown=("activation", "zero_grad", "depth", "init"),
     )
+    inits = sorted(deep["init"].unique()) if "init" in deep and deep["depth"].nunique() > 1 else []
+    deep = facets.merge_identical_twins(deep, ["depth", "init"], values, order=())
     order = style.order([*main["variant"], *deep["variant"]])
-    panels = 3 if deep["depth"].nunique() > 1 else 2
-    figure, axes = plt.subplots(1, panels, figsize=(5.2 * panels + 2.5, 4.4), squeeze=False)
+    panels = 2 + len(inits)
+    figure, axes = plt.subplots(1, panels, figsize=(4.8 * panels + 3.0, 4.4), squeeze=False)
     axes = axes[0]
     target = points["target"].iloc[0] if len(points) else float("nan")
-    _errorbars(axes[0], main, "lr", "auc", order, log_x=True)
+    _errorbars(axes[0], main, "lr", "auc", style.order(main["variant"]), log_x=True)
     axes[0].set_xlabel("learning rate (log scale)")
     axes[0].set_ylabel("area under validation accuracy\n(mean accuracy over training)")
-    axes[0].set_title("Speed and level of learning")
-    _errorbars(axes[1], main, "lr", "epochs_to_target", order, log_x=True)
+    axes[0].set_title("Speed and level of learning", fontsize=10)
+    _errorbars(axes[1], main, "lr", "epochs_to_target", style.order(main["variant"]), log_x=True)
     axes[1].set_xlabel("learning rate (log scale)")
     axes[1].set_ylabel(f"epochs to reach {target:.0%} validation accuracy")
-    axes[1].set_title("Epochs to target (seeds that reached it)")
-    if panels == 3:
-        _errorbars(axes[2], deep, "depth", "auc", order, log_x=False)
-        axes[2].set_xlabel("hidden layers")
-        axes[2].set_ylabel("area under validation accuracy")
-        lrs = ", ".join(f"{v:g}" for v in sorted(deep["lr"].unique()))
-        axes[2].set_title(f"As networks get deeper (lr {lrs})")
-    style.legend(figure, order)
-    figure.suptitle("Convergence (95 % interval over seeds; diverged seeds left out)")
+    axes[1].set_title("Epochs to target (seeds that reached it)", fontsize=10)
+    for ax, init in zip(axes[2:], inits, strict=True):
+        part = deep[deep["init"] == init]
+        _errorbars(ax, part, "depth", "auc", style.order(part["variant"]), log_x=False)
+        ax.set_xlabel("hidden layers")
+        ax.set_ylabel("area under validation accuracy")
+        lrs = ", ".join(f"{v:g}" for v in sorted(part["lr"].unique()))
+        ax.set_title(f"Deeper networks, {init} init (lr {lrs})", fontsize=10)
+    style.legend(figure, order, ncol=2 if len(order) > 12 else 1, fontsize=8)
+    heading = "Convergence (95 % interval over seeds; diverged seeds left out)"
+    facets.title(figure, heading, main, ("lr",), y=1.0)
     figure.tight_layout()
     save(figure, path)
 
 
-def cost(table: pd.DataFrame, path: str | Path) -> None:
-    """Forward + backward nanoseconds per element for every variant, one panel per device."""
+# The cost figure's measures: column -> axis label. One panel per measure, device and tensor
+# size (each on its own linear scale), so that a new measure (e.g. a whole training step) is
+# one more entry.
+COST_MEASURES = {"ns_per_element": "forward + backward, ns per element (median over repeats)"}
+
+
+def cost(table: pd.DataFrame, path: str | Path, measures: dict | None = None) -> None:
+    """Activation cost per variant, as bars in the activation's colour on a linear scale, one
+    panel per measure (``COST_MEASURES``), device and tensor size; PyTorch's own ReLU is the
+    dashed reference line. The null comparison (a second torch.relu) is a check of the
+    timing's noise, not a variant, and is left out."""
+    measures = {
+        key: label
+        for key, label in (measures or COST_MEASURES).items()
+        if key in table and table[key].notna().any()
+    }
+    table = table[~table["variant"].astype(str).str.endswith("(null)")]
     devices = list(dict.fromkeys(table["device"]))
+    sizes = sorted(table["elements"].unique())
+    panels = [(m, d, n) for m in measures for d in devices for n in sizes]
     order = style.order(table["variant"])
+    columns = len(sizes)
+    rows = len(panels) // columns
     figure, axes = plt.subplots(
-        1, len(devices), figsize=(7 * len(devices), 0.32 * len(order) + 1.8), squeeze=False
+        rows,
+        columns,
+        figsize=(4.2 * columns + 1.0, (0.28 * len(order) + 1.4) * rows + 0.8),
+        squeeze=False,
+        sharey=True,
     )
-    for ax, device in zip(axes[0], devices, strict=True):
-        part = table[table["device"] == device].copy()
-        part["size"] = part["elements"].map(lambda n: f"{n:,} elements")
-        sns.barplot(
-            data=part,
-            y="variant",
-            x="ns_per_element",
-            hue="size",
-            order=order,
-            palette="Greys",
-            ax=ax,
-            orient="h",
-        )
+    for ax, (measure, device, elements) in zip(axes.flat, panels, strict=True):
+        part = table[(table["device"] == device) & (table["elements"] == elements)]
+        part = part.set_index("variant").reindex(order)
+        values = part[measure].to_numpy(dtype=float)
+        ax.barh(np.arange(len(order)), values, color=[style.colour(v) for v in order], height=0.7)
+        if "torch.relu" in part.index and np.isfinite(part.loc["torch.relu", measure]):
+            ax.axvline(part.loc["torch.relu", measure], color="black", linestyle="--", linewidth=1)
+        ax.set_yticks(np.arange(len(order)), order)
         style.colour_tick_labels(ax.get_yticklabels())
-        ax.set_xscale("log")
-        # Plain numbers at 1, 2, 5 x 10^k: the default minor labels overlap on a short range.
-        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlabel("forward + backward, ns per element (median, log scale)")
-        ax.set_ylabel("")
-        precision = part["precision"].iloc[0]
-        ax.set_title(f"Activation cost on {device} ({precision})")
-        ax.legend(title="tensor size", loc="lower right", fontsize=8)
+        ax.set_ylim(len(order) - 0.5, -0.5)  # grid order from the top (axes are shared)
+        precision = part["precision"].dropna().iloc[0] if part["precision"].notna().any() else ""
+        ax.set_title(f"{device}, {precision}, {elements:,} elements", fontsize=9)
+        ax.set_xlabel(measures[measure], fontsize=8)
+    heading = "Activation cost (dashed: torch.relu; one thread on the CPU)"
+    figure.suptitle(heading, fontsize=11)
     figure.tight_layout()
     save(figure, path)
 
 
 def born_dead(table: pd.DataFrame, path: str | Path) -> None:
     """Untrained ReLU MLPs against depth, one line per width, one column per init: the
-    fraction of networks born dead (Wilson band) and the mean dead fraction of hidden units."""
+    fraction of networks born dead and the mean dead fraction of hidden units, each with its
+    95 % interval as error bars (widths side by side, so that they do not hide each other)."""
     inits = list(dict.fromkeys(table["init"]))
-    figure, axes = plt.subplots(2, len(inits), figsize=(5 * len(inits), 7), squeeze=False)
+    figure, axes = plt.subplots(
+        2, len(inits), figsize=(5 * len(inits) + 1.6, 7), squeeze=False, sharey=True
+    )
     widths = sorted(table["width"].unique())
     palette = dict(zip(widths, style.sequential(len(widths)), strict=True))
+    offsets = np.linspace(-0.08, 0.08, len(widths)) if len(widths) > 1 else [0.0]
     for column, init in enumerate(inits):
         part = table[table["init"] == init]
-        for width, rows in part.groupby("width"):
-            rows = rows.sort_values("depth")
+        top, bottom = axes[0][column], axes[1][column]
+        for offset, width in zip(offsets, widths, strict=True):
+            rows = part[part["width"] == width].sort_values("depth")
+            if rows.empty:
+                continue
             colour = palette[width]
-            top, bottom = axes[0][column], axes[1][column]
-            top.plot(
-                rows["depth"],
-                rows["network_dead_fraction"],
-                "o-",
+            xs = rows["depth"].to_numpy(dtype=float) * 2**offset
+            fraction = rows["network_dead_fraction"].to_numpy(dtype=float)
+            top.errorbar(
+                xs,
+                fraction,
+                yerr=[
+                    fraction - rows["network_dead_ci_low"].to_numpy(dtype=float),
+                    rows["network_dead_ci_high"].to_numpy(dtype=float) - fraction,
+                ],
+                fmt="o-",
+                capsize=2,
                 color=colour,
                 label=f"width {width}",
             )
-            top.fill_between(
-                rows["depth"],
-                rows["network_dead_ci_low"],
-                rows["network_dead_ci_high"],
-                color=colour,
-                alpha=0.15,
-            )
             bottom.errorbar(
-                rows["depth"],
+                xs,
                 rows["dead_fraction_mean"],
                 yerr=rows["dead_fraction_ci95"],
                 fmt="o-",
+                capsize=2,
                 color=colour,
                 label=f"width {width}",
             )
@@ -391,11 +442,18 @@ def born_dead(table: pd.DataFrame, path: str | Path) -> None:
             ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
             ax.set_ylim(-0.02, 1.02)
             ax.set_xlabel("hidden layers")
-        axes[0][column].set_title(f"{init} init: networks born dead")
-        axes[1][column].set_title(f"{init} init: hidden units dead")
+        axes[0][column].set_title(f"{init} init: networks born dead", fontsize=10)
+        axes[1][column].set_title(f"{init} init: hidden units dead", fontsize=10)
     axes[0][0].set_ylabel("fraction of networks (95 % Wilson)")
     axes[1][0].set_ylabel("dead fraction of units (95 % interval)")
-    axes[0][-1].legend(loc="lower right", fontsize=8)
-    figure.suptitle("Untrained ReLU MLPs (Lu et al. 2019: deep narrow nets are born dead)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.0, 0.9), fontsize=8)
+    networks = int(table["networks"].max()) if "networks" in table else None
+    each = f", {networks} networks per point" if networks else ""
+    figure.suptitle(
+        "Untrained ReLU MLPs (f'(0) plays no part), dead at initialisation"
+        f"{each}\n(Lu et al. 2019: deep narrow nets are born dead)",
+        fontsize=11,
+    )
     figure.tight_layout()
     save(figure, path)

@@ -43,7 +43,12 @@ OTHER_ZERO_GRAD = ((5, 1.5, 1, 1.5), "D", False)
 SMOOTH_STYLE = ("", "o", True)
 TORCH_OWN_STYLE = ((1, 1), "v", True)
 # Colours of what is not an activation: measures within one variant, and layer groups.
-MEASURE_COLOURS = {"dead now": "#3b3b3b", "revived": "#f4a582", "permanently dead": "#000000"}
+MEASURE_COLOURS = {
+    "dead now": "#969696",
+    "revived": "#f4a582",
+    "permanently dead": "#000000",
+    "interval": "#000000",
+}
 LAYER_COLOURS = ("#4d4d4d", "#bababa")
 
 # ``relu (f'(0)=1)``, ``tanh``, ``torch.relu``; settings that vary follow a bar (``| adam``).
@@ -70,8 +75,43 @@ def variant(label: str) -> Variant:
     match = _VARIANT.match(str(label))
     if match is None:
         return Variant(str(label), str(label), None)
-    zero_grad = float(match["zg"]) if match["zg"] is not None else None
+    # ``f'(0)=0, 0.5, 1 identical``: bitwise twins drawn once, in the style of the first value.
+    first = match["zg"].split(",")[0].split()[0] if match["zg"] is not None else None
+    zero_grad = float(first) if first is not None else None
     return Variant(str(label), match["activation"], zero_grad, bool(match["own"]))
+
+
+def learning_rate_colours(rates) -> dict:
+    """``{lr: colour}``, light grey to black as the rate grows: a quantity, never one of the
+    activations' colours (which mean an activation in every figure)."""
+    rates = sorted(set(rates))
+    shades = sns.color_palette("Greys", len(rates) + 2)[2:]
+    return dict(zip(rates, shades, strict=True))
+
+
+def zero_grad_legend_handles(labels) -> list[Line2D]:
+    """Neutral (grey) legend entries for the f'(0) line styles used by ``labels``; the colour
+    says the activation, named in each panel's title."""
+    seen = {}
+    for label in order(labels):
+        parsed = variant(label)
+        if parsed.zero_grad is None:
+            key, text = "smooth", "no f'(0) (smooth activation)"
+        else:
+            key = f"{parsed.zero_grad:g}"
+            text = f"f'(0)={parsed.zero_grad:g}"
+        if key in seen:
+            continue
+        kwargs = line_kwargs(label)
+        kwargs.update(color=OTHER_COLOUR, label=text)
+        seen[key] = Line2D([], [], **kwargs)
+    ascending = sorted(seen, key=lambda key: math.inf if key == "smooth" else float(key))
+    handles = [seen[key] for key in ascending]
+    if any("identical" in str(label) for label in labels):
+        handles.append(
+            Line2D([], [], color="none", label="a, b identical: bitwise\nthe same runs, drawn once")
+        )
+    return handles
 
 
 def sequential(count: int) -> list:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from relulab.experiments.bifurcation import PRECISIONS
 from relulab.figures import study as plots
+from relulab.figures import style
 from relulab.study import grid
 from relulab.tables import summary as analysis
 from relulab.tables.stats import wilson_interval
@@ -351,11 +352,11 @@ def plot(table: pd.DataFrame, path: str | Path) -> None:
     precisions = [p for p in PRECISIONS if p in present] + sorted(present - set(PRECISIONS))
     # Each precision's panel shows its own settings, its width in proportion to their count.
     settings_of = {
-        p: list(dict.fromkeys(table.loc[table["precision"] == p, "setting"])) for p in precisions
+        p: style.order(table.loc[table["precision"] == p, "setting"]) for p in precisions
     }
     counts = [max(len(settings_of[p]), 1) for p in precisions]
     lrs = sorted(table["lr"].unique())
-    colours = dict(zip(lrs, plots.sns.color_palette(n_colors=len(lrs)), strict=True))
+    colours = style.learning_rate_colours(lrs)  # a quantity: greys, never an activation's
     figure, axes = plt.subplots(
         2,
         len(precisions),

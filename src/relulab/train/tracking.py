@@ -82,6 +82,67 @@ def _client(uri: str):
     return MlflowClient(tracking_uri=uri)
 
 
+# MLflow's UI keeps its runs-page layout (columns, charts, sections) in the browser; the one
+# layout a store can hold is a "shared view": the experiment tag ``mlflow.sharedViewState.<key>``
+# holds it as JSON, and the address ``?viewStateShareKey=<key>`` opens it (what the UI's Share
+# button writes; ``ui_url`` gives that address).
+SHARED_VIEW_KEY = "relulab"
+TAG_SHARED_VIEW = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
+OVERALL_SECTION = "Model metrics"  # MLflow's section of metrics without a "<section>/" prefix
+
+
+def _line_chart(metric: str, keys: list[str], section: str, deleted: bool = False) -> dict:
+    """One line chart of the UI's chart view (the fields of MLflow 3's RunsChartsLineCardConfig)."""
+    return {
+        "uuid": f"relulab-{metric}",
+        "type": "LINE",
+        "runsCountToCompare": 10,
+        "metricSectionId": section,
+        "deleted": deleted,
+        "isGenerated": True,
+        "displayName": metric if len(keys) == 1 else f"{metric} (mean, 95 % bounds)",
+        "metricKey": metric,
+        "selectedMetricKeys": keys,
+        "lineSmoothness": 0,
+        "xAxisScaleType": "linear",
+        "scaleType": "linear",
+        "range": {},
+        "xAxisKey": "step",
+        "selectedXAxisMetricKey": "",
+        "yAxisKey": "metric",
+        "yAxisExpressions": [],
+        "ignoreOutliers": False,
+        "useGlobalXaxisKey": True,
+        "useGlobalLineSmoothing": True,
+    }
+
+
+def shared_view_state() -> dict:
+    """The runs page as a reader should first see it: the key metrics as table columns, and a
+    chart view that opens on one chart per key metric (its mean with its 95 % bounds, for the
+    grid points) before the per-layer sections of the seed runs.
+
+    The bounds' own charts are listed as deleted, so that the UI does not add them back; every
+    other metric gets the UI's default chart after these (the section order is kept as given).
+    """
+    section = "relulab-overall"
+    charts = []
+    for metric in PARENT_METRICS:
+        bounds = [f"{metric}{BOUND}{LOWER}", f"{metric}{BOUND}{UPPER}"]
+        charts.append(_line_chart(metric, [metric, *bounds], section))
+        charts += [_line_chart(bound, [bound], section, deleted=True) for bound in bounds]
+    columns = ["attributes.`Dataset`", *(f"metrics.`{metric}`" for metric in PARENT_METRICS)]
+    return {
+        "selectedColumns": [*columns, "tags.`status`"],
+        "compareRunCharts": charts,
+        "compareRunSections": [
+            {"uuid": section, "name": OVERALL_SECTION, "display": True, "isReordered": True}
+        ],
+        "isAccordionReordered": True,
+        "hideEmptyCharts": True,
+    }
+
+
 def experiment_description(name: str) -> str:
     """The experiment's description (``mlflow.note.content``), shown above its runs."""
     return (
@@ -90,8 +151,24 @@ def experiment_description(name: str) -> str:
         "carries per epoch the mean over seeds and its 95 % interval "
         f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
         "`study` holds the findings, figures, summary tables and resolved config. To compare "
-        "ReLU with Leaky ReLU: search `params.zero_grad = '0.0' and params.lr = '<rate>'` "
-        "(the ReLU family at f'(0)=0 and one learning rate), then open Chart view."
+        "ReLU with Leaky ReLU, one line per activation: search "
+        f"`{comparison_filter('<optimizer>', '<rate>')}` (the ReLU family at f'(0)=0 with one "
+        "optimizer and learning rate; the last condition keeps the grid points, not their "
+        "seeds), then open Chart view."
+    )
+
+
+def comparison_filter(optimizer: str, lr, zero_grad="0.0") -> str:
+    """The runs-search filter that compares activations at one setting, one run each: the grid
+    points (not their seed runs) of one optimizer, learning rate and f'(0).
+
+    Smooth activations have no f'(0) (``params.zero_grad = 'None'``), so the default keeps the
+    ReLU family. ``lr`` and ``zero_grad`` are written as the runs' params hold them (``'3.0'``).
+    Axes a study varies besides these (depth, init, precision) need a condition of their own.
+    """
+    return (
+        f"params.optimizer = '{optimizer}' and params.lr = '{lr}' "
+        f"and params.zero_grad = '{zero_grad}' and tags.`{TAG_ROLE}` = 'point'"
     )
 
 
@@ -122,6 +199,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = No
     for key, value in (
         (TAG_EXPERIMENT_KIND, EXPERIMENT_KIND),
         (TAG_NOTE, experiment_description(name)),
+        (TAG_SHARED_VIEW, json.dumps(shared_view_state())),
     ):
         _retry(lambda key=key, value=value: client.set_experiment_tag(experiment_id, key, value))
     if new_store:
@@ -162,7 +240,8 @@ def _flat(params: dict, prefix: str = "") -> dict[str, str]:
 
 
 def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) -> dict:
-    """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval.
+    """Per epoch, each metric's mean over seeds and the bounds of its 95 % interval, clipped to
+    the values the metric can take (``within_domain``).
 
     ``{epoch: {"val_accuracy": mean, "val_accuracy.ci95_low": ..., ...}}``. Values that are not
     finite (a diverged seed) are left out, as in the tables; with one finite value there is a
@@ -181,10 +260,28 @@ def seed_bands(epoch_rows: list[dict], metrics: Iterable[str] = PARENT_METRICS) 
             if math.isfinite(mean):
                 values[metric] = mean
             if math.isfinite(half):
-                values[f"{metric}{BOUND}{LOWER}"] = mean - half
-                values[f"{metric}{BOUND}{UPPER}"] = mean + half
+                low, high = within_domain(metric, mean - half, mean + half)
+                values[f"{metric}{BOUND}{LOWER}"] = low
+                values[f"{metric}{BOUND}{UPPER}"] = high
         bands[epoch] = values
     return bands
+
+
+# The values a metric can take: a t interval around a mean near a bound crosses it (a loss
+# bound of -2, a fraction above 1), which the chart would show as a value that cannot occur.
+METRIC_DOMAINS = {
+    "val_accuracy": (0.0, 1.0),
+    "dead_fraction": (0.0, 1.0),
+    "val_loss": (0.0, math.inf),
+    "train_loss": (0.0, math.inf),
+}
+
+
+def within_domain(metric: str, low: float, high: float) -> tuple[float, float]:
+    """An interval's bounds clipped to the values ``metric`` can take (``METRIC_DOMAINS``);
+    fractions and accuracies stay in [0, 1], losses at or above 0; other metrics unchanged."""
+    floor, ceiling = METRIC_DOMAINS.get(metric, (-math.inf, math.inf))
+    return min(max(low, floor), ceiling), max(min(high, ceiling), floor)
 
 
 def _number(value) -> str:
@@ -192,25 +289,29 @@ def _number(value) -> str:
 
 
 # A run name's parts, most distinguishing first; each names a value of the point's parameters.
+# The optimizer comes right after the variant and is always named: a column cut after two
+# parts still tells Adam's ReLU from SGD's.
 _NAME_PARTS = (
     ("activation", lambda p: str(p["activation"])),
     ("zero_grad", lambda p: None if p["zero_grad"] is None else f"f'(0)={_number(p['zero_grad'])}"),
+    ("optimizer", lambda p: str(p["optimizer"])),
     ("lr", lambda p: f"lr {_number(p['lr'])}"),
     ("depth", lambda p: f"{p['depth']} layers"),
-    ("optimizer", lambda p: str(p["optimizer"])),
+    ("init", lambda p: f"{p['init']} init" if p.get("init") else None),
     ("precision", lambda p: str(p["precision"])),
     ("batch_norm", lambda p: "batch norm" if p["batch_norm"] else "no batch norm"),
 )
+ALWAYS_NAMED = ("activation", "zero_grad", "optimizer")
 
 
 def run_name(params: dict, varying: Iterable[str] | None = None) -> str:
-    """A parent run's name: activation and f'(0) first, then only the axes that vary.
+    """A parent run's name: activation, f'(0) and optimizer first, then only the axes that vary.
 
-    ``relu f'(0)=0 · lr 0.03`` reads in a narrow column where the point id
+    ``relu f'(0)=0 · adam · lr 0.03`` reads in a narrow column where the point id
     ``relu_zg0_lr0.03_adam_float32_d3_nobn`` is cut before what tells rows apart.
     ``varying=None`` names every axis.
     """
-    shown = None if varying is None else {"activation", "zero_grad", *varying}
+    shown = None if varying is None else {*ALWAYS_NAMED, *varying}
     parts = []
     for axis, word in _NAME_PARTS:
         text = word(params)
@@ -623,10 +724,33 @@ def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
     """
     root = f"http://127.0.0.1:{port}"
     try:
-        found = experiment_id(uri, experiment)
-    except Exception:  # noqa: BLE001 - no store or experiment yet: the UI's home page
+        store.require_store(uri)
+        found = _retry(lambda: _client(uri).get_experiment_by_name(experiment))
+    except Exception:  # noqa: BLE001 - no store yet: the UI's home page
         return root
-    return f"{root}/#/experiments/{found}/runs?workflowType=machine_learning&compareRunsMode=CHART"
+    if found is None:
+        return root
+    address = (
+        f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
+        "&compareRunsMode=CHART"
+    )
+    # A store made before the shared view existed has none: the UI would report the key missing.
+    return address + (
+        f"&viewStateShareKey={SHARED_VIEW_KEY}" if TAG_SHARED_VIEW in found.tags else ""
+    )
+
+
+# MLflow's server imports starlette.middleware.wsgi, which warns once per server process that it
+# is deprecated: four lines of MLflow's own business on every start.
+UI_WARNING_FILTERS = ("ignore:starlette.middleware.wsgi is deprecated",)
+
+
+def ui_environment(environ: dict[str, str]) -> dict[str, str]:
+    """``environ`` with the UI's warning filters added to ``PYTHONWARNINGS`` (kept by the server
+    processes the UI starts, unlike ``-W``); the user's own filters come after and win."""
+    own = environ.get("PYTHONWARNINGS", "")
+    filters = ",".join([*UI_WARNING_FILTERS, *([own] if own else [])])
+    return {**environ, "PYTHONWARNINGS": filters}
 
 
 def ui_command(uri: str, port: int = 5000) -> list[str]:
