@@ -58,8 +58,8 @@ def test_benchmark_reports_each_optimizer_and_variant_with_the_machine():
     reference = table[table["variant"] == cost.REFERENCE]
     assert reference["ratio_to_relu"].tolist() == pytest.approx([1.0, 1.0])
     assert set(reference["verdict"]) == {"reference"}
-    assert set(table.loc[table["variant"] == cost.NULL, "verdict"]) == {"null"}
-    assert set(table["verdict"]) <= {"reference", "null", "cheaper", "dearer", "same"}
+    assert set(table.loc[table["variant"] == cost.NULL, "verdict"]) == {"null model"}
+    assert set(table["verdict"]) <= {"reference", "null model", "cheaper", "dearer", "same"}
     here = machine.columns()
     for column in ("cpu_model", "cpu_capability", "torch_version", "blas"):
         assert set(table[column]) == {here[column]}
@@ -88,4 +88,4 @@ def test_verdicts_need_an_interval_outside_the_null_band():
         ]
     )
     verdicts = cost_step.add_verdicts(table)["verdict"].tolist()
-    assert verdicts == ["reference", "null", "same", "dearer", "cheaper", "dearer"]
+    assert verdicts == ["reference", "null model", "same", "dearer", "cheaper", "dearer"]

@@ -1,8 +1,3 @@
-def study_optimizers():
-    """The optimizers the study trains with, in the order its points first use them."""
-    return list(dict.fromkeys(point.optimizer for point in POINTS.values()))
-
-
 rule activation_cost:
     output:
         csv="results/tables/cost.csv",
@@ -62,7 +57,8 @@ rule training_step_cost:
         settings=config["cost"],
         activations=config["activation"],
         zero_grads=config["zero_grad"],
-        optimizers=study_optimizers(),
+        # The optimizers the study trains with, in the order its points first use them.
+        optimizers=list(dict.fromkeys(point.optimizer for point in POINTS.values())),
         batch_size=config["training"]["batch_size"],
         width=config["model"]["width"],
         depth=config["model"]["depth"],

@@ -38,6 +38,8 @@ from relulab.train.optim import make_optimizer
 # The same learning rate for every optimizer: a step's cost does not depend on it, and a small
 # one keeps every model finite over the thousands of steps timed.
 LEARNING_RATE = 1e-3
+# The null's own verdict ("null" alone reads back from a CSV as missing).
+NULL_VERDICT = "null model"
 COLUMNS = [
     "activation",
     "variant",
@@ -168,12 +170,13 @@ def time_steps(
 def add_verdicts(table: pd.DataFrame) -> pd.DataFrame:
     """``verdict`` per row: "cheaper" or "dearer" than the reference only when the ratio's
     interval lies wholly outside the null's interval widened to include 1 (per optimizer and
-    device); "same" otherwise. The reference and the null are labelled as such."""
+    device); "same" otherwise. The reference and the null are labelled as such
+    (``NULL_VERDICT``)."""
     table = table.copy()
     verdicts = []
     for row in table.itertuples():
         if row.variant in (REFERENCE, NULL):
-            verdicts.append("reference" if row.variant == REFERENCE else "null")
+            verdicts.append("reference" if row.variant == REFERENCE else NULL_VERDICT)
             continue
         null = table[
             (table["device"] == row.device)
@@ -198,8 +201,8 @@ def benchmark(
     size: StepSize,
     variants: list[Variant],
     optimizers=("adam",),
-    repeats: int = 30,
-    steps: int = 5,
+    repeats: int = 15,
+    steps: int = 4,
     device: torch.device | str = "cpu",
     precision: str = "float32",
 ) -> pd.DataFrame:

@@ -52,8 +52,8 @@ def plot(table: pd.DataFrame, path: str | Path) -> None:
         ax.set_yticks(list(ys), order)
         ax.invert_yaxis()
         ax.set_title(optimizer)
-        ax.set_xlabel("step time / torch.relu's (median, 95 %)")
     style.colour_tick_labels(axes[0][0].get_yticklabels())
+    figure.supxlabel("step time / torch.relu's step time (median, 95 %)", fontsize=10)
     first = table.iloc[0]
     figure.suptitle(
         f"A whole training step (forward, backward, optimizer) at batch {first['batch_size']}, "
