@@ -19,7 +19,7 @@ TARGETS = [
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     workdir = scratch_copy(tmp_path_factory.mktemp("machine"))
-    snakemake(workdir, "--cores", "2", "--configfile", "config/smoke.yaml", *TARGETS)
+    snakemake(workdir, "--cores", "2", *TARGETS, "--configfile", "config/smoke.yaml")
     return workdir / "results" / "tables"
 
 
