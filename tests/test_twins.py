@@ -9,6 +9,7 @@ import torch
 from helpers.training import trainer
 
 from relulab.data import prepared as data
+from relulab.figures import twins as twins_figure
 from relulab.nn import models
 from relulab.study import config as cfg
 from relulab.study import grid
@@ -248,7 +249,7 @@ def test_departure_without_a_live_zero_is_flagged():
 
 
 def test_plot_writes_png_and_svg_also_without_twins(tmp_path):
-    twins.plot(pd.DataFrame(columns=twins.COLUMNS), tmp_path / "empty.png")
+    twins_figure.plot(pd.DataFrame(columns=twins.COLUMNS), tmp_path / "empty.png")
     assert (tmp_path / "empty.svg").exists()
     table = pd.DataFrame(
         [
@@ -272,7 +273,7 @@ def test_plot_writes_png_and_svg_also_without_twins(tmp_path):
             for precision in ("float32", "float16")
         ]
     )
-    twins.plot(table, tmp_path / "twins.png")
+    twins_figure.plot(table, tmp_path / "twins.png")
     assert (tmp_path / "twins.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -103,6 +103,7 @@ def figures():
         "gradient_by_depth",
         "convergence",
         "cost",
+        "cost_step",
     ]
     return expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"])
 
@@ -128,8 +129,13 @@ def zero_grad_outputs():
     names = ["zero_grad_effect"]
     if config["bifurcation"]["enabled"]:
         names.append("bifurcation")
+    tables = names + (
+        ["bifurcation_machine", "bifurcation_rates"]
+        if config["bifurcation"]["enabled"]
+        else []
+    )
     return [
-        expand("results/tables/{name}.{ext}", name=names, ext=["csv", "md", "html"]),
+        expand("results/tables/{name}.{ext}", name=tables, ext=["csv", "md", "html"]),
         expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"]),
     ]
 

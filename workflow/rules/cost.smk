@@ -26,3 +26,41 @@ rule activation_cost:
         settings=config["cost"],
     script:
         "../scripts/activation_cost.py"
+
+
+rule training_step_cost:
+    input:
+        data=f"results/data/{config['dataset']}.npz",
+    output:
+        csv="results/tables/cost_step.csv",
+        md="results/tables/cost_step.md",
+        html=report(
+            "results/tables/cost_step.html",
+            caption="../report/cost_step_table.rst",
+            category="Q3 Cost",
+            labels={"table": "training step cost"},
+        ),
+        figure=report(
+            "results/figures/cost_step.png",
+            caption="../report/cost_step.rst",
+            category="Q3 Cost",
+            labels={"figure": "training step cost"},
+        ),
+        svg="results/figures/cost_step.svg",
+    log:
+        "results/logs/training_step_cost.log",
+    conda:
+        "../envs/relulab.yaml"
+    # Both cores, as for the per-element timing: nothing trains beside it.
+    threads: 2
+    params:
+        settings=config["cost"],
+        activations=config["activation"],
+        zero_grads=config["zero_grad"],
+        # The optimizers the study trains with, in the order its points first use them.
+        optimizers=list(dict.fromkeys(point.optimizer for point in POINTS.values())),
+        batch_size=config["training"]["batch_size"],
+        width=config["model"]["width"],
+        depth=config["model"]["depth"],
+    script:
+        "../scripts/training_step_cost.py"

@@ -1,9 +1,19 @@
-import torch
+import os
+import sys
 
-from relulab.data import prepared as data
-from relulab.experiments import bifurcation
-from relulab.study import logs
-from relulab.train.job import resolve_device
+# A GEMM code path chosen by the environment (MKL reads MKL_CBWR when it loads): set before
+# torch is imported, in this job's own process.
+if snakemake.params.env:  # noqa: F821
+    if "torch" in sys.modules:
+        raise RuntimeError("torch was loaded before the GEMM path's environment could be set")
+    os.environ.update(snakemake.params.env)  # noqa: F821
+
+import torch  # noqa: E402
+
+from relulab.data import prepared as data  # noqa: E402
+from relulab.experiments import bifurcation  # noqa: E402
+from relulab.study import logs  # noqa: E402
+from relulab.train.job import resolve_device  # noqa: E402
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from relulab.experiments import machine
 from relulab.nn.models import SeedStack
 from relulab.tables.stats import garwood_interval
 from relulab.tables.stats import wilson_interval as wilson_interval  # importable from here too
@@ -76,6 +77,9 @@ INIT_COLUMNS = [
     "live_exact_zeros",
     "max_grad_diff_norm",
     "batches_with_both_passes",
+    # Where the bits were computed (``relulab.experiments.machine``), last so that the
+    # columns before them read as they always have.
+    *machine.COLUMNS,
 ]
 _PER_INIT = [
     "differ",
@@ -303,6 +307,7 @@ def measure(
     x = x.reshape(len(x), -1).to(device=device, dtype=dtype)
     y = y.to(device=device, dtype=torch.int64)
     where = device_label(device)
+    recorded = machine.columns(device)
     rows = []
     for chunk_start in range(0, len(seeds), inits_at_once):
         chunk = seeds[chunk_start : chunk_start + inits_at_once]
@@ -342,6 +347,7 @@ def measure(
                     "pre_activations": len(x) * width * depth,
                     **{key: result[key][i] for key in _PER_INIT},
                     "batches_with_both_passes": result["batches_with_both_passes"],
+                    **recorded,
                 }
             )
     return pd.DataFrame(rows, columns=INIT_COLUMNS)
@@ -439,7 +445,19 @@ def cell_row(group: pd.DataFrame) -> dict:
         "max_grad_diff_norm_median": (
             float(differing["max_grad_diff_norm"].median()) if len(differing) else math.nan
         ),
+        **machine_of(group),
     }
+
+
+def machine_of(group: pd.DataFrame) -> dict:
+    """The machine columns of a cell's per-init rows (one job, so one machine), with empty
+    text where a CSV read them back as missing; none for rows written before they existed."""
+    found = {}
+    for column in machine.COLUMNS:
+        if column in group:
+            value = group[column].iloc[0]
+            found[column] = "" if pd.isna(value) else value
+    return found
 
 
 def table(per_init: pd.DataFrame) -> pd.DataFrame:

@@ -26,6 +26,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from relulab.experiments import machine
 from relulab.nn import activations, native
 from relulab.nn.models import DTYPES
 
@@ -216,6 +217,7 @@ def benchmark(
     native.operators()  # built (once per PyTorch version) before anything is timed
     rows = []
     for device in devices:
+        where = machine.columns(device)
         for elements in sizes:
             modules = {v.label: v.build() for v in chosen}
             times, ratios = time_variants(modules, REFERENCE, int(elements), repeats, device, dtype)
@@ -245,6 +247,8 @@ def benchmark(
                         "relative_high": high,
                         "threads": torch.get_num_threads() if device == "cpu" else None,
                         "compiled_operator": variant.runs_compiled_operator(device),
+                        # Where these numbers hold (the thread count is the CPU's).
+                        **{k: v for k, v in where.items() if k != "threads"},
                     }
                 )
     return add_verdicts(pd.DataFrame(rows))

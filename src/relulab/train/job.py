@@ -379,7 +379,8 @@ def _train_group(
     dtype = weight_dtype(first.precision)
     fingerprints = [fingerprint(point, config) for point in points]
     if perturbed:
-        fingerprints = [f"{f}+{control.CONTROL}" for f in fingerprints]
+        nudge = control.suffix(MIXED.get(first.precision))
+        fingerprints = [f"{f}+{nudge}" for f in fingerprints]
     labels = [point.id for point in points for _ in seeds]
 
     arch = model_cfg["arch"]
@@ -415,7 +416,7 @@ def _train_group(
         autocast=MIXED.get(first.precision),
     )
     if perturbed:
-        control.perturb_one_ulp(stack)
+        control.perturb_one_ulp(stack, compute_dtype=settings.autocast)
     module = SeedStackModule(stack, split.to(device, dtype), settings)
 
     group = GroupTracker()
