@@ -127,8 +127,8 @@ def groups(frame: pd.DataFrame, listed):
     if frame.empty:
         return
     keys = [a for a in varying(frame) if a not in listed]
-    if not keys:
-        yield context(frame), frame
-        return
-    for _, rows in frame.groupby(keys, sort=True, dropna=False):
-        yield context(rows), rows
+    parts = [frame] if not keys else [rows for _, rows in frame.groupby(keys, dropna=False)]
+    for rows in parts:
+        # A listed axis that varies among the rows is named by each item, not the context.
+        skip = (*VARIANT_AXES, *varying(rows, listed))
+        yield context(rows, skip=skip), rows

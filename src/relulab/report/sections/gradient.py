@@ -58,13 +58,18 @@ def gradient_findings(found: Section, inputs: Inputs) -> None:
         if deepest < 2 or at_depth.empty:
             continue
         names = labels.item_labels(at_depth, ("activation", "zero_grad"))
+        where = ", ".join(
+            [hidden(deepest)] * (rows["depth"].nunique() > 1)
+            + [f"lr {lr:g}"] * (rows["lr"].nunique() > 1)
+            + [when]
+        )
         ratios = [
             f"{n} {gm(r[f'{column}_gmean'], r[f'{column}_low'], r[f'{column}_high'])} "
             f"(×{num(r[f'{column}_gmean'] ** (1 / (deepest - 1)), 2)} per layer)"
             for n, (_, r) in zip(names, at_depth.iterrows(), strict=True)
         ]
         found.add(
-            f"Vanishing gradients ({context}, {hidden(deepest)}, lr {lr:g}, {when}): the "
+            f"Vanishing gradients ({context}, {where}): the "
             f"{measure} at the first hidden layer as a multiple of the last hidden layer's, "
             f"geometric mean over seeds [95 % interval], was {listing(ratios)} (below 1: the "
             "signal shrinks towards the input).",
@@ -109,7 +114,9 @@ def depth_trend(found: Section, context: str, rows: pd.DataFrame, lr: float, col
             trend.append(f"{variant} {num(part[depths[0]], 2)} → {num(part[depths[-1]], 2)}")
     if trend:
         found.add(
-            f"From {depths[0]} to {hidden(depths[-1])} ({context}, lr {lr:g}) the same ratio "
+            f"From {depths[0]} to {hidden(depths[-1])} ({context}"
+            + (f", lr {lr:g}" if rows["lr"].nunique() > 1 else "")
+            + ") the same ratio "
             f"went {listing(trend)}.",
             "gradient",
             "gradient_by_depth",

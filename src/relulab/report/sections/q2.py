@@ -150,7 +150,8 @@ def born_findings(found: Section, inputs: Inputs) -> None:
                 found.add(
                     f"Some units were dead before any training ({context}): at most "
                     f"{pct(worst['born'])} {pct_interval(worst['low'], worst['high'])} "
-                    f"({names[worst.name]}, every one of its {int(worst['seeds'])} seeds).",
+                    f"({names[worst.name]}; mean over all its {int(worst['seeds'])} seeds, those "
+                    "that later diverged included).",
                     "death",
                     items=[names[worst.name]],
                 )
