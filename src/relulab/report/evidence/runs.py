@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from relulab.report import labels
+from relulab.report.inputs import with_axes
 from relulab.report.statistics import one_sided_t, seed_interval
 from relulab.study import grid
 
@@ -176,8 +177,6 @@ def training_evidence(epochs: pd.DataFrame, config: dict) -> TrainingEvidence:
     divergence judged by this module's rule."""
     if epochs.empty:
         return TrainingEvidence(())
-    from relulab.report.inputs import with_axes
-
     epochs = with_axes(epochs, config)
     axes = [a for a in grid.AXES if a in epochs.columns]
     last = epochs.sort_values(["point", "seed", "epoch"]).groupby(["point", "seed"]).tail(1)

@@ -111,6 +111,8 @@ def per_activation_death(death: pd.DataFrame) -> pd.DataFrame:
                         best["final_dead_mean"], best["final_dead_ci95"]
                     ),
                     "at": where if best["final_dead_mean"] > 0 else "",
+                    # Units that can never be dead (Leaky ReLU, ELU...) can still never activate.
+                    "never active there": pct(best.get("final_inactive_mean")),
                     "largest at any epoch": pct(peak["peak_dead_mean"]),
                     "worst single layer": pct(group["worst_layer_dead_mean"].max()),
                 }
