@@ -277,3 +277,35 @@ def test_tables_are_written_as_standalone_pages(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and "<title>relulab table: t</title>" in page
     assert "<style>" in page and "3.1416" in page
     assert (tmp_path / "t.md").exists()
+
+
+def test_depth_sentences_never_average_over_the_init():
+    inputs = inputs_of(
+        *[
+            (point(activation, 0.01, depth=depth, init=init), {"ratio": ratio})
+            for activation, ratio in (("relu", 0.5), ("sigmoid", 0.01))
+            for depth in (2, 4)
+            for init in ("default", "kaiming_normal")
+        ],
+        deep=lambda i: True,
+    )
+    q3 = next(s for s in findings.build(inputs).sections if s.anchor == "q3")
+    auc = [f.text for f in q3.findings if "area under the validation-accuracy curve went" in f.text]
+    assert len(auc) == 2
+    assert sum("PyTorch default init" in t for t in auc) == 1
+    assert sum("Kaiming normal init" in t for t in auc) == 1
+
+
+def test_revival_is_pooled_over_relu_units_only():
+    from relulab.report.evidence import questions
+
+    inputs = inputs_of(
+        (point("relu", 0.01), {"dead": 0.5, "revived": 0.5}),
+        (point("leaky_relu", 0.01), {"dead": 0.5, "revived": 0.5}),
+    )
+    counts = questions.revival(inputs.layers, inputs.epochs, 8, inputs.config)
+    died = {c.layer_group: c.died for c in counts if c.cause == "died in training"}
+    # 3 seeds x 4 units (half of a width-8 layer) per layer group: ReLU's only.
+    assert died == {"deeper hidden layers": 12, "first hidden layer": 12}
+    revived = {c.layer_group: c.revived for c in counts if c.cause == "died in training"}
+    assert revived == {"deeper hidden layers": 6, "first hidden layer": 0}
