@@ -7,7 +7,6 @@ import functools
 from pathlib import Path
 
 import jinja2
-from docutils.core import publish_string
 
 
 @functools.cache
@@ -23,6 +22,8 @@ def environment() -> jinja2.Environment:
 
 def rst_to_html(source: str | Path, target: str | Path) -> None:
     """Render the reStructuredText page ``source`` to one self-contained HTML file."""
+    from docutils.core import publish_string
+
     html = publish_string(
         Path(source).read_text(),
         writer_name="html5",

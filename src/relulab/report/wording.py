@@ -19,7 +19,7 @@ QUESTIONS: dict[str, tuple[str, dict[Verdict, str]]] = {
     "fprime_accuracy": (
         "Q1. Does ReLU'(0) change the accuracy training reaches?",
         {
-            Verdict.SUPPORTED: "No more than a 1-ulp change of one weight",
+            Verdict.SUPPORTED: "No (no more than a 1-ulp change of one weight)",
             Verdict.REFUTED: "Yes, beyond a 1-ulp change of one weight",
         },
     ),

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from relulab.report import pages
 from relulab.study.grid import AXES, AXIS_DEFAULTS
 from relulab.study.grid import POINT_COLUMNS as _POINT_COLUMNS
 
@@ -148,6 +147,8 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, digits: int = 4) -> N
     table.to_csv(csv_path, index=False)
     shown = table.round(digits)
     csv_path.with_suffix(".md").write_text(shown.to_markdown(index=False) + "\n")
+    from relulab.report import pages  # jinja2, only where tables are written
+
     fragment = shown.to_html(index=False, na_rep="", border=0, classes="relulab-table")
     page = pages.table_page(fragment, f"relulab table: {csv_path.stem}", _caption(csv_path, table))
     csv_path.with_suffix(".html").write_text(page + "\n")
