@@ -153,12 +153,14 @@ def sparsity_findings(section: Section, inputs: Inputs) -> None:
             f"Sparsity ({context}; outputs exactly 0 on the training set, last epoch, the "
             "largest over lr, 95 % interval clipped to [0, 100]): "
         )
-        text += listing(
-            [
-                f"{n} {pct_ci(r.final_sparsity_mean, r.final_sparsity_ci95)}"
-                for n, r in zip(names, sparse.itertuples(), strict=True)
-            ]
-        )
-        if dense:
-            text += f"; {listing(dense)} never output an exact 0"
+        shown = [
+            f"{n} {pct_ci(r.final_sparsity_mean, r.final_sparsity_ci95)}"
+            for n, r in zip(names, sparse.itertuples(), strict=True)
+        ]
+        if shown:
+            text += listing(shown) + (
+                f"; {listing(dense)} never output an exact 0" if dense else ""
+            )
+        else:
+            text += f"{listing(dense)} never output an exact 0"
         section.add(text + ".", "death", items=names + dense)
