@@ -309,3 +309,28 @@ def test_revival_is_pooled_over_relu_units_only():
     assert died == {"deeper hidden layers": 12, "first hidden layer": 12}
     revived = {c.layer_group: c.revived for c in counts if c.cause == "died in training"}
     assert revived == {"deeper hidden layers": 6, "first hidden layer": 0}
+
+
+def test_findings_rebuild_from_a_results_folder(tmp_path):
+    from relulab.report.__main__ import main
+
+    inputs = small_study()
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    for name, frame in {
+        "summary": inputs.summary,
+        "death": inputs.death,
+        "revival": inputs.revival,
+        "gradient_flow": inputs.gradient,
+        "convergence": inputs.convergence,
+        "epochs": inputs.epochs,
+        "layers": inputs.layers,
+        "convergence_best_lr": inputs.best_lr,
+        "revival_pooled": inputs.revival_pooled,
+    }.items():
+        frame.to_csv(tables / f"{name}.csv", index=False)
+    config = tmp_path / "config.yaml"
+    config.write_text("study: rebuilt\nactivation: [relu]\nzero_grad: [0.0]\nlr: [0.01]\n")
+    main([str(tmp_path / "results"), str(config)])
+    text = (tmp_path / "results" / "findings.md").read_text()
+    assert text.startswith("# relulab findings") and "Study `rebuilt`" in text

@@ -131,3 +131,34 @@ def with_axes(frame: pd.DataFrame, config: dict) -> pd.DataFrame:
         if k not in frame.columns and v is not None and not (isinstance(v, list) and len(v) != 1)
     }
     return frame.assign(**missing) if missing and len(frame.columns) else frame
+
+
+def from_results(results: str | Path, config: dict) -> Inputs:
+    """The inputs of a finished study's ``results/`` folder (its validated ``config``), as the
+    workflow gives them: to rebuild the findings of a study without rerunning anything."""
+    from relulab.study import grid
+
+    tables = Path(results) / "tables"
+    optional = (
+        "cost",
+        "cost_step",
+        "bifurcation",
+        "bifurcation_rates",
+        "zero_grad_effect",
+        "born_dead",
+    )
+    return Inputs(
+        summary=read_table(tables / "summary.csv"),
+        death=read_table(tables / "death.csv"),
+        revival=read_table(tables / "revival.csv"),
+        gradient=read_table(tables / "gradient_flow.csv"),
+        convergence=read_table(tables / "convergence.csv"),
+        epochs=read_table(tables / "epochs.csv"),
+        layers=read_table(tables / "layers.csv"),
+        best_lr=read_table(tables / "convergence_best_lr.csv"),
+        revival_pooled=read_table(tables / "revival_pooled.csv"),
+        main_ids={p.id for p in grid.main_grid(config)},
+        depth_ids={p.id for p in grid.depth_study_points(config)},
+        config=config,
+        **{name: read_optional(tables / f"{name}.csv") for name in optional},
+    )
