@@ -237,9 +237,16 @@ def test_twins_against_controls_as_distributions():
 
 
 def test_a_parted_point_without_control_is_not_testable_and_named():
-    outcome = accuracy_unchanged.judge((twin((0.1, 0.2, 0.1), NotMeasured("no control")),))
+    other = questions.TwinPoint(
+        row=(("activation", "relu"), ("zero_grad", 1.0), ("lr", 0.03)),
+        seeds=4,
+        departed=0,
+        differences=(),
+        controls=(),
+    )
+    outcome = accuracy_unchanged.judge((twin((0.1, 0.2, 0.1), NotMeasured("no control")), other))
     assert outcome.verdict is N
-    assert "relu (f'(0)=1), lr 0.01" in outcome.measured
+    assert "not testable (no control): relu (f'(0)=1), lr 0.01" in outcome.measured
 
 
 # -- revival, cost, sparsity, born dead -------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from relulab.report import text
+from relulab.report.claims.common import point_labels
 from relulab.report.evidence.questions import TwinPoint
 from relulab.report.outcome import NotMeasured, Outcome, Verdict, not_testable
 from relulab.report.statistics import ALPHA, larger_than
@@ -48,7 +49,8 @@ def judge(twins: tuple[TwinPoint, ...] | NotMeasured) -> Outcome:
         )
     parted = [t for t in twins if t.departed]
     controlled = [t for t in parted if not isinstance(t.controls, NotMeasured)]
-    uncontrolled = [t.label for t in parted if isinstance(t.controls, NotMeasured)]
+    names = dict(zip(twins, point_labels([dict(t.row) for t in twins]), strict=True))
+    uncontrolled = [names[t] for t in parted if isinstance(t.controls, NotMeasured)]
     twin_changes = np.abs([d for t in controlled for d in t.differences])
     control_changes = np.abs([d for t in controlled for d in t.controls])
     measured = (
