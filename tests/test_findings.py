@@ -334,3 +334,58 @@ def test_findings_rebuild_from_a_results_folder(tmp_path):
     main([str(tmp_path / "results"), str(config)])
     text = (tmp_path / "results" / "findings.md").read_text()
     assert text.startswith("# relulab findings") and "Study `rebuilt`" in text
+
+
+def bifurcation_cells():
+    base = {
+        "precision": "float32",
+        "width": 256,
+        "depth": 3,
+        "dataset": "mnist1d_60k",
+        "pre_activations_per_init": 46_080_000,
+        "inits": 96,
+        "fraction_differ": 37 / 96,
+        "ci_low": 0.29,
+        "ci_high": 0.49,
+        "exact_zeros": 40,
+        "exact_zero_rate": 9e-9,
+        "exact_zero_rate_ci_low": 6.4e-9,
+        "exact_zero_rate_ci_high": 1.2e-8,
+        "predicted_fraction_differ": 0.34,
+        "cpu_model": "AMD EPYC 9B14",
+        "cpu_capability": "AVX512",
+    }
+    return pd.DataFrame(
+        [
+            {**base, "differ": 37, "gemm_path": "default"},
+            {**base, "differ": 11, "gemm_path": "MKL_CBWR=COMPATIBLE"},
+        ]
+    )
+
+
+def test_bitwise_results_name_their_machine_and_keep_the_default_gemm_path():
+    inputs = small_study()
+    inputs.bifurcation = bifurcation_cells()
+    inputs.bifurcation_rates = pd.DataFrame(
+        [
+            {
+                "precision": "float32",
+                "cells": 4,
+                "chi2": 9.8,
+                "p_value": 0.02,
+                "pooled_rate": 9e-9,
+                "rate_low": 7e-9,
+                "rate_high": 1.1e-8,
+                "paper_exposure": 46_080_000,
+                "expected_fraction_at_paper": 0.34,
+            }
+        ]
+    )
+    report = findings.build(inputs)
+    gradient = outcome(report, "fprime_gradient")
+    assert gradient.verdict is Verdict.REFUTED and "AMD EPYC 9B14" in gradient.setting
+    assert "37/96" in gradient.headline
+    q1 = next(s for s in report.sections if s.anchor == "q1")
+    cells = [f for f in q1.findings if f.text.startswith("float32, 3 hidden layers of 256")]
+    assert len(cells) == 1 and "37 of 96" in cells[0].text
+    assert any("rejected" in f.text and "constant-rate" in f.text for f in q1.findings)
