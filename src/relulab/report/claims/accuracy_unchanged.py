@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from relulab.report import text
 from relulab.report.claims.common import point_labels
 from relulab.report.evidence.questions import TwinPoint
 from relulab.report.outcome import NotMeasured, Outcome, Verdict, not_testable
@@ -63,7 +62,7 @@ def judge(twins: tuple[TwinPoint, ...] | NotMeasured) -> Outcome:
         f"{_points(control_changes)} (1-ulp controls)"
     )
     if uncontrolled:
-        measured += f"; not testable (no control): {text.listing(uncontrolled)}"
+        measured += f"; not testable (no control): {' | '.join(uncontrolled)}"
     if len(twin_changes) < MIN_PAIRS or len(control_changes) < MIN_PAIRS:
         return Outcome(
             CLAIM,

@@ -80,7 +80,7 @@ def judge(training: TrainingEvidence) -> Outcome:
         CLAIM,
         verdict,
         f"every setting where ReLU learns and loses units ({len(settings)}): "
-        + text.listing(settings),
+        + " | ".join(settings),
         " | ".join(parts),
         f"{fixes} of {len(verdicts)} remedy-setting pairs fix it, {fails} fail (their units "
         "cannot be dead by definition: accuracy, divergence and never-active units decide)",

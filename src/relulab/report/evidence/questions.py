@@ -28,7 +28,7 @@ def machine_text(row) -> str:
         value = row.get(column) if hasattr(row, "get") else None
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             parts.append(f"{column.replace('_', ' ')} {value}")
-    return "; ".join(parts) if parts else "machine not recorded"
+    return "; ".join(parts) if parts else "not recorded"
 
 
 def _plain(value):

@@ -202,7 +202,7 @@ def control_findings(found: Section, twins: tuple[questions.TwinPoint, ...]) -> 
     if missing:
         found.add(
             f"Not testable against a control (twins parted, no 1-ulp control trained there): "
-            f"{listing(missing)}.",
+            f"{' | '.join(missing)}.",
             "zero_grad_effect",
             items=missing,
         )
