@@ -1,366 +1,357 @@
-"""The claims table and the Q2/Q3 findings: verdicts follow the numbers, and no result crashes
-the report (every run of an activation diverged, one seed, zero variance)."""
+"""Each claim's verdict rule on constructed evidence, at, above and below its thresholds
+(docs/claims.md), and the multiplicity adjustment across the claims table."""
 
 import math
 
-import pandas as pd
 import pytest
 
-from relulab.experiments import cost
-from relulab.report import findings
-from relulab.tables import convergence, dynamics
-from relulab.tables import summary as analysis
+from relulab.report import claims
+from relulab.report.claims import (
+    accuracy_unchanged,
+    born_dead,
+    cheaper,
+    forty_percent,
+    gradient_changes,
+    irreversible,
+    remedies,
+    sparse,
+    vanishing,
+)
+from relulab.report.evidence import questions
+from relulab.report.evidence.runs import (
+    DIVERGED_LOSS,
+    MIN_FINISHED_SEEDS,
+    Interval,
+    PointRuns,
+    TrainingEvidence,
+    diverged,
+)
+from relulab.report.outcome import NotMeasured, Outcome, Verdict
+from relulab.report.statistics import holm
 
-EPOCHS = 3
+S, R, M, N = Verdict.SUPPORTED, Verdict.REFUTED, Verdict.MIXED, Verdict.NOT_TESTABLE
 
 
-def point(activation, lr, optimizer="adam", depth=2, init="default", zero_grad=0.0):
-    kinked = activation in ("relu", "leaky_relu", "prelu", "rrelu")
-    return {
-        "point": f"{activation}_lr{lr:g}_{optimizer}_d{depth}_{init}",
+def runs(
+    activation="relu",
+    lr=0.03,
+    optimizer="adam",
+    dead=(0.0,) * 4,
+    accuracy=(0.5,) * 4,
+    diverged_runs=0,
+    inactive=None,
+    zero_grad=0.0,
+    depth=3,
+):
+    axes = {
         "activation": activation,
-        "zero_grad": zero_grad if kinked else math.nan,
+        "zero_grad": zero_grad if activation in ("relu", "leaky_relu", "prelu", "rrelu") else None,
         "lr": lr,
-        "optimizer": optimizer,
-        "init": init,
         "precision": "float32",
         "depth": depth,
         "batch_norm": False,
-        "variant": analysis.variant_label(activation, zero_grad if kinked else None),
+        "optimizer": optimizer,
+        "init": "default",
     }
-
-
-def runs(params, seeds=3, dead=0.0, revived=0.0, ratio=0.5, status="finished", spread=0.01):
-    """Epoch and layer rows of one point. ``dead`` dies in training in every layer after
-    epoch 0; a share ``revived`` of it is alive again at the last epoch in deeper layers."""
-    epochs, layers = [], []
-    for seed in range(seeds):
-        jitter = spread * seed
-        for epoch in range(EPOCHS + 1):
-            now = 0.0 if epoch == 0 else dead
-            for layer in range(1, params["depth"] + 1):
-                back = now * revived if (epoch == EPOCHS and layer > 1) else 0.0
-                died = dead if epoch > 0 else 0.0
-                layers.append(
-                    {
-                        **params,
-                        "seed": seed,
-                        "epoch": epoch,
-                        "layer": layer,
-                        "final_status": status,
-                        "dead_fraction": now - back,
-                        "inactive_fraction": now - back,
-                        "ever_dead_fraction": died,
-                        "revived_fraction": back,
-                        "permanently_dead_fraction": now - back,
-                        "born_dead_fraction": 0.0,
-                        "born_dead_revived_fraction": 0.0,
-                        "born_dead_permanent_fraction": 0.0,
-                        "died_in_training_fraction": died,
-                        "died_in_training_revived_fraction": back,
-                        "died_in_training_permanent_fraction": died - back,
-                        "sparsity": 0.5 if params["activation"] == "relu" else 0.0,
-                        "grad_norm": math.nan if epoch == 0 else 1.0,
-                        "pre_activation_grad_rms": (
-                            ratio ** ((params["depth"] - layer) / (params["depth"] - 1))
-                            * (1 + jitter)
-                            if params["depth"] > 1
-                            else 1.0
-                        ),
-                    }
-                )
-            epochs.append(
-                {
-                    **params,
-                    "seed": seed,
-                    "epoch": epoch,
-                    "step": 10 * epoch,
-                    "train_loss": 1.0,
-                    "val_loss": 1.0,
-                    "val_accuracy": [0.1, 0.5, 0.6, 0.7][epoch] + jitter,
-                    "dead_fraction": now,
-                    "inactive_fraction": now,
-                    "exact_zeros": 0,
-                    "live_exact_zeros": 0,
-                    "status": "ok" if status == "finished" else "diverged",
-                    "params_sha256": f"{params['point']}-{seed}-{epoch}",
-                    "final_status": status,
-                }
-            )
-    return epochs, layers
-
-
-def inputs_of(*specs, config_optimizer="adam"):
-    """``findings.Inputs`` from (params, runs keyword arguments) pairs, tables as the workflow
-    computes them."""
-    epochs, layers = [], []
-    for params, options in specs:
-        e, la = runs(params, **options)
-        epochs += e
-        layers += la
-    epochs, layers = pd.DataFrame(epochs), pd.DataFrame(layers)
-    conv_runs = convergence.run_table(epochs, 0.6)
-    counted = dynamics.distinct_runs(epochs)
-    ids = set(epochs["point"])
-    return findings.Inputs(
-        summary=analysis.summary(epochs, layers),
-        death=dynamics.death_table(layers),
-        revival=dynamics.revival_table(layers),
-        gradient=dynamics.gradient_table(layers),
-        convergence=convergence.point_table(conv_runs),
-        epochs=epochs,
-        main_ids={i for i in ids if "_adam_d2" in i},
-        depth_ids={i for i in ids if "_adam_" in i},
-        config={
-            "study": "claims",
-            "dataset": "mnist1d",
-            "model": {"width": 8, "init": "default"},
-            "training": {"optimizer": config_optimizer, "epochs": EPOCHS, "batch_size": 16},
-        },
-        best_lr=convergence.best_lr_table(conv_runs),
-        revival_pooled=dynamics.revival_by_cause(layers, counted, by=dynamics.SETTING_COLUMNS),
+    return PointRuns(
+        point=f"{activation}_{lr}_{optimizer}_{depth}",
+        axes=tuple(axes.items()),
+        seeds=len(accuracy) + diverged_runs,
+        diverged=diverged_runs,
+        accuracy=tuple(accuracy),
+        dead=tuple(dead),
+        inactive=tuple(inactive if inactive is not None else dead),
+        final_loss=(1.0,) * len(accuracy),
     )
 
 
-def claims(inputs):
-    table = findings.claims_section(inputs).table
-    return table.set_index("claim")
-
-
-def verdict(inputs, start):
-    table = claims(inputs)
-    row = next(c for c in table.index if c.startswith(start))
-    return table.loc[row, "verdict"], table.loc[row, "measured (95 % interval)"]
-
-
-def every_text(inputs):
-    sections = findings.build(inputs)
-    return " ".join(f.text for s in sections for f in s.findings)
-
-
-@pytest.mark.parametrize(("dead", "expected"), [(0.5, "supported"), (0.1, "refuted")])
-def test_forty_percent_is_judged_on_sgd_runs(dead, expected):
-    inputs = inputs_of(
-        (point("relu", 0.01), {}),
-        (point("relu", 3.0, optimizer="sgd"), {"dead": dead}),
-    )
-    found, measured = verdict(inputs, "Up to 40 %")
-    assert found == expected
-    assert "plain SGD (lr 3)" in measured
-
-
-def test_forty_percent_is_not_testable_without_sgd():
-    inputs = inputs_of((point("relu", 0.01), {"dead": 0.5}))
-    assert verdict(inputs, "Up to 40 %")[0] == "not testable here"
-
-
-def test_irreversibility_per_layer_group_under_plain_sgd():
-    inputs = inputs_of((point("relu", 3.0, optimizer="sgd"), {"dead": 0.4, "revived": 0.5}))
-    found, measured = verdict(inputs, "A dead ReLU never comes back")
-    assert "supported (first hidden layer)" in found
-    assert "refuted (deeper hidden layers)" in found
-    assert "50.0 %" in measured
-
-
-@pytest.mark.parametrize(("relu", "expected"), [(0.5, "supported"), (0.001, "refuted")])
-def test_vanishing_is_judged_on_the_pre_activation_ratio(relu, expected):
-    inputs = inputs_of(
-        (point("relu", 0.001, depth=4), {"ratio": relu}),
-        (point("sigmoid", 0.001, depth=4), {"ratio": 0.01}),
-    )
-    found, measured = verdict(inputs, "ReLU's gradient does not vanish")
-    assert found.startswith(expected)
-    assert "dL/dz" in measured
-
-
-def test_remedies_are_compared_where_relu_lost_most_units():
-    inputs = inputs_of(
-        (point("relu", 3.0, optimizer="sgd"), {"dead": 0.5}),
-        (point("leaky_relu", 3.0, optimizer="sgd"), {}),
-    )
-    found, measured = verdict(inputs, "Leaky ReLU")
-    assert found.startswith("supported")
-    assert "leaky_relu (f'(0)=0) 0.0 % dead" in measured
-
-
-def cost_rows(sigmoid_low, sigmoid_high):
-    rows = []
-    for variant, activation, relative, low, high in [
-        (cost.REFERENCE, "relu", 1.0, 0.97, 1.03),
-        (cost.NULL, "relu", 0.95, 0.9, 1.0),
-        ("sigmoid", "sigmoid", (sigmoid_low + sigmoid_high) / 2, sigmoid_low, sigmoid_high),
-    ]:
-        rows.append(
-            {
-                "device": "cpu",
-                "precision": "float32",
-                "elements": 1000,
-                "activation": activation,
-                "zero_grad": None,
-                "implementation": "pytorch",
-                "variant": variant,
-                "repeats": 20,
-                "ns_per_element": relative,
-                "relative": relative,
-                "relative_low": low,
-                "relative_high": high,
-            }
-        )
-    return cost.add_verdicts(pd.DataFrame(rows))
+# -- divergence and learning ------------------------------------------------------------------
+def test_divergence_is_nan_or_a_loss_above_twice_the_untrained_one():
+    assert pytest.approx(2 * math.log(10)) == DIVERGED_LOSS
+    assert not diverged(DIVERGED_LOSS)
+    assert diverged(DIVERGED_LOSS * 1.0001)
+    assert diverged(1.5e17) and diverged(math.nan) and diverged(math.inf)
+    assert diverged(1.0, "diverged") and not diverged(1.0)
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "expected"),
-    [(1.5, 1.7, "supported"), (0.92, 1.05, "not testable here"), (0.5, 0.6, "refuted")],
-)
-def test_cheaper_only_outside_the_null(low, high, expected):
-    inputs = inputs_of((point("relu", 0.01), {}))
-    inputs.cost = cost_rows(low, high)
-    assert verdict(inputs, "ReLU is cheaper")[0].startswith(expected)
-    sentence = next(f.text for f in findings.q3_section(inputs).findings if "Cost on" in f.text)
-    assert "second copy of itself" in sentence
-
-
-def test_born_dead_follows_the_wilson_intervals():
-    inputs = inputs_of((point("relu", 0.01), {}))
-    inputs.born_dead = pd.DataFrame(
-        {
-            "init": ["default", "default"],
-            "width": [2, 2],
-            "depth": [2, 32],
-            "networks": [50, 50],
-            "network_dead_fraction": [0.04, 1.0],
-            "network_dead_ci_low": [0.01, 0.93],
-            "network_dead_ci_high": [0.14, 1.0],
-        }
-    )
-    assert verdict(inputs, "Deep narrow")[0] == "supported"
-    assert "hidden layer dead on every training example" in every_text(inputs)
-
-
-def test_claims_open_the_report_with_a_verdict_each():
-    inputs = inputs_of((point("relu", 0.01), {}), (point("sigmoid", 0.01), {}))
-    sections = findings.build(inputs)
-    assert sections[0].title == "Claims tested"
-    table = sections[0].table
-    assert len(table) >= 7
-    assert list(table.columns) == [
-        "claim",
-        "setting tested",
-        "measured (95 % interval)",
-        "verdict",
-    ]
-    first_words = {v.split(" ")[0] for v in table["verdict"]}
-    assert first_words <= {"supported", "refuted", "not", "mixed", "supported;", "refuted;"}
-
-
-def test_every_run_of_an_activation_diverged_is_said_not_raised(tmp_path):
-    inputs = inputs_of(
-        (point("relu", 0.01), {}),
-        (point("sigmoid", 0.01), {"status": "diverged"}),
-        (point("relu", 3.0, optimizer="sgd"), {"status": "diverged"}),
-    )
-    findings.write(inputs, tmp_path / "findings.md", tmp_path / "findings.html")
-    text = (tmp_path / "findings.md").read_text()
-    assert "every run diverged" in text or "every reported run diverged" in text
-
-
-def test_every_run_of_the_study_diverged_still_writes_a_report(tmp_path):
-    inputs = inputs_of(
-        (point("relu", 0.01), {"status": "diverged"}),
-        (point("sigmoid", 0.01), {"status": "diverged"}),
-    )
-    findings.write(inputs, tmp_path / "findings.md")
-    assert "## Claims tested" in (tmp_path / "findings.md").read_text()
-
-
-def test_one_seed_says_there_is_no_interval(tmp_path):
-    inputs = inputs_of(
-        (point("relu", 0.001), {"seeds": 1}),
-        (point("sigmoid", 0.001), {"seeds": 1, "ratio": 0.01}),
-    )
-    findings.write(inputs, tmp_path / "findings.md")
-    text = (tmp_path / "findings.md").read_text()
-    assert "one seed, no interval" in text
-    assert "same single seed" in text
-
-
-def test_zero_variance_is_an_interval_of_width_zero(tmp_path):
-    inputs = inputs_of(
-        (point("relu", 0.001, depth=4), {"spread": 0.0}),
-        (point("sigmoid", 0.001, depth=4), {"spread": 0.0, "ratio": 0.01}),
-    )
-    findings.write(inputs, tmp_path / "findings.md")
-    assert verdict(inputs, "ReLU's gradient does not vanish")[0].startswith("supported")
-
-
-def test_every_number_names_its_optimizer_init_and_batch_norm():
-    inputs = inputs_of(
-        (point("relu", 0.01), {"dead": 0.2}),
-        (point("relu", 3.0, optimizer="sgd"), {"dead": 0.5}),
-    )
-    q2 = [f.text for f in findings.q2_section(inputs).findings]
-    headline = [t for t in q2 if t.startswith("The largest dead fraction")]
-    assert len(headline) == 2
-    assert any("Adam, PyTorch default init, no batch norm" in t for t in headline)
-    assert any("plain SGD, PyTorch default init, no batch norm" in t for t in headline)
-
-
-def test_a_table_without_rows_reads_as_empty(tmp_path):
-    path = tmp_path / "gradient_flow.csv"
-    pd.DataFrame().to_csv(path, index=False)
-    assert findings.read_table(path).empty
-
-
-def test_a_remedy_with_dead_units_refutes_the_fix():
-    inputs = inputs_of(
-        (point("relu", 3.0, optimizer="sgd"), {"dead": 0.5}),
-        (point("elu", 3.0, optimizer="sgd"), {"dead": 0.3}),
-    )
-    found, _ = verdict(inputs, "Leaky ReLU")
-    assert found == "refuted for elu (units dead there too)"
-
-
-def twin_rows(departed, twin_max, control_max):
-    return pd.DataFrame(
-        {
-            "activation": ["relu"],
-            "lr": [0.01],
-            "precision": ["float32"],
-            "depth": [2],
-            "batch_norm": [False],
-            "optimizer": ["adam"],
-            "init": ["default"],
-            "zero_grad": [1.0],
-            "variant": ["relu (f'(0)=1)"],
-            "seeds": [3],
-            "departed": [departed],
-            "accuracy_difference_mean": [twin_max / 3],
-            "accuracy_difference_ci_low": [-0.3],
-            "accuracy_difference_ci_high": [0.4],
-            "departed_accuracy_difference_max_abs": [twin_max if departed else float("nan")],
-            "control_accuracy_difference_max_abs": [control_max],
-        }
-    )
-
-
-@pytest.mark.parametrize(
-    ("departed", "twin_max", "control_max", "expected"),
+    ("accuracy", "diverged_runs", "learns"),
     [
-        (0, 0.0, 0.02, "supported"),
-        (1, 0.279, 0.065, "refuted"),
-        (1, 0.01, 0.065, "refuted (no more than any last-bit change)"),
-        (1, 0.0, 0.065, "supported"),
+        ((0.5, 0.52, 0.51), 0, True),
+        ((0.1, 0.1, 0.1), 0, False),  # at chance: the interval is not above it
+        ((0.1001, 0.1001, 0.1001), 0, True),  # just above chance, no spread
+        ((0.5, 0.5), 2, False),  # two finished seeds are not enough
     ],
 )
-def test_accuracy_claim_is_judged_per_parted_seed_against_the_control(
-    departed, twin_max, control_max, expected
-):
-    """Not on a t-interval over seeds that are equal to their twin by construction."""
-    inputs = inputs_of((point("relu", 0.01), {}))
-    inputs.zero_grad_effect = twin_rows(departed, twin_max, control_max)
-    found, measured = verdict(inputs, "ReLU'(0) does not change what training reaches")
-    assert found == expected
-    assert f"{departed} of 3 runs parted" in measured
-    if departed and twin_max:
-        assert f"{100 * twin_max:.2f} points" in measured and "1-ulp" in measured
+def test_a_point_learns_with_enough_seeds_above_chance(accuracy, diverged_runs, learns):
+    assert MIN_FINISHED_SEEDS == 3
+    assert runs(accuracy=accuracy, diverged_runs=diverged_runs).learns is learns
+
+
+# -- 40 % -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("dead", "verdict"),
+    [
+        ((0.40, 0.40, 0.40), S),  # lower bound at 40 %: supported
+        ((0.55, 0.58, 0.60), S),
+        ((0.3999, 0.3999, 0.3999), R),  # upper bound just below
+        ((0.10, 0.12, 0.11), R),
+        ((0.30, 0.50, 0.40), N),  # the interval contains 40 %
+    ],
+)
+def test_forty_percent_rule_from_the_interval(dead, verdict):
+    outcome = forty_percent.judge(TrainingEvidence((runs(dead=dead, accuracy=(0.5,) * 3),)))
+    assert outcome.verdict is verdict
+
+
+def test_forty_percent_cites_the_strongest_learning_setting_and_ignores_collapsed_ones():
+    collapsed = runs(lr=3.0, optimizer="sgd", dead=(0.9,) * 3, accuracy=(0.1,) * 3)
+    strong = runs(lr=0.03, dead=(0.57, 0.585, 0.60), accuracy=(0.47,) * 3)
+    weak = runs(lr=0.01, dead=(0.1, 0.12, 0.11), accuracy=(0.6,) * 3)
+    outcome = forty_percent.judge(TrainingEvidence((collapsed, strong, weak)))
+    assert outcome.verdict is S
+    assert "lr 0.03" in outcome.setting and "lr 3" not in outcome.setting
+    only_collapsed = forty_percent.judge(TrainingEvidence((collapsed,)))
+    assert only_collapsed.verdict is N
+
+
+# -- remedies ---------------------------------------------------------------------------------
+def relu_losing():
+    return runs(dead=(0.58, 0.59, 0.585, 0.58), accuracy=(0.47, 0.48, 0.47, 0.475))
+
+
+@pytest.mark.parametrize(
+    ("remedy", "verdict"),
+    [
+        (dict(dead=(0.0,) * 4, accuracy=(0.47, 0.48, 0.47, 0.475)), S),  # within ReLU's interval
+        (dict(dead=(0.0,) * 4, accuracy=(0.6,) * 4), S),
+        (dict(dead=(0.0,) * 4, accuracy=(0.3, 0.31, 0.3, 0.3)), R),  # lower accuracy
+        (dict(dead=(0.1, 0.12, 0.11, 0.1), accuracy=(0.5,) * 4), R),  # units dead
+        (dict(dead=(0.0,), accuracy=(0.5,), diverged_runs=3), R),  # more diverged than ReLU
+    ],
+)
+def test_a_remedy_fixes_or_fails_by_accuracy_divergence_and_death(remedy, verdict):
+    evidence = TrainingEvidence((relu_losing(), runs(activation="leaky_relu", **remedy)))
+    assert remedies.judge(evidence).verdict is verdict
+
+
+def test_remedies_are_judged_at_every_setting_where_relu_learns_and_loses_units():
+    second = runs(lr=0.3, optimizer="momentum", dead=(0.3, 0.32, 0.31), accuracy=(0.4,) * 3)
+    evidence = TrainingEvidence(
+        (
+            relu_losing(),
+            runs(activation="elu", zero_grad=None, inactive=(0.4,) * 4),
+            second,
+            runs(activation="elu", lr=0.3, optimizer="momentum", accuracy=(0.5,), diverged_runs=3),
+        )
+    )
+    outcome = remedies.judge(evidence)
+    assert outcome.verdict is M
+    assert len(outcome.details) == 2
+    assert "never active 40.0 %" in outcome.details[0]
+
+
+def test_remedies_not_testable_where_relu_never_loses_units_while_learning():
+    collapsed = runs(dead=(0.5,) * 3, accuracy=(0.1,) * 3)
+    assert remedies.judge(TrainingEvidence((collapsed,))).verdict is N
+
+
+# -- vanishing ----------------------------------------------------------------------------------
+def ratio(activation, mean, low, high, depth=10, init="default", zero_grad=None):
+    row = {"activation": activation, "zero_grad": zero_grad, "lr": 0.001, "init": init}
+    if activation == "relu":
+        row["zero_grad"] = 0.0
+    return questions.GradientRatio(
+        row=tuple(row.items()), depth=depth, ratio=Interval(mean, low, high, 4), measure="dL/dz"
+    )
+
+
+@pytest.mark.parametrize(
+    ("factor", "verdict"),
+    [
+        ((0.9, 0.9, 0.95), S),
+        ((0.99, 0.97, 1.01), S),
+        ((0.41, 0.40, 0.42), R),
+        ((0.9, 0.8, 0.95), N),
+    ],
+)
+def test_absolute_vanishing_per_layer_factor_against_the_floor(factor, verdict):
+    mean, low, high = (f**9 for f in factor)  # ten layers: nine steps
+    outcome = vanishing.absolute((ratio("relu", mean, low, high),))
+    assert outcome.verdict is verdict
+
+
+@pytest.mark.parametrize(
+    ("relu", "verdict"),
+    [((1e-3, 8e-4, 1.2e-3), S), ((1e-8, 1e-9, 1e-7), R), ((1e-5, 1e-6, 1e-3), N)],
+)
+def test_relative_vanishing_against_sigmoid_and_tanh(relu, verdict):
+    evidence = (
+        ratio("relu", *relu),
+        ratio("sigmoid", 1e-5, 5e-6, 2e-5),
+        ratio("tanh", 2e-5, 1e-5, 4e-5),
+    )
+    assert vanishing.relative(evidence).verdict is verdict
+
+
+def test_vanishing_is_judged_per_init():
+    evidence = (
+        ratio("relu", 0.41**9, 0.40**9, 0.42**9, init="default"),
+        ratio("relu", 0.99**9, 0.97**9, 1.01**9, init="kaiming_normal"),
+    )
+    outcome = vanishing.absolute(evidence)
+    assert outcome.verdict is M
+    assert any("Kaiming" in d for d in outcome.details)
+
+
+# -- Q1 ---------------------------------------------------------------------------------------
+def cell(differ, precision="float32"):
+    return questions.BifurcationCell(precision, 256, 3, differ, 96, 0.0, 0.1, 46e6, "cpu x")
+
+
+@pytest.mark.parametrize(("differ", "verdict"), [(0, S), (1, R), (37, R)])
+def test_one_bitwise_difference_refutes_never(differ, verdict):
+    assert gradient_changes.judge((cell(0, "float64"), cell(differ))).verdict is verdict
+
+
+def twin(differences, controls, departed=None):
+    return questions.TwinPoint(
+        row=(("activation", "relu"), ("zero_grad", 1.0), ("lr", 0.01)),
+        seeds=4,
+        departed=len(differences) if departed is None else departed,
+        differences=tuple(differences),
+        controls=controls,
+    )
+
+
+def test_twins_that_never_parted_support_no_change():
+    assert accuracy_unchanged.judge((twin((), (), departed=0),)).verdict is S
+
+
+def test_twins_against_controls_as_distributions():
+    small = (0.01, -0.02, 0.015, -0.01, 0.02, 0.01)
+    large = (0.15, -0.12, 0.18, -0.14, 0.16, 0.13)
+    assert accuracy_unchanged.judge((twin(small, large),)).verdict is S
+    refuted = accuracy_unchanged.judge((twin(large, small),))
+    assert refuted.verdict is R and refuted.p_value < 0.05
+
+
+def test_a_parted_point_without_control_is_not_testable_and_named():
+    other = questions.TwinPoint(
+        row=(("activation", "relu"), ("zero_grad", 1.0), ("lr", 0.03)),
+        seeds=4,
+        departed=0,
+        differences=(),
+        controls=(),
+    )
+    outcome = accuracy_unchanged.judge((twin((0.1, 0.2, 0.1), NotMeasured("no control")), other))
+    assert outcome.verdict is N
+    assert outcome.measured.endswith("not testable (no control): relu (f'(0)=1), lr 0.01")
+
+
+# -- revival, cost, sparsity, born dead -------------------------------------------------------
+@pytest.mark.parametrize(("revived", "verdict"), [((0, 0), S), ((3, 5), R), ((0, 5), M)])
+def test_revival_rule_over_pooled_units(revived, verdict):
+    counts = tuple(
+        questions.RevivalCount("sgd", "died in training", group, 8, 100, n)
+        for group, n in zip(("first hidden layer", "deeper hidden layers"), revived, strict=True)
+    )
+    outcome = irreversible.judge(counts)
+    assert outcome.verdict is verdict
+    assert "snapshot" in outcome.setting
+
+
+def test_revival_share_is_a_wilson_interval_inside_zero_one():
+    share = questions.RevivalCount("sgd", "died in training", "deeper", 8, 526, 19).share
+    assert 0 < share.low < 19 / 526 < share.high < 0.06
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "verdict"),
+    [(("dearer", "dearer"), S), (("same", "cheaper"), R), (("dearer", "same"), M)],
+)
+def test_cheaper_rests_on_the_benchmarks_null(verdicts, verdict):
+    ratios = tuple(
+        questions.CostRatio(name, Interval(1.1, 1.0, 1.2, 0), v, "cpu model X")
+        for name, v in zip(("tanh", "elu"), verdicts, strict=True)
+    )
+    outcome = cheaper.judge(questions.CostEvidence(True, "a whole training step", ratios))
+    assert outcome.verdict is verdict and "cpu model X" in outcome.setting
+
+
+@pytest.mark.parametrize(
+    ("relu", "verdict"), [((0.5, 0.45, 0.55), S), ((0.01, 0.0, 0.02), R), ((0.1, 0.0, 0.3), N)]
+)
+def test_sparse_against_the_sparsest_smooth_activation(relu, verdict):
+    training = TrainingEvidence((runs(),))
+    axes = dict(runs().axes)
+    rows = (
+        questions.Sparsity(runs().point, tuple(axes.items()), Interval(*relu, 3)),
+        questions.Sparsity(
+            "gelu",
+            tuple({**axes, "activation": "gelu", "zero_grad": None}.items()),
+            Interval(0.1, 0.05, 0.15, 3),
+        ),
+    )
+    assert sparse.judge(rows, training).verdict is verdict
+
+
+@pytest.mark.parametrize(
+    ("deep", "verdict"),
+    [
+        (Interval(0.9, 0.8, 1.0, 32), S),
+        (Interval(0.0, 0.0, 0.1, 32), R),
+        (Interval(0.3, 0.15, 0.5, 32), N),
+    ],
+)
+def test_born_dead_deepest_against_shallowest(deep, verdict):
+    rows = (
+        questions.BornDeadDepths("default", 2, 32, (2, Interval(0.3, 0.2, 0.45, 32)), (32, deep)),
+    )
+    assert born_dead.judge(rows).verdict is verdict
+
+
+# -- missing evidence and multiplicity ---------------------------------------------------------
+def test_a_missing_table_is_not_measured_and_a_missing_column_is_loud():
+    import pandas as pd
+
+    assert isinstance(questions.bifurcation(None), NotMeasured)
+    assert gradient_changes.judge(questions.bifurcation(None)).verdict is N
+    with pytest.raises(ValueError, match="differ"):
+        questions.bifurcation(pd.DataFrame({"precision": ["float32"], "width": [1]}))
+
+
+def test_bifurcation_keeps_the_default_gemm_path_only():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "precision": ["float32"] * 2,
+            "width": [256] * 2,
+            "depth": [3] * 2,
+            "differ": [10, 0],
+            "inits": [32] * 2,
+            "ci_low": [0.1, 0.0],
+            "ci_high": [0.5, 0.1],
+            "gemm_path": ["default", "compatible"],
+        }
+    )
+    (kept,) = questions.bifurcation(table)
+    assert kept.differ == 10
+
+
+def test_holm_step_down():
+    assert holm([0.01, 0.04, 0.03, None]) == pytest.approx([0.03, 0.06, 0.06, None])
+
+
+def test_a_verdict_whose_test_is_not_significant_after_holm_becomes_not_testable():
+    outcomes = [
+        Outcome("a", S, "", "", "rule", "a", p_value=0.03),
+        Outcome("b", R, "", "", "rule", "b", p_value=0.04),
+        Outcome("c", R, "", "", "exact", "c"),
+    ]
+    adjusted = claims.adjust(outcomes)
+    assert [o.verdict for o in adjusted] == [N, N, R]
+    assert adjusted[0].p_adjusted == pytest.approx(0.06)
+    strong = claims.adjust([Outcome("a", S, "", "", "rule", "a", p_value=0.001)] * 3)
+    assert all(o.verdict is S for o in strong)

@@ -76,7 +76,7 @@ def test_findings_and_html_report_group_every_output_by_question(smoke_study):
     report = (smoke_study / "results/report.html").read_text()
     for category in (
         "Findings",
-        "Definitions",
+        "Reference: Definitions",
         "Q1 ReLU'(0)",
         "Q2 Dead units",
         "Q3 Gradient flow",

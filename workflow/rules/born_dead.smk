@@ -18,6 +18,7 @@ rule born_dead:
             "results/figures/born_dead.png",
             caption="../report/born_dead.rst",
             category="Q2 Dead units",
+            labels={"figure": "born dead against depth, per init and width"},
         ),
         svg="results/figures/born_dead.svg",
     log:

@@ -5,7 +5,7 @@ rule definitions:
         report(
             "results/definitions.html",
             caption="../report/definitions.rst",
-            category="Definitions",
+            category="Reference: Definitions",
             labels={"page": "definitions: dead, inactive, revived, f'(0), statistics"},
         ),
     log:

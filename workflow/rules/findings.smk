@@ -8,6 +8,12 @@ if config["bifurcation"]["enabled"]:
 Q2_TABLES = {}
 if config["born_dead"]["enabled"]:
     Q2_TABLES["born_dead"] = "results/tables/born_dead.csv"
+# Tables of other rules that a study may or may not have (whole-step cost, the equal-rate test
+# of the bifurcation): read when present, said to be missing otherwise.
+OPTIONAL_TABLES = {
+    "cost_step": "results/tables/cost_step.csv",
+    "bifurcation_rates": "results/tables/bifurcation_rates.csv",
+}
 
 
 rule dynamics_tables:
@@ -131,6 +137,7 @@ rule findings:
     input:
         summary="results/tables/summary.csv",
         epochs="results/tables/epochs.csv",
+        layers="results/tables/layers.csv",
         death="results/tables/death.csv",
         revival="results/tables/revival.csv",
         gradient="results/tables/gradient_flow.csv",
@@ -147,7 +154,7 @@ rule findings:
             "results/findings.html",
             caption="../report/findings.rst",
             category="Findings",
-            labels={"report": "findings, every question"},
+            labels={"report": "findings: summary, claims, every question"},
         ),
     log:
         "results/logs/findings.log",
@@ -159,6 +166,7 @@ rule findings:
         depth_ids=[point.id for point in grid.depth_study_points(config)],
         q1_tables=Q1_TABLES,
         q2_tables=Q2_TABLES,
+        optional_tables=OPTIONAL_TABLES,
     script:
         "../scripts/findings.py"
 

@@ -11,6 +11,7 @@ inputs = findings.Inputs(
     gradient=findings.read_table(given.gradient),
     convergence=findings.read_table(given.convergence),
     epochs=findings.read_table(given.epochs),
+    layers=findings.read_table(given.layers),
     main_ids=set(params.main_ids),
     depth_ids=set(params.depth_ids),
     config=snakemake.config,  # noqa: F821
@@ -19,5 +20,6 @@ inputs = findings.Inputs(
     revival_pooled=findings.read_table(given.revival_pooled),
     **{name: findings.read_optional(path) for name, path in params.q1_tables.items()},
     **{name: findings.read_optional(path) for name, path in params.q2_tables.items()},
+    **{name: findings.read_optional(path) for name, path in params.optional_tables.items()},
 )
 findings.write(inputs, snakemake.output.markdown, snakemake.output.html)  # noqa: F821

@@ -147,6 +147,12 @@ def write_table(table: pd.DataFrame, csv_path: str | Path, digits: int = 4) -> N
     table.to_csv(csv_path, index=False)
     shown = table.round(digits)
     csv_path.with_suffix(".md").write_text(shown.to_markdown(index=False) + "\n")
-    csv_path.with_suffix(".html").write_text(
-        shown.to_html(index=False, na_rep="", border=0, classes="relulab-table") + "\n"
-    )
+    from relulab.report import pages  # jinja2, only where tables are written
+
+    fragment = shown.to_html(index=False, na_rep="", border=0, classes="relulab-table")
+    page = pages.table_page(fragment, f"relulab table: {csv_path.stem}", _caption(csv_path, table))
+    csv_path.with_suffix(".html").write_text(page + "\n")
+
+
+def _caption(csv_path: Path, table: pd.DataFrame) -> str:
+    return f"{len(table)} rows; the same numbers as {csv_path.name} (rounded here)."
