@@ -182,19 +182,16 @@ def test_runs_of_abandoned_settings_are_marked_stale(tmp_path):
 
 # -- store faults: one line that names the file and the fix ------------------------------------
 
-CALL = (
-    """
+CALL = f"""
 import sys
 from relulab.study import logs
 from relulab.train import store, tracking
 logs.to_file(sys.argv[2])
 store.LOCK_ATTEMPTS = 1
 with store.faults_in_one_line(sys.argv[1]):
-    tracker = tracking.PointTracker(sys.argv[1], "%s", "relu_point", "fingerprint")
-    tracker.start({"lr": 0.1}, [0])
+    tracker = tracking.PointTracker(sys.argv[1], "{STUDY}", "relu_point", "fingerprint")
+    tracker.start({{"lr": 0.1}}, [0])
 """
-    % STUDY
-)
 
 
 def faulty_store(fault: str, folder: Path) -> tuple[Path, list[str]]:
