@@ -285,11 +285,8 @@ class PointTracker:
         self.last_flush = time.monotonic()
 
     def _point_runs(self) -> list:
-        """Every run of this point and fingerprint (parent and seeds), newest first."""
-        query = (
-            f"tags.`{TAG_POINT}` = '{self.point_id}'"
-            f" and tags.`{TAG_FINGERPRINT}` = '{self.fingerprint}'"
-        )
+        """Every run of this point, of any fingerprint (parent and seeds), newest first."""
+        query = f"tags.`{TAG_POINT}` = '{self.point_id}'"
         runs, token = [], None
         while True:
             page = _retry(
@@ -302,21 +299,16 @@ class PointTracker:
             if not token:
                 return runs
 
-    def _mark_stale(self) -> None:
-        """End the point's runs of other fingerprints that are still RUNNING (a job stopped
-        before the settings changed) as KILLED, tagged ``relulab.stale``: the MLflow UI then
-        shows one live run per point, and the old ones say why they stopped."""
+    def _mark_stale(self, runs: list) -> None:
+        """End ``runs`` (the point's runs of other fingerprints) that are still RUNNING (a job
+        stopped before the settings changed) as KILLED, tagged ``relulab.stale``: the MLflow UI
+        then shows one live run per point, and the old ones say why they stopped."""
         from mlflow.entities import RunTag
 
-        query = (
-            f"tags.`{TAG_POINT}` = '{self.point_id}' and attributes.status = 'RUNNING'"
-            f" and tags.`{TAG_FINGERPRINT}` != '{self.fingerprint}'"
-        )
-        found = _retry(
-            lambda: self.client.search_runs([self.experiment_id], query, max_results=1000)
-        )
         note = f"settings changed: this point now trains as fingerprint {self.fingerprint}"
-        for run in found:
+        for run in runs:
+            if run.info.status != "RUNNING":
+                continue
             run_id = run.info.run_id
             _retry(
                 lambda run_id=run_id: self.client.log_batch(run_id, tags=[RunTag(TAG_STALE, note)])
@@ -364,15 +356,17 @@ class PointTracker:
         colour = COLOURS.get(str(params.get("activation")), OTHER_COLOUR)
         base_tags[TAG_RUN_COLOUR] = colour  # the activation's colour in every figure
         # One search for all runs of the point; where a run is duplicated, the newest counts.
-        parent, existing = None, {}
+        parent, existing, others = None, {}, []
         for run in self._point_runs():
             tags = run.data.tags
-            if tags.get(TAG_ROLE) == "point":
+            if tags.get(TAG_FINGERPRINT) != self.fingerprint:
+                others.append(run)
+            elif tags.get(TAG_ROLE) == "point":
                 parent = parent or run
             elif tags.get(TAG_ROLE) == "seed" and TAG_SEED in tags:
                 existing.setdefault(tags[TAG_SEED], run)
         if parent is None:
-            self._mark_stale()
+            self._mark_stale(others)
             tags = {
                 **base_tags,
                 TAG_ROLE: "point",
