@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from helpers.workflow import snakemake
+from helpers.workflow import scratch_copy, snakemake
 
 SNAKEFILE = """
 import json
@@ -81,3 +81,24 @@ def test_parsing_the_workflow_imports_neither_torch_nor_mlflow():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_parsing_the_workflow_never_imports_torch(tmp_path):
+    """The whole workflow (every rule file) parses without torch or MLflow: a listing of the
+    smoke study's rules, with Python's import log."""
+    workdir = scratch_copy(tmp_path)
+    command = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "snakemake",
+        "--list-rules",
+        "--configfile",
+        "config/smoke.yaml",
+    ]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "snakemake" in imported and "relulab.study.grid" in imported
+    assert not {"torch", "mlflow", "lightning"} & imported
