@@ -138,8 +138,9 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
 
 
 def resend_point(point: Point, config: dict, record: PointRecord, out_dir: Path, uri: str) -> dict:
-    """Send one finished point's runs from its files; returns their ids."""
-    from relulab.train.job import tracking_params
+    """Send one finished point's runs from its files (named as training names them); returns
+    their ids."""
+    from relulab.train.job import tracking_params, varying_axes
 
     point_fingerprint = record.summary["fingerprint"]
     tracker = tracking.PointTracker(uri, config["study"], point.id, point_fingerprint)
@@ -148,7 +149,7 @@ def resend_point(point: Point, config: dict, record: PointRecord, out_dir: Path,
         tracking_params(point, config),
         seeds,
         {"resent_from": "csv"},
-        name=tracking.run_name(point.params()),
+        name=tracking.run_name(point.params(), varying_axes(config)),
     )
     as_int = {"seed": int, "epoch": int}
     tracker.queue_rows(
