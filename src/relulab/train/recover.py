@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -62,13 +62,7 @@ class Rebuild:
     runs: dict[str, dict] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {
-            "verified": self.verified,
-            "resent": self.resent,
-            "skipped": self.skipped,
-            "study_run": self.study_run,
-            "runs": self.runs,
-        }
+        return asdict(self)
 
 
 def _same(a: float, b: float) -> bool:

@@ -93,12 +93,6 @@ def experiment_description(name: str) -> str:
     )
 
 
-def _sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
-
-
 def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = None) -> str:
     """Create the store (if new) and the experiment once, before any training job starts.
 
@@ -106,7 +100,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = No
     call creates the store, MLflow's empty "Default" experiment is deleted (it would be the
     first thing the UI shows, and it never holds a relulab run).
     """
-    database = _sqlite_file(uri)
+    database = store.sqlite_path(uri)
     new_store = database is not None and not database.exists()
     client = _client(uri)
     experiment = _retry(lambda: client.get_experiment_by_name(name))
