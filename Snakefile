@@ -1,10 +1,12 @@
 from snakemake.utils import min_version
 
+from relulab.study.snakemake_settings import configfiles_given
+
 min_version("9.0")
 
 
 # A study given with --configfile replaces the default study instead of extending it.
-if not workflow.overwrite_configfiles:
+if not configfiles_given(workflow):
 
     configfile: "config/config.yaml"
 

@@ -63,9 +63,7 @@ def uri(tmp_path) -> str:
 
 
 class Calls:
-    """Counts (and optionally fails) the store calls of one tracker's client. Metrics written
-    straight into an SQLite store's tables (``sqlite_runs``) count as ``log_batch`` calls, runs
-    created there as ``create_run`` calls."""
+    """Counts (and optionally fails) the store calls of one tracker's client."""
 
     def __init__(self, tracker: tracking.PointTracker, fail_log_batch_at: int | None = None):
         self.counts: Counter[str] = Counter()
@@ -73,10 +71,6 @@ class Calls:
         client = tracker.client
         for name in ("search_runs", "get_metric_history", "create_run", "log_batch", "set_tag"):
             setattr(client, name, self.wrap(name, getattr(client, name)))
-        if tracker.run_tables is not None:
-            tables = tracker.run_tables
-            tables.write = self.wrap("log_batch", tables.write)
-            tables.create_run = self.wrap("create_run", tables.create_run)
 
     def wrap(self, name, call):
         def counted(*args, **kwargs):

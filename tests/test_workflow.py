@@ -1,9 +1,11 @@
 """End to end: the smoke study through Snakemake, checked in its tables, figures and MLflow."""
 
+import hashlib
 import posixpath
 import re
+import shutil
 import zipfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 from helpers.workflow import (
@@ -50,6 +52,48 @@ def test_point_json_links_to_mlflow_runs(smoke_study):
 def test_second_run_has_nothing_to_do(smoke_study):
     result = snakemake(smoke_study, "--cores", "2", "--configfile", "config/smoke.yaml", "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+# Commands that only look at a study (Snakemake's listings, lint, DAG, summary, report).
+INSPECTIONS = [
+    ["-n"],
+    ["--summary"],
+    ["--list-rules"],
+    ["--dag"],
+    ["--rulegraph"],
+    ["--lint"],
+    ["--list-changes", "params"],
+    ["--report", "{report}"],
+]
+
+
+def tree_state(folder: Path) -> dict[str, tuple[str, int]]:
+    """SHA-256 and modification time of every file under ``folder``."""
+    return {
+        str(path.relative_to(folder)): (
+            hashlib.sha256(path.read_bytes()).hexdigest(),
+            path.stat().st_mtime_ns,
+        )
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_inspection_writes_nothing_even_without_a_store(smoke_study, tmp_path):
+    """Parsing reads the config and the finished points only: with the MLflow store deleted,
+    no listing, lint, DAG, summary or report makes it again or writes under results/."""
+    workdir = tmp_path / "study"
+    shutil.copytree(smoke_study, workdir, symlinks=True)
+    (workdir / "results" / "mlflow.db").unlink()
+    before = tree_state(workdir / "results")
+    for inspection in INSPECTIONS:
+        args = [arg.format(report=tmp_path / "report.zip") for arg in inspection]
+        snakemake(workdir, "--cores", "1", "--configfile", "config/smoke.yaml", *args)
+        assert tree_state(workdir / "results") == before, args
+    assert (
+        "rebuild_store"
+        in snakemake(workdir, "--cores", "1", "--configfile", "config/smoke.yaml", "-n").stdout
+    )
 
 
 def test_config_override_from_command_line(smoke_study):

@@ -1,4 +1,4 @@
-from relulab.experiments import bifurcation, gemm_paths
+from relulab.experiments import gemm_paths
 
 BIFURCATION = config["bifurcation"]
 OTHER_GEMM_PATH = gemm_paths.name(BIFURCATION)
@@ -12,7 +12,8 @@ rule bifurcation:
     log:
         "results/logs/bifurcation/{precision}.log",
     wildcard_constraints:
-        precision="|".join(bifurcation.PRECISIONS),
+        # The study's precisions (the schema admits only known ones): no torch import here.
+        precision="|".join(BIFURCATION["precisions"]),
     conda:
         "../envs/relulab.yaml"
     threads: 1
@@ -34,7 +35,7 @@ rule bifurcation_other_gemm_path:
         "results/logs/bifurcation/gemm/{gemm_path}/{precision}.log",
     wildcard_constraints:
         gemm_path=OTHER_GEMM_PATH,
-        precision="|".join(bifurcation.PRECISIONS),
+        precision="|".join(BIFURCATION["precisions"]),
     conda:
         "../envs/relulab.yaml"
     threads: 1

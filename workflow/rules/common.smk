@@ -4,13 +4,18 @@ from pathlib import Path
 
 from snakemake.utils import update_config
 
+# Parsing reads the config and the finished points' files and nothing else: no torch, no
+# MLflow, nothing written (the store is made, checked and rebuilt by the rules in data.smk).
 from relulab.study import config as relulab_config
+from relulab.study import snakemake_settings
+from relulab.train.store import needs_rebuild
 from relulab.train.tracking import tracking_uri
 
 # Values given with --config arrive as untyped strings; restore their YAML types. Values
 # from config files keep their own, so a quoted number there stays an error.
 update_config(
-    config, relulab_config.typed_overrides(dict(workflow.config_settings.config))
+    config,
+    relulab_config.typed_overrides(snakemake_settings.command_line_config(workflow)),
 )
 try:
     config.update(
@@ -24,7 +29,6 @@ try:
 except relulab_config.ConfigError as error:
     sys.exit(f"relulab: invalid configuration: {error}")
 
-# These load torch (seconds); a bad config has been reported by now.
 from relulab.study import grid, paths
 from relulab.data import vision
 
@@ -35,17 +39,21 @@ POINTS = grid.by_id(config)
 # is added to the grid or however points_per_job changes.
 JOBS = grid.unfinished_jobs(config)
 TRACKING_URI = tracking_uri(config["tracking_uri"])
+EXPERIMENT_MARKER = "results/mlflow/experiment.json"
+# A store made for this study and since lost, or a rebuild that was interrupted: the rule
+# rebuild_store runs before any training job (each rebuild has its report; the number counts
+# the earlier ones, so a store lost again is rebuilt again).
+REBUILD_REPORT = (
+    f"results/mlflow/rebuilds/{len(list(Path('results/mlflow/rebuilds').glob('*.json'))) + 1}.json"
+    if needs_rebuild(TRACKING_URI, EXPERIMENT_MARKER)
+    else None
+)
 
-# The MLflow store, before any job: a corrupt one stops the workflow with what to do; a lost
-# one is made again and the finished points' runs are re-sent from results/runs/.
-from relulab.train import recover, store
 
-try:
-    store.check_sqlite(TRACKING_URI)
-except store.StoreCorruptError as error:
-    sys.exit(f"relulab: {error}")
-if not getattr(workflow.output_settings, "dryrun", False):
-    recover.resend_lost_runs(TRACKING_URI, config, list(POINTS.values()))
+def tracking_ready():
+    """What a job that uses the store waits for: the experiment, and a rebuild if one is due."""
+    return [EXPERIMENT_MARKER] + ([REBUILD_REPORT] if REBUILD_REPORT else [])
+
 
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
 # warns, so the DAG of a study can be inspected before the data is fetched).
@@ -55,7 +63,7 @@ if (
     and not Path(f"results/data/{config['dataset']}.npz").exists()
 ):
     problem = vision.missing_message(config["dataset"], config["data_dir"])
-    if problem and getattr(workflow.output_settings, "dryrun", False):
+    if problem and snakemake_settings.dry_run(workflow):
         print(f"relulab: warning (dry run): {problem}", file=sys.stderr)
     elif problem:
         sys.exit(f"relulab: {problem}")
@@ -74,8 +82,7 @@ def train_resources():
     """Resources of every training job: `--set-resources train:KEY=VALUE` (or the profile's
     `set-resources: train:`) applies to all of them, although each job is its own rule.
     """
-    given = workflow.resource_settings.overwrite_resources.get("train", {})
-    return {key: getattr(value, "value", value) for key, value in dict(given).items()}
+    return snakemake_settings.resource_overrides(workflow, "train")
 
 
 def gpus(device):
@@ -162,4 +169,4 @@ def study_outputs():
 
 def all_outputs():
     # The study's results, and a run in MLflow holding findings, figures, tables and config.
-    return [study_outputs(), "results/mlflow/study.json"]
+    return [study_outputs(), "results/mlflow/study.json", tracking_ready()]

@@ -12,9 +12,11 @@ rule prepare_data:
         "../scripts/prepare_data.py"
 
 
+# The MLflow store and the study's experiment, made once; finished points whose runs it lacks
+# (a store made again) are sent to it from results/runs/, verified point by point.
 rule init_tracking:
     output:
-        "results/mlflow/experiment.json",
+        EXPERIMENT_MARKER,
     log:
         "results/logs/init_tracking.log",
     localrule: True
@@ -24,5 +26,29 @@ rule init_tracking:
         uri=TRACKING_URI,
         experiment=config["study"],
         artifact_root="results/mlartifacts",
+        report=False,
     script:
         "../scripts/init_tracking.py"
+
+
+if REBUILD_REPORT:
+
+    # A lost store made again, or an interrupted rebuild finished: every finished point is
+    # verified against its files and re-sent where its runs are missing or incomplete.
+    rule rebuild_store:
+        input:
+            EXPERIMENT_MARKER,
+        output:
+            REBUILD_REPORT,
+        log:
+            "results/logs/rebuild_store.log",
+        localrule: True
+        conda:
+            "../envs/relulab.yaml"
+        params:
+            uri=TRACKING_URI,
+            experiment=config["study"],
+            artifact_root="results/mlartifacts",
+            report=True,
+        script:
+            "../scripts/init_tracking.py"

@@ -8,7 +8,7 @@ for job_name, job_points in JOBS.items():
             f"train_{re.sub('[^A-Za-z0-9_]', '_', job_name)}"
         input:
             data=f"results/data/{config['dataset']}.npz",
-            tracking="results/mlflow/experiment.json",
+            tracking=tracking_ready(),
         output:
             [path for point in job_points for path in paths.point_files(point.id)],
         log:

@@ -4,7 +4,7 @@ from pathlib import Path
 import yaml
 
 from relulab.study import logs
-from relulab.train import tracking
+from relulab.train import store, tracking
 from relulab.train.provenance import git_commit
 
 logs.to_file(snakemake.log[0])  # noqa: F821
@@ -24,8 +24,17 @@ artifacts = {
     ],
 }
 config = yaml.safe_dump(dict(snakemake.config), sort_keys=False)  # noqa: F821
-run_id = tracking.log_study(
-    params.uri, params.experiment, artifacts, config, {"git_commit": git_commit()}
-)
-summary = {"tracking_uri": params.uri, "experiment": params.experiment, "study_run_id": run_id}
+provenance = {"git_commit": git_commit()}
+# Under the store's lock: never while a rebuild of the store is under way.
+with store.faults_in_one_line(params.uri), store.store_lock(params.uri):
+    run_id = tracking.log_study(params.uri, params.experiment, artifacts, config, provenance)
+summary = {
+    "tracking_uri": params.uri,
+    "experiment": params.experiment,
+    "study_run_id": run_id,
+    # What the run holds, so that a rebuilt store gets it again (relulab.train.recover).
+    "artifacts": {folder: [str(path) for path in paths] for folder, paths in artifacts.items()},
+    "config": config,
+    "provenance": provenance,
+}
 Path(snakemake.output[0]).write_text(json.dumps(summary, indent=2) + "\n")  # noqa: F821

@@ -15,13 +15,15 @@ from relulab.train import job, store  # noqa: E402 - after the Ctrl-C handler
 logs.to_file(snakemake.log[0])  # noqa: F821
 torch.set_num_threads(snakemake.threads)  # noqa: F821
 try:
-    # Points that share an architecture, f'(0) and optimiser train as one model.
-    job.run_points(
-        snakemake.params.points,  # noqa: F821
-        snakemake.config,  # noqa: F821
-        snakemake.input.data,  # noqa: F821
-        snakemake.params.uri,  # noqa: F821
-    )
+    # Points that share an architecture, f'(0) and optimiser train as one model; a store
+    # fault (read-only, locked, another schema, corrupt) ends in one line with its fix.
+    with store.faults_in_one_line(snakemake.params.uri):  # noqa: F821
+        job.run_points(
+            snakemake.params.points,  # noqa: F821
+            snakemake.config,  # noqa: F821
+            snakemake.input.data,  # noqa: F821
+            snakemake.params.uri,  # noqa: F821
+        )
 except (
     store.TrackingUnavailableError,
     store.StoreLostError,

@@ -18,17 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from relulab.nn import native
-
-KINKED = ("relu", "leaky_relu", "prelu", "rrelu")
-SMOOTH = ("elu", "softplus", "gelu", "sigmoid", "tanh")
-ACTIVATIONS = KINKED + SMOOTH
+from relulab.nn.kinds import ACTIVATIONS, KINKED, SMOOTH, is_kinked  # noqa: F401 - re-exported
 
 # The value PyTorch's own autograd uses for f'(0), for the record (docs/definitions.rst).
 TORCH_ZERO_GRAD = {"relu": 0.0, "elu": 1.0, "softplus": 0.5, "gelu": 0.5}
-
-
-def is_kinked(name: str) -> bool:
-    return name in KINKED
 
 
 def _at_zero(x: torch.Tensor, grad: torch.Tensor, zero_grad: float, elsewhere: torch.Tensor):

@@ -24,7 +24,7 @@ import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from relulab.nn.activations import is_kinked
+from relulab.nn.kinds import is_kinked
 from relulab.study import paths
 from relulab.study.config import as_list, seeds
 

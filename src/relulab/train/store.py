@@ -6,18 +6,23 @@ locks and, for a tracking server that does not answer, gives up after ``tracking
 after every epoch and a rerun continues it, so stopping loses nothing, whereas MLflow's own
 retries would hold the job for about four minutes and end in a long traceback.
 
-``check_sqlite`` finds a corrupt store before any job starts. A store that was deleted while
-its study's results were kept is recreated by ``recover.resend_lost_runs`` under
-``store_lock``, so that two processes never create one store at once, and ``require_store``
-stops a job that finds the store gone instead of letting it create an empty one.
+``check_sqlite`` finds a corrupt store before the workflow's tracking step uses it. A store that
+was deleted while its study's results were kept is rebuilt by ``recover.rebuild`` (the rules
+``init_tracking``/``rebuild_store``) under ``store_lock``, so that two processes never create
+one store at once; ``needs_rebuild`` is what parsing the workflow asks (it only looks at which
+files exist), and ``require_store`` stops a job that finds the store gone instead of letting it
+create an empty one. ``explain`` turns the store's faults (read-only, locked, another MLflow's
+schema, corrupt) into one line that names the file and the fix.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import random
 import sqlite3
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -41,6 +46,10 @@ class StoreCorruptError(RuntimeError):
 
 class StoreLostError(RuntimeError):
     """The SQLite store is gone while a job needs it; the message says what to do."""
+
+
+class StoreFaultError(RuntimeError):
+    """The store cannot be used as it is (read-only, locked, another schema); one line."""
 
 
 def set_outage_timeout(seconds: float) -> None:
@@ -80,9 +89,15 @@ def outage_message(server: str, waited_s: float) -> str:
     )
 
 
-def retry(call: Callable[[], T], attempts: int = 8) -> T:
+# Tries of a store call that finds SQLite locked (about a minute in all, SQLite's own waits
+# included) before the lock is reported as a fault.
+LOCK_ATTEMPTS = 8
+
+
+def retry(call: Callable[[], T], attempts: int | None = None) -> T:
     """``call()``, retried while SQLite is locked (``attempts`` times) or the server is away
     (until ``tracking_timeout_s`` has passed since the first failure)."""
+    attempts = LOCK_ATTEMPTS if attempts is None else attempts
     first_failure = None
     attempt = 0
     while True:
@@ -123,12 +138,7 @@ def check_sqlite(uri: str) -> None:
     except sqlite3.DatabaseError as error:
         result = str(error)
     if result != "ok":
-        raise StoreCorruptError(
-            f"the MLflow store {path} is corrupt ({result}). Move it aside "
-            f"(mv {path} {path}.corrupt) and run the workflow again: it makes a new store and "
-            "sends every finished grid point's runs to it again from results/runs/; "
-            "unfinished points train as before"
-        )
+        raise StoreCorruptError(_corrupt_message(path, result))
 
 
 def lost(uri: str, marker: str | Path) -> bool:
@@ -147,8 +157,8 @@ def require_store(uri: str) -> None:
     if path is not None and not path.exists():
         raise StoreLostError(
             f"the MLflow store {path} does not exist (deleted while the study ran?). Run the "
-            "workflow again: before any job it makes a new store and sends every finished "
-            "grid point's runs to it again from results/runs/"
+            "workflow again: its step rebuild_store makes a new store and sends every "
+            "finished grid point's runs to it again from results/runs/"
         )
 
 
@@ -167,3 +177,71 @@ def store_lock(uri: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def pending_marker(results: str | Path = "results") -> Path:
+    """The file that says a rebuild of the store from ``results/runs`` is under way."""
+    return Path(results) / "mlflow" / "rebuild.pending"
+
+
+def needs_rebuild(uri: str, marker: str | Path, results: str | Path = "results") -> bool:
+    """Whether the study's store must be rebuilt before any job: an SQLite store that was made
+    for this study (``marker`` exists) is gone, or a rebuild was interrupted. Only asks which
+    files exist: parsing the workflow calls it."""
+    return lost(uri, marker) or pending_marker(results).exists()
+
+
+def _corrupt_message(path: Path, result: str) -> str:
+    return (
+        f"the MLflow store {path} is corrupt ({result}). Move it aside "
+        f"(mv {path} {path}.corrupt) and run the workflow again: it makes a new store and "
+        "sends every finished grid point's runs to it again from results/runs/; "
+        "unfinished points train as before"
+    )
+
+
+def explain(error: BaseException, uri: str) -> StoreFaultError | StoreCorruptError | None:
+    """The store fault behind ``error``, as one line naming the file and the fix; None when
+    ``error`` is not one of the store's known faults."""
+    if isinstance(error, (StoreFaultError, StoreCorruptError, StoreLostError)):
+        return error
+    text = " ".join(str(error).split())
+    path = sqlite_path(uri) or uri
+    if "readonly database" in text or "read-only" in text.lower():
+        return StoreFaultError(
+            f"the MLflow store {path} is read-only (attempt to write a readonly database): "
+            f"make it and its folder writable (chmod u+w {path} {Path(str(path)).parent}) and "
+            "run the workflow again; the trained epochs are kept in the job's checkpoint"
+        )
+    if "database is locked" in text:
+        return StoreFaultError(
+            f"the MLflow store {path} stayed locked by another process (database is locked): "
+            f"find it with `fuser {path}` (an `mlflow ui` or a script holding a transaction "
+            "open), stop it, and run the workflow again"
+        )
+    if "out-of-date database schema" in text or "Can't locate revision" in text:
+        found = text.split("found version ", 1)[-1].split(",", 1)[0] if "found" in text else "?"
+        return StoreFaultError(
+            f"the MLflow store {path} has schema revision {found}, which is not this MLflow's: "
+            "if an older MLflow made it, back it up and run `mlflow db upgrade "
+            f"{uri}`; if a newer one did, run the study with that MLflow, or move the store "
+            f"aside (mv {path} {path}.other) and the workflow rebuilds it from results/runs/"
+        )
+    if "malformed" in text or "not a database" in text:
+        return StoreCorruptError(_corrupt_message(Path(str(path)), text.split(") ", 1)[-1]))
+    return None
+
+
+@contextmanager
+def faults_in_one_line(uri: str) -> Iterator[None]:
+    """Inside it, a known store fault ends the process (status 1) with ``explain``'s line, in the
+    log and on the terminal, instead of a traceback; other errors pass."""
+    try:
+        yield
+    except Exception as error:
+        fault = explain(error, uri)
+        if fault is None:
+            raise
+        logging.getLogger("relulab").error("%s", fault)
+        print(f"relulab: {fault}", file=sys.__stderr__)
+        raise SystemExit(1) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from relulab.figures.palette import COLOURS, OTHER_COLOUR
-from relulab.train import sqlite_runs, store
+from relulab.train import store
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -30,6 +30,8 @@ TAG_SEED = "relulab.seed"
 TAG_FINGERPRINT = "relulab.fingerprint"
 TAG_ROLE = "relulab.role"
 TAG_PARAMS_SHA256 = "relulab.params_sha256"
+# On a run ended because its point's settings changed before it finished (see _mark_stale).
+TAG_STALE = "relulab.stale"
 # MLflow's own tags: the UI shows these in its columns and run pages.
 TAG_NOTE = "mlflow.note.content"
 TAG_GIT_COMMIT = "mlflow.source.git.commit"
@@ -59,8 +61,11 @@ TAG_RUN_COLOUR = "mlflow.runColor"
 # store call costs about the same for 30 metrics as for 900, so per-epoch calls would dominate
 # a short job, while a long job's progress still shows in the MLflow UI.
 FLUSH_INTERVAL_S = 10.0
-# Metrics per log_batch call (MLflow takes at most 1000 entities per call).
+# Metrics per log_batch call: MLflow takes at most 1000 metrics and 1000 entities in all per
+# call; the rest of a call's room is for the tags sent with a run's last metrics.
 BATCH_METRICS = 900
+# Params per log_batch call (MLflow's limit).
+PARAMS_PER_BATCH = 100
 
 T = TypeVar("T")
 
@@ -70,7 +75,7 @@ def tracking_uri(configured: str | None = None) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_URI
 
 
-def _retry(call: Callable[[], T], attempts: int = 8) -> T:
+def _retry(call: Callable[[], T], attempts: int | None = None) -> T:
     """Retry a store call that hit a transient lock (SQLite with several writers) or a server
     that does not answer (for at most ``tracking_timeout_s``): see ``store.retry``."""
     return store.retry(call, attempts)
@@ -172,12 +177,6 @@ def comparison_filter(optimizer: str, lr, zero_grad="0.0") -> str:
     )
 
 
-def _sqlite_file(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    prefix = "sqlite:///"
-    return Path(uri[len(prefix) :]) if uri.startswith(prefix) else None
-
-
 def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = None) -> str:
     """Create the store (if new) and the experiment once, before any training job starts.
 
@@ -185,7 +184,7 @@ def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = No
     call creates the store, MLflow's empty "Default" experiment is deleted (it would be the
     first thing the UI shows, and it never holds a relulab run).
     """
-    database = _sqlite_file(uri)
+    database = store.sqlite_path(uri)
     new_store = database is not None and not database.exists()
     client = _client(uri)
     experiment = _retry(lambda: client.get_experiment_by_name(name))
@@ -372,10 +371,6 @@ class PointTracker:
     def __init__(self, uri: str, experiment: str, point_id: str, fingerprint: str):
         self.uri = uri
         self.client = _client(uri)
-        # An SQLite store's runs, params, tags and metrics go straight into its tables
-        # (``sqlite_runs``): MLflow's own rows at a fraction of its CPU cost; a server gets
-        # MLflow's calls.
-        self.run_tables = sqlite_runs.RunTables.open(store.sqlite_path(uri))
         self.experiment_id = experiment_id(uri, experiment)
         self.point_id = point_id
         self.fingerprint = fingerprint
@@ -392,11 +387,8 @@ class PointTracker:
         self.last_flush = time.monotonic()
 
     def _point_runs(self) -> list:
-        """Every run of this point and fingerprint (parent and seeds), newest first."""
-        query = (
-            f"tags.`{TAG_POINT}` = '{self.point_id}'"
-            f" and tags.`{TAG_FINGERPRINT}` = '{self.fingerprint}'"
-        )
+        """Every run of this point, of any fingerprint (parent and seeds), newest first."""
+        query = f"tags.`{TAG_POINT}` = '{self.point_id}'"
         runs, token = [], None
         while True:
             page = _retry(
@@ -409,25 +401,34 @@ class PointTracker:
             if not token:
                 return runs
 
+    def _mark_stale(self, runs: list) -> None:
+        """End ``runs`` (the point's runs of other fingerprints) that are still RUNNING (a job
+        stopped before the settings changed) as KILLED, tagged ``relulab.stale``: the MLflow UI
+        then shows one live run per point, and the old ones say why they stopped."""
+        from mlflow.entities import RunTag
+
+        note = f"settings changed: this point now trains as fingerprint {self.fingerprint}"
+        for run in runs:
+            if run.info.status != "RUNNING":
+                continue
+            run_id = run.info.run_id
+            _retry(
+                lambda run_id=run_id: self.client.log_batch(run_id, tags=[RunTag(TAG_STALE, note)])
+            )
+            _retry(lambda run_id=run_id: self.client.set_terminated(run_id, "KILLED"))
+
     def _create(self, name: str, tags: dict[str, str], params: dict[str, str], dataset) -> str:
         """A new run with its tags (in the same call: a run is always found again by them),
         params and dataset input."""
         from mlflow.entities import DatasetInput, InputTag, Param
 
         params = {k: v[:6000] for k, v in params.items()}
-        if self.run_tables is not None:
-            run_id = _retry(
-                lambda: self.run_tables.create_run(self.experiment_id, name, tags, params)
-            )
-        else:
-            run = _retry(
-                lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags)
-            )
-            run_id = run.info.run_id
-            batch = [Param(k, v) for k, v in params.items()]
-            for start in range(0, len(batch), 100):
-                chunk = batch[start : start + 100]
-                _retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
+        run = _retry(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
+        run_id = run.info.run_id
+        batch = [Param(k, v) for k, v in params.items()]
+        for start in range(0, len(batch), PARAMS_PER_BATCH):
+            chunk = batch[start : start + PARAMS_PER_BATCH]
+            _retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
         if dataset is not None:
             used = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
             _retry(lambda: self.client.log_inputs(run_id, datasets=[used]))
@@ -457,14 +458,17 @@ class PointTracker:
         colour = COLOURS.get(str(params.get("activation")), OTHER_COLOUR)
         base_tags[TAG_RUN_COLOUR] = colour  # the activation's colour in every figure
         # One search for all runs of the point; where a run is duplicated, the newest counts.
-        parent, existing = None, {}
+        parent, existing, others = None, {}, []
         for run in self._point_runs():
             tags = run.data.tags
-            if tags.get(TAG_ROLE) == "point":
+            if tags.get(TAG_FINGERPRINT) != self.fingerprint:
+                others.append(run)
+            elif tags.get(TAG_ROLE) == "point":
                 parent = parent or run
             elif tags.get(TAG_ROLE) == "seed" and TAG_SEED in tags:
                 existing.setdefault(tags[TAG_SEED], run)
         if parent is None:
+            self._mark_stale(others)
             tags = {
                 **base_tags,
                 TAG_ROLE: "point",
@@ -586,8 +590,8 @@ class PointTracker:
 
         A call holds whole epochs, in order, so that a store that holds an epoch's last metric
         (the one whose history marks logged epochs) holds every metric of it and of the epochs
-        before it. The tags and the status go with the last call (one transaction with the
-        last metrics where the store's tables are written directly). Yields, after each call,
+        before it. The tags go with the last call's metrics, then the status ends the run
+        (``set_terminated``). Yields, after each call,
         the newest epoch the store now holds whole.
         """
         from mlflow.entities import RunTag
@@ -609,22 +613,15 @@ class PointTracker:
             last = index == len(calls) - 1
             extra = (tags or {}) if last else {}
             ending = status if last else None
-            if self.run_tables is not None:
+            if metrics or extra:
+                batch = [RunTag(k, v) for k, v in extra.items()]
                 _retry(
-                    lambda metrics=metrics, extra=extra, ending=ending: self.run_tables.write(
-                        run_id, metrics, tags=extra, status=ending
+                    lambda metrics=metrics, batch=batch: self.client.log_batch(
+                        run_id, metrics=metrics, tags=batch
                     )
                 )
-            else:
-                if metrics or extra:
-                    batch = [RunTag(k, v) for k, v in extra.items()]
-                    _retry(
-                        lambda metrics=metrics, batch=batch: self.client.log_batch(
-                            run_id, metrics=metrics, tags=batch
-                        )
-                    )
-                if ending:
-                    _retry(lambda ending=ending: self.client.set_terminated(run_id, ending))
+            if ending:
+                _retry(lambda ending=ending: self.client.set_terminated(run_id, ending))
             yield epoch
         queue.clear()
 
