@@ -201,24 +201,23 @@ def _add_config_option(command: argparse.ArgumentParser) -> None:
 def _audit(args: argparse.Namespace) -> int:
     from relulab.monitor import audit
 
+    # Options left out keep the monitor's own defaults (the callback's), stated once there.
+    given = {"probe_size": args.probe_size, "seed": args.seed, "chunk": args.chunk}
     audit.run(
         args.factory,
         args.checkpoint,
         args.data,
         args.out,
-        probe_size=args.probe_size,
-        seed=args.seed,
-        chunk=args.chunk,
         mlflow_uri=args.mlflow_uri,
         experiment=args.experiment,
+        **{key: value for key, value in given.items() if value is not None},
     )
     return 0
 
 
 def _add_audit(commands) -> None:
-    """``relulab audit``: the dead-unit monitor's check of a saved model (relulab.monitor)."""
-    from relulab.monitor import DEFAULT_CHUNK, DEFAULT_SEED, DEFAULT_SIZE
-
+    """``relulab audit``: the dead-unit monitor's check of a saved model (relulab.monitor, which
+    loads torch: imported only when the command runs, so that other commands start fast)."""
     audit = commands.add_parser(
         "audit",
         help="dead, inactive and sparse units per layer of a saved model",
@@ -234,9 +233,13 @@ def _add_audit(commands) -> None:
         "dataset (mnist1d, digits, ...: its training split)",
     )
     audit.add_argument("--out", default="audit", help="folder for the CSV files and figure")
-    audit.add_argument("--probe-size", type=int, default=DEFAULT_SIZE, help="probe examples")
-    audit.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the probe draw")
-    audit.add_argument("--chunk", type=int, default=DEFAULT_CHUNK, help="examples per pass")
+    audit.add_argument(
+        "--probe-size", type=int, help="probe examples (default: the callback's, 1024)"
+    )
+    audit.add_argument(
+        "--seed", type=int, help="seed of the probe draw (default: the callback's, 0)"
+    )
+    audit.add_argument("--chunk", type=int, help="examples per pass (default: the callback's)")
     audit.add_argument("--mlflow-uri", help="log an MLflow run to this tracking URI")
     audit.add_argument("--experiment", default="relulab-audit", help="its MLflow experiment")
     audit.set_defaults(run=_audit)
