@@ -21,12 +21,8 @@ from torch import nn
 
 from relulab.data.prepared import Split
 from relulab.nn import convnets, probes
-from relulab.train.core import (
-    NOISE_STREAM,
-    generator,
-    per_example_cross_entropy,
-    per_seed_cross_entropy,
-)
+from relulab.train.losses import per_example_cross_entropy, per_seed_cross_entropy
+from relulab.train.seeding import NOISE_STREAM, generator
 
 MEASURE_BATCH = 1024
 # The per-layer results of ``measure_one``, stacked over seeds by ``measure``.
