@@ -56,7 +56,7 @@ def _differences(held: dict, expected: dict) -> str:
     )
 
 
-def resumable(checkpoint: Path, expected: dict) -> int | None:
+def resumable(checkpoint: Path, expected: dict, names: str = "the point") -> int | None:
     """The number of epochs a checkpoint made with ``expected`` (``identity``) holds;
     None when there is nothing to resume.
 
@@ -79,7 +79,8 @@ def resumable(checkpoint: Path, expected: dict) -> int | None:
         aside.parent.mkdir(parents=True, exist_ok=True)
         checkpoint.replace(aside)
         log.warning(
-            "starting afresh: the checkpoint after epoch %d was made with %s (moved to %s)",
+            "starting %s afresh: its checkpoint after epoch %d was made with %s (moved to %s)",
+            names,
             int(saved["epoch"]) + 1,
             differences,
             aside,

@@ -433,7 +433,7 @@ def _train(
     names = ", ".join(point.id for point in points)
     last = built.out_dirs[0] / "checkpoints" / "last.ckpt"
     held = last.exists()
-    done = checkpoints.resumable(last, checkpoints.identity(settings))
+    done = checkpoints.resumable(last, checkpoints.identity(settings), names)
     group = GroupTracker()
     if tracking_uri is not None:
         if held and done is None:

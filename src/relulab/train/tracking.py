@@ -662,13 +662,11 @@ def retire_point_runs(uri: str, experiment: str, point_id: str, fingerprint: str
     from mlflow.entities import RunTag
 
     client = _client(uri)
-    query = (
-        f"tags.`{TAG_POINT}` = '{point_id}' and tags.`{TAG_FINGERPRINT}` = '{fingerprint}'"
-        f" and tags.`{TAG_ROLE}` IN ('point', 'seed')"
-    )
-    runs = _retry(
+    query = f"tags.`{TAG_POINT}` = '{point_id}' and tags.`{TAG_FINGERPRINT}` = '{fingerprint}'"
+    found = _retry(
         lambda: client.search_runs([experiment_id(uri, experiment)], query, max_results=1000)
     )
+    runs = [run for run in found if run.data.tags.get(TAG_ROLE) in ("point", "seed")]
     for run in runs:
         run_id = run.info.run_id
         tags = [RunTag(TAG_ROLE, "superseded"), RunTag(TAG_SUPERSEDED, why)]
