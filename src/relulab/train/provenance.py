@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import json
 import platform
 import subprocess
 from pathlib import Path
@@ -120,14 +121,29 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
-def provenance(device: torch.device | str, code_dir: str | Path | None = None) -> dict[str, str]:
-    """Python and library versions, the code (``code``) and the device's name."""
+def versions() -> dict[str, str]:
+    """The versions of Python and of the libraries that compute and record (``PACKAGES``)."""
     info = {"python": platform.python_version()}
     for package in PACKAGES:
         try:
             info[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             info[package] = "absent"
-    info.update(code(code_dir))
-    info["device"] = device_name(device)
     return info
+
+
+def provenance(device: torch.device | str, code_dir: str | Path | None = None) -> dict[str, str]:
+    """Python and library versions, the code (``code``) and the device's name."""
+    return {**versions(), **code(code_dir), "device": device_name(device)}
+
+
+def config_sha256(config: dict) -> str:
+    """A short sha256 of a (validated) configuration, keys in sorted order."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def tables_provenance(config: dict) -> dict[str, str]:
+    """What the tables' sidecar (``results/tables/provenance.json``) records: the code that
+    aggregated them, library versions and the hash of the study's configuration."""
+    return {**code(), **versions(), "config_sha256": config_sha256(config)}

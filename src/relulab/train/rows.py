@@ -4,17 +4,18 @@ layer row per seed, epoch and hidden layer (``layers.csv``).
 The training core builds its rows from ``EpochRow`` and ``LayerRow``; the job writes them in
 this order (``write_epochs``, ``write_layers``); the MLflow tracker logs their ``*_METRICS``;
 the table loaders read them back (``read_epochs``, ``read_layers``) and select their columns by
-these names. A column added here reaches every one of them.
+these names. A column added here reaches every one of them. The module imports neither torch nor
+pandas at import time, so that whatever only needs the names stays light.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from relulab.nn.probes import CAUSE_COLUMNS
+if TYPE_CHECKING:
+    import pandas as pd
 
 # The member's grid point: rows of points trained together as one model carry it until the
 # job splits them into each point's files.
@@ -39,10 +40,6 @@ class EpochRow:
     inactive_at_inference_fraction: float
     status: str  # "ok", or "diverged" at the epoch it diverged
     params_sha256: str
-
-
-# Per hidden layer: the fraction of its units dead for each cause (``probes.CAUSE_COLUMNS``).
-CAUSE_FRACTIONS = tuple(f"{cause}_fraction" for cause in CAUSE_COLUMNS)
 
 
 @dataclass
@@ -86,7 +83,9 @@ LAYER_METRICS = tuple(c for c in LAYER_COLUMNS if c not in LAYER_KEYS)
 # Read as text whatever they look like (a hash may be all digits).
 TEXT_COLUMNS = {"status": str, "params_sha256": str, POINT: str}
 
-assert set(CAUSE_FRACTIONS) <= set(LAYER_COLUMNS), "a cause of death without its column"
+# Per hidden layer: the fraction of its units dead for each cause of death, the columns of
+# ``relulab.nn.probes.CAUSE_COLUMNS`` (``tests/test_rows.py`` holds them equal).
+CAUSE_FRACTIONS = tuple(c for c in LAYER_COLUMNS if c.startswith(("born_dead", "died_in_")))
 
 
 def epoch_row(point: str | None = None, **values) -> dict:
@@ -105,19 +104,27 @@ def _with_point(point: str | None, row: dict) -> dict:
 
 def write_epochs(rows: list[dict], path: str | Path) -> None:
     """``epochs.csv``: the rows in ``EPOCH_COLUMNS`` order."""
+    import pandas as pd
+
     pd.DataFrame(rows, columns=list(EPOCH_COLUMNS)).to_csv(path, index=False)
 
 
 def write_layers(rows: list[dict], path: str | Path) -> None:
     """``layers.csv``: the rows in ``LAYER_COLUMNS`` order."""
+    import pandas as pd
+
     pd.DataFrame(rows, columns=list(LAYER_COLUMNS)).to_csv(path, index=False)
 
 
 def read_epochs(path: str | Path) -> pd.DataFrame:
     """An ``epochs.csv`` (of any relulab version: columns it lacks are simply absent)."""
+    import pandas as pd
+
     return pd.read_csv(path, dtype=TEXT_COLUMNS)
 
 
 def read_layers(path: str | Path) -> pd.DataFrame:
     """A ``layers.csv`` (of any relulab version: columns it lacks are simply absent)."""
+    import pandas as pd
+
     return pd.read_csv(path, dtype=TEXT_COLUMNS)
