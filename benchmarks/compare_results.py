@@ -7,6 +7,7 @@ comparing the two ``results/`` folders: tables and per-point CSVs alike. Cells a
 the text written (so 0.1 and 0.10000000000000002 differ), except in timing columns, whose names
 contain seconds, time, duration or wall (or end in ``_s``/start with ``ns_``), and in tables
 that are timings through and through (``TIMING_TABLES``, e.g. the activation cost benchmark).
+MLflow's artifact copies (``mlartifacts/``) are left out.
 Prints each file as identical or differing (with its first differing cells) and the files only
 one side has; exits 1 when anything differs or is missing, 0 otherwise.
 """
@@ -22,11 +23,33 @@ from pathlib import Path
 TIMING_COLUMN = re.compile(r"seconds|time|duration|wall|_s$|^ns_", re.IGNORECASE)
 # Tables of measured times, every column derived from them (ratios, verdicts): compared by
 # their header and their setting columns only.
-TIMING_TABLES = {"cost.csv": ("device", "precision", "elements", "activation", "zero_grad")}
+TIMING_TABLES = {
+    "cost.csv": (
+        "device",
+        "precision",
+        "elements",
+        "activation",
+        "zero_grad",
+        "implementation",
+        "variant",
+        "repeats",
+        "threads",
+        "compiled_operator",
+    )
+}
+
+
+# MLflow's copies of the CSVs, in folders named by run ids that differ from run to run (the
+# MLflow content is compared through MLflow's client, not here).
+SKIPPED_FOLDERS = ("mlartifacts",)
 
 
 def csv_files(root: Path) -> set[str]:
-    return {path.relative_to(root).as_posix() for path in root.rglob("*.csv")}
+    return {
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*.csv")
+        if not set(path.relative_to(root).parts) & set(SKIPPED_FOLDERS)
+    }
 
 
 def read(path: Path) -> tuple[list[str], list[list[str]]]:
