@@ -11,7 +11,7 @@ from scipy import stats
 
 from relulab.experiments import bifurcation
 from relulab.figures import bifurcation as figure
-from relulab.train.core import build_stack
+from relulab.train.stacked import build_stack
 
 
 # -- Wilson interval ----------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from lightning.pytorch.callbacks import Callback
 
 from relulab.nn import activations, probes
 from relulab.nn.models import seeded_mlp
-from relulab.train import core as training
-from relulab.train.core import build_stack
+from relulab.train import environment, zeros
+from relulab.train.stacked import build_stack
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -169,7 +169,7 @@ def test_fast_masks_equal_their_definitions(dtype, keep):
 
     assert torch.equal(probes.dead_mask(x, keep), everywhere(x == 0))
     assert torch.equal(probes.inactive_mask(x, keep), everywhere(x <= 0))
-    if keep == (0, 2):  # seeds x units, as training.measure keeps them
+    if keep == (0, 2):  # seeds x units, as relulab.train.measure keeps them
         assert probes.dead_mask(x, keep)[:, 0].all() and probes.inactive_mask(x, keep)[:, 0].all()
         assert not probes.inactive_mask(x, keep)[1, 2]
 
@@ -204,7 +204,7 @@ def test_exact_zero_counters_equal_their_definitions(dtype):
     upstream[:, ::2] = 0.0
     upstream[0, 1, :] = float("nan")
     outputs: list[torch.Tensor] = []
-    with training.counting_exact_zeros(acts, exact, live):
+    with zeros.counting_exact_zeros(acts, exact, live):
         for act in acts:
             outputs.append(act(z))
         torch.autograd.backward(outputs, [upstream, upstream])
@@ -220,11 +220,11 @@ def test_exact_zero_counters_stay_zero_without_zeros():
     z.data[1, :, 0] = torch.finfo(torch.float64).tiny / 4  # subnormal, not zero
     exact = torch.zeros(2, dtype=torch.int64)
     live = torch.zeros(2, dtype=torch.int64)
-    with training.counting_exact_zeros([act], exact, live):
+    with zeros.counting_exact_zeros([act], exact, live):
         act(z).sum().backward()
     assert exact.tolist() == [0, 0] and live.tolist() == [0, 0]
     z.data[1, 3, 2] = -0.0
-    with training.counting_exact_zeros([act], exact, live):
+    with zeros.counting_exact_zeros([act], exact, live):
         act(z).sum().backward()
     assert exact.tolist() == [0, 1] and live.tolist() == [0, 1]
 
@@ -232,7 +232,7 @@ def test_exact_zero_counters_stay_zero_without_zeros():
 def test_training_restores_the_cuda_check_setting():
     os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     try:
-        with training._cuda_check_without_nvml():
+        with environment.cuda_check_without_nvml():
             assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
         assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
     finally:

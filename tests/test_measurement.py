@@ -1,6 +1,6 @@
 """The training core's per-epoch measurement is the probes' definitions, seed by seed.
 
-``core.measure`` (MLPs stacked over seeds, one pass) and ``conv.measure_one`` (one network,
+``relulab.train.measure`` (MLPs stacked over seeds, one pass) and ``conv.measure_one`` (one network,
 chunk by chunk) must give each seed what ``relulab.nn.probes`` gives its plain network: dead and
 inactive units as training sees them and at inference, and the RMS of dL_i/dz (float64).
 """
@@ -12,8 +12,9 @@ from relulab.data import prepared as data
 from relulab.nn import activations, probes
 from relulab.nn.models import seeded_mlp
 from relulab.train import conv as conv_training
-from relulab.train import core
-from relulab.train.core import build_stack, measure
+from relulab.train import measure as measurement
+from relulab.train.measure import measure
+from relulab.train.stacked import build_stack
 
 ARCHITECTURE = dict(in_features=8, classes=3, width=10, depth=5, init="default")
 
@@ -112,7 +113,7 @@ def test_relu_dead_mask_without_backward_equals_the_definition(dtype, zero_grad,
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
 def test_grad_rms_of_low_precision_gradients_matches_a_float64_reference(dtype):
-    from relulab.train.core import grad_rms
+    from relulab.train.measure import grad_rms
 
     g = torch.Generator().manual_seed(3)
     grad = (torch.randn(3, 4000, 100, generator=g, dtype=torch.float64) * 1e-3).to(dtype)
@@ -149,10 +150,10 @@ def test_measurement_in_slices_is_bitwise_the_one_pass(
         stack.weights[1][2, 5].fill_(float("nan"))
     x, y = shifted_inputs(n=1300, features=40)
     split = data.Split(x, y, x[:100], y[:100]).to("cpu", dtype)
-    assert len(core.measurement_slices(1300)) == 3
+    assert len(measurement.measurement_slices(1300)) == 3
     sliced = measure(stack, split)
-    monkeypatch.setattr(core, "MEASURE_CHUNK", 10**9)
-    assert core.measurement_slices(1300) == [(0, 1300)]
+    monkeypatch.setattr(measurement, "MEASURE_CHUNK", 10**9)
+    assert measurement.measurement_slices(1300) == [(0, 1300)]
     whole = measure(stack, split)
     if activation == "relu":
         assert any(bool(mask.any()) and not bool(mask.all()) for mask in whole["dead"])

@@ -14,8 +14,9 @@ from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job, optim
-from relulab.train.core import Settings, build_stack
+from relulab.train.core import Settings
 from relulab.train.lightning import SeedStackModule
+from relulab.train.stacked import build_stack
 
 
 def test_member_loss_scaler_follows_torch_grad_scaler():

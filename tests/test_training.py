@@ -10,13 +10,10 @@ from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job
-from relulab.train.core import (
-    Settings,
-    build_stack,
-    counting_exact_zeros,
-    counting_exact_zeros_of,
-)
+from relulab.train.core import Settings
 from relulab.train.lightning import SeedStackModule
+from relulab.train.stacked import build_stack
+from relulab.train.zeros import counting_exact_zeros, counting_exact_zeros_of
 
 
 def small_config(**training):

@@ -15,8 +15,10 @@ from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.tables import twins
 from relulab.train import control, job
-from relulab.train.core import Settings, build_stack, parameter_hashes
+from relulab.train.core import Settings
+from relulab.train.hashing import parameter_hashes
 from relulab.train.lightning import SeedStackModule
+from relulab.train.stacked import build_stack
 
 
 # -- the chain rule at a planted structural zero ------------------------------------------------

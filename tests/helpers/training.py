@@ -9,8 +9,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from relulab.train.core import Settings, build_stack
+from relulab.train.core import Settings
 from relulab.train.lightning import SeedStackModule
+from relulab.train.stacked import build_stack
 
 WIDTH, DEPTH = 16, 2
 

@@ -12,6 +12,7 @@ rule summarize:
         ),
         epochs="results/tables/epochs.csv",
         layers="results/tables/layers.csv",
+        provenance="results/tables/provenance.json",
     log:
         "results/logs/summarize.log",
     localrule: True

@@ -38,15 +38,12 @@ import pandas as pd
 import torch
 
 from relulab.experiments import machine
-from relulab.nn.models import SeedStack
+from relulab.nn.models import DTYPES, SeedStack
 from relulab.tables.stats import garwood_interval
 from relulab.tables.stats import wilson_interval as wilson_interval  # importable from here too
-from relulab.train.core import (
-    DTYPES,
-    build_stack,
-    counting_exact_zeros,
-    per_seed_cross_entropy,
-)
+from relulab.train.losses import per_seed_cross_entropy
+from relulab.train.stacked import build_stack
+from relulab.train.zeros import counting_exact_zeros
 
 PRECISIONS = ("float64", "float32", "bfloat16", "float16")
 # Activations whose two passes see exactly the same forward computation (RReLU draws noise).

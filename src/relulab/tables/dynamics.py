@@ -21,22 +21,19 @@ import math
 import numpy as np
 import pandas as pd
 
-from relulab.nn.probes import CAUSE_COLUMNS
 from relulab.tables.summary import POINT_COLUMNS, mean_ci95
+from relulab.train.rows import CAUSE_FRACTIONS, LAYER_COLUMNS
 
-FRACTIONS = (
-    "dead_fraction",
-    "inactive_fraction",
-    "ever_dead_fraction",
-    "revived_fraction",
-    "permanently_dead_fraction",
-    "sparsity",
-)
-# Columns that studies of older relulab versions (or other probes) may lack.
+# Layer columns (``relulab.train.rows``) that studies of older relulab versions may lack.
 OPTIONAL_FRACTIONS = (
-    *(f"{cause}_fraction" for cause in CAUSE_COLUMNS),
+    *CAUSE_FRACTIONS,
     "dead_at_inference_fraction",
     "inactive_at_inference_fraction",
+)
+FRACTIONS = tuple(
+    c
+    for c in LAYER_COLUMNS
+    if (c.endswith("_fraction") or c == "sparsity") and c not in OPTIONAL_FRACTIONS
 )
 FIRST_LAYER = "first hidden layer"
 DEEPER_LAYERS = "deeper hidden layers"

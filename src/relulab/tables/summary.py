@@ -17,6 +17,7 @@ from relulab.study.grid import POINT_COLUMNS as _POINT_COLUMNS
 
 # mean_ci95 lives in relulab.tables.stats; importable from here too, where it used to be.
 from relulab.tables.stats import mean_ci95 as mean_ci95
+from relulab.train import rows
 
 # A table's point columns come from the grid's one definition of its axes (``Point``).
 POINT_COLUMNS = list(_POINT_COLUMNS)
@@ -72,8 +73,8 @@ def load_point(run_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """A point's ``epochs.csv`` and ``layers.csv``, each with the point's parameters added."""
     run_dir = Path(run_dir)
     info = json.loads((run_dir / "point.json").read_text())
-    epochs = pd.read_csv(run_dir / "epochs.csv")
-    layers = pd.read_csv(run_dir / "layers.csv")
+    epochs = rows.read_epochs(run_dir / "epochs.csv")
+    layers = rows.read_layers(run_dir / "layers.csv")
     # Axes added to the grid later (e.g. init) take their default in older points' files.
     params = {"point": info["point"], **AXIS_DEFAULTS, **info["params"]}
     for frame in (epochs, layers):

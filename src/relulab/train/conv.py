@@ -6,7 +6,7 @@ their minibatch steps side by side inside the same job. ``SeedModels`` implement
 core's ``SeedModel`` interface, so everything else is ``relulab.train.core.SeedTraining``'s: the
 same per-seed data order, RReLU noise and initial weights fixed by the seed alone, the same
 ``History`` rows, checkpoints, divergence handling and counters. ``measure`` follows
-``core.measure``'s semantics (whole training set, eval mode, weights frozen, the run's own
+``measure.measure``'s semantics (whole training set, eval mode, weights frozen, the run's own
 precision) but walks the data in chunks, since a convolutional network's activations on a whole
 data set rarely fit in memory at once; a unit is a channel, dead when its local derivative is 0
 at every position of every example.
@@ -21,12 +21,8 @@ from torch import nn
 
 from relulab.data.prepared import Split
 from relulab.nn import convnets, probes
-from relulab.train.core import (
-    NOISE_STREAM,
-    generator,
-    per_example_cross_entropy,
-    per_seed_cross_entropy,
-)
+from relulab.train.losses import per_example_cross_entropy, per_seed_cross_entropy
+from relulab.train.seeding import NOISE_STREAM, generator
 
 MEASURE_BATCH = 1024
 # The per-layer results of ``measure_one``, stacked over seeds by ``measure``.
@@ -204,7 +200,7 @@ def measure_one(model: nn.Module, data: Split, batch: int = MEASURE_BATCH) -> di
     Returns scalars ``train_loss``, ``val_loss``, ``val_accuracy`` and, per activation layer in
     forward order, ``dead``/``inactive`` and ``dead_at_inference``/``inactive_at_inference``
     channel masks ``[channels]``, ``sparsity`` and ``pre_activation_grad_rms`` (as
-    ``core.measure``: batch norm with the whole training set's statistics, gathered chunk by
+    ``measure.measure``: batch norm with the whole training set's statistics, gathered chunk by
     chunk, for the training view; its running statistics at inference and for the losses).
     """
     was_training = model.training
@@ -249,7 +245,7 @@ def measure_one(model: nn.Module, data: Split, batch: int = MEASURE_BATCH) -> di
 
 
 def measure(models: SeedModels, data: Split, batch: int = MEASURE_BATCH) -> dict:
-    """``core.measure``'s result for networks held one per seed (leading seed dimension)."""
+    """``measure.measure``'s result for networks held one per seed (leading seed dimension)."""
     per_seed = [measure_one(model, data, batch) for model in models.models]
     out = {
         key: torch.stack([m[key] for m in per_seed])

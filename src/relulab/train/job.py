@@ -16,9 +16,9 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from relulab.data import prepared as datasets
@@ -26,32 +26,17 @@ from relulab.nn.models import MIXED, weight_dtype
 from relulab.study import config as cfg
 from relulab.study import paths
 from relulab.study.grid import Point, expand, fingerprint, is_finished
-from relulab.train import control, store, tracking
+from relulab.train import checkpoints, control, rows, store, tracking
 from relulab.train import conv as conv_training
-from relulab.train.core import Settings, build_stack, parameter_hashes, seed_status
+from relulab.train.core import Settings, seed_status
+from relulab.train.hashing import parameter_hashes
 from relulab.train.lightning import SaveEveryEpoch as SaveEveryEpoch  # tests patch it here
 from relulab.train.lightning import SeedStackModule, fit
 from relulab.train.provenance import provenance
+from relulab.train.stacked import build_stack
 from relulab.train.tracking import PointTracker
 
 log = logging.getLogger(__name__)
-
-EPOCH_COLUMNS = [
-    "seed",
-    "epoch",
-    "step",
-    "train_loss",
-    "val_loss",
-    "val_accuracy",
-    "dead_fraction",
-    "inactive_fraction",
-    "exact_zeros",
-    "live_exact_zeros",
-    "dead_at_inference_fraction",
-    "inactive_at_inference_fraction",
-    "status",
-    "params_sha256",
-]
 
 
 # A progress line: ``progress <point> epoch <e>/<n> ...``; ``relulab status`` reads these.
@@ -188,21 +173,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("training.device is 'cuda' but no CUDA device is available")
     return torch.device(name)
-
-
-def _resumable(checkpoint: Path, expected_fingerprint: str) -> int | None:
-    """The number of epochs a usable checkpoint holds; None when there is nothing to resume."""
-    if not checkpoint.exists():
-        return None
-    try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - a torn checkpoint is simply not resumable
-        log.warning("ignoring unreadable checkpoint %s", checkpoint)
-        return None
-    if saved.get("relulab", {}).get("fingerprint") != expected_fingerprint:
-        log.warning("ignoring checkpoint %s of other settings", checkpoint)
-        return None
-    return int(saved["epoch"]) + 1
 
 
 def training_groups(points: list[Point], config: dict) -> list[list[Point]]:
@@ -360,6 +330,26 @@ class GroupProgress:
             progress(_without_point(rows, point_id))
 
 
+@dataclass
+class GroupTraining:
+    """A group's points built for training: the model (in its Lightning module), the seeds of
+    each point, the points' fingerprints and the provenance of the job."""
+
+    points: list[Point]
+    out_dirs: list[Path]
+    module: SeedStackModule
+    seeds: list[int]
+    fingerprints: list[str]
+    device: torch.device
+    provenance: dict[str, str]
+    profile: dict[str, int]  # examples in the training and test sets
+
+    @property
+    def labels(self) -> list[str]:
+        """Each member's point, in the model's order."""
+        return self.module.settings.points
+
+
 def _train_group(
     points: list[Point],
     config: dict,
@@ -368,10 +358,23 @@ def _train_group(
     tracking_uri: str | None,
     perturbed: bool,
 ) -> None:
-    """``run_group`` once the points' locks are held: train them and write their outputs."""
+    """``run_group`` once the points' locks are held: build, train, write their outputs."""
     store.set_outage_timeout(config.get("tracking_timeout_s", store.DEFAULT_OUTAGE_TIMEOUT_S))
     for out_dir in out_dirs:
         out_dir.mkdir(parents=True, exist_ok=True)
+    built = _build_group(points, config, data_path, out_dirs, perturbed)
+    group = _train(built, config, data_path, tracking_uri)
+    _write_outputs(built, group, tracking_uri, perturbed)
+
+
+def _build_group(
+    points: list[Point],
+    config: dict,
+    data_path: str | Path,
+    out_dirs: list[Path],
+    perturbed: bool,
+) -> GroupTraining:
+    """The model of ``points`` (one ``Point.model_key``), its data and training settings."""
     seeds = cfg.seeds(config)
     model_cfg, train_cfg = config["model"], config["training"]
     device = resolve_device(train_cfg["device"])
@@ -381,7 +384,6 @@ def _train_group(
     if perturbed:
         nudge = control.suffix(MIXED.get(first.precision))
         fingerprints = [f"{f}+{nudge}" for f in fingerprints]
-    labels = [point.id for point in points for _ in seeds]
 
     arch = model_cfg["arch"]
     split = datasets.load(data_path, flatten=arch == "mlp")
@@ -404,6 +406,7 @@ def _train_group(
         stack = conv_training.build_models(
             members, arch, in_shape=in_shape, init=first.init, **architecture
         )
+    made_with = provenance(device)
     settings = Settings(
         seeds=members,
         lr=[point.lr for point in points for _ in seeds],
@@ -412,67 +415,115 @@ def _train_group(
         optimizer=first.optimizer,
         weight_decay=train_cfg["weight_decay"],
         fingerprint=group_fingerprint(fingerprints),
-        points=labels,
+        points=[point.id for point in points for _ in seeds],
         autocast=MIXED.get(first.precision),
+        origin={key: made_with[key] for key in checkpoints.ORIGIN},
     )
     if perturbed:
         control.perturb_one_ulp(stack, compute_dtype=settings.autocast)
     module = SeedStackModule(stack, split.to(device, dtype), settings)
+    profile = {"train": len(split.y_train), "test": len(split.y_test)}
+    return GroupTraining(points, out_dirs, module, seeds, fingerprints, device, made_with, profile)
 
-    group = GroupTracker()
-    trackers = group.trackers
-    if tracking_uri is not None:
-        varying = varying_axes(config)
-        profile = {"train": len(split.y_train), "test": len(split.y_test)}
-        for point, point_fingerprint in zip(points, fingerprints, strict=True):
-            with group.timed():
-                tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
-                tracker.start(
-                    tracking_params(point, config),
-                    seeds,
-                    provenance(device),
-                    name=tracking.run_name(point.params(), varying),
-                    dataset=tracking.dataset_entity(config["dataset"], data_path, profile),
-                )
-            trackers[point.id] = tracker
 
-    checkpoint_dir = out_dirs[0] / "checkpoints"
-    last = checkpoint_dir / "last.ckpt"
-    done = _resumable(last, settings.fingerprint)
+def _train(
+    built: GroupTraining, config: dict, data_path: str | Path, tracking_uri: str | None
+) -> GroupTracker:
+    """Resume or start the group's training, tracked in MLflow unless ``tracking_uri`` is None."""
+    points, settings = built.points, built.module.settings
     names = ", ".join(point.id for point in points)
+    last = built.out_dirs[0] / "checkpoints" / "last.ckpt"
+    held = last.exists()
+    done = checkpoints.resumable(last, checkpoints.identity(settings), names)
+    group = GroupTracker()
+    if tracking_uri is not None:
+        if held and done is None:
+            _retire_runs(built, config, tracking_uri)
+        _start_tracking(built, group, config, data_path, tracking_uri, resumed=done is not None)
     if done is not None:
         log.info("resuming %s after epoch %d from %s", names, done, last)
     else:
-        log.info("training %s: %d seeds each, %d epochs", names, len(seeds), settings.epochs)
+        log.info("training %s: %d seeds each, %d epochs", names, len(built.seeds), settings.epochs)
     fit(
-        module,
-        device,
+        built.module,
+        built.device,
         last,
         resume=done is not None,
-        tracker=group if trackers else None,
+        tracker=group if group.trackers else None,
         progress=GroupProgress([point.id for point in points], settings.epochs),
-        check=RefuseNonFiniteStart(labels, data_path),
+        check=RefuseNonFiniteStart(built.labels, data_path),
     )
+    return group
 
-    history = module.history
-    hashes = parameter_hashes(module.stack)
-    for i, (point, out_dir) in enumerate(zip(points, out_dirs, strict=True)):
+
+def _retire_runs(built: GroupTraining, config: dict, tracking_uri: str) -> None:
+    """End the MLflow runs of a checkpoint that is not resumed: their epochs are not the
+    networks trained from now on."""
+    for point, point_fingerprint in zip(built.points, built.fingerprints, strict=True):
+        tracking.retire_point_runs(
+            tracking_uri,
+            config["study"],
+            point.id,
+            point_fingerprint,
+            "its checkpoint was made with other seeds, device or code; trained afresh",
+        )
+
+
+def _start_tracking(
+    built: GroupTraining,
+    group: GroupTracker,
+    config: dict,
+    data_path: str | Path,
+    tracking_uri: str,
+    resumed: bool,
+) -> None:
+    """Find or create each point's MLflow runs; a resumed job's runs name the code that now
+    runs (``tracking.refresh_provenance``)."""
+    varying = varying_axes(config)
+    for point, point_fingerprint in zip(built.points, built.fingerprints, strict=True):
+        with group.timed():
+            tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
+            tracker.start(
+                tracking_params(point, config),
+                built.seeds,
+                built.provenance,
+                name=tracking.run_name(point.params(), varying),
+                dataset=tracking.dataset_entity(config["dataset"], data_path, built.profile),
+            )
+            if resumed or any(epoch >= 0 for epoch in tracker.logged_epochs.values()):
+                tracking.refresh_provenance(
+                    tracker.client,
+                    [tracker.parent_id, *tracker.seed_runs.values()],
+                    built.provenance,
+                )
+        group.trackers[point.id] = tracker
+
+
+def _write_outputs(
+    built: GroupTraining, group: GroupTracker, tracking_uri: str | None, perturbed: bool
+) -> None:
+    """Each point's ``epochs.csv``, ``layers.csv`` and (last) ``point.json``; close its runs."""
+    history = built.module.history
+    seeds = built.seeds
+    hashes = parameter_hashes(built.module.stack)
+    for i, (point, out_dir) in enumerate(zip(built.points, built.out_dirs, strict=True)):
         own = range(i * len(seeds), (i + 1) * len(seeds))
         epoch_rows = _without_point(history.epochs, point.id)
         layer_rows = _without_point(history.layers, point.id)
-        pd.DataFrame(epoch_rows, columns=EPOCH_COLUMNS).to_csv(out_dir / "epochs.csv", index=False)
-        pd.DataFrame(layer_rows).to_csv(out_dir / "layers.csv", index=False)
+        rows.write_epochs(epoch_rows, out_dir / "epochs.csv")
+        rows.write_layers(layer_rows, out_dir / "layers.csv")
         statuses = seed_status(history, seeds, list(own))
         # The final weights' fingerprint: zero_grad twins are bitwise equal exactly when it is.
         for seed, member in zip(seeds, own, strict=True):
             statuses[seed]["params_sha256"] = hashes[member]
-        tracker = trackers.get(point.id)
+        tracker = group.trackers.get(point.id)
         summary = {
             "point": point.id,
             "params": point.params(),
             "perturbed": perturbed,
-            "fingerprint": fingerprints[i],
+            "fingerprint": built.fingerprints[i],
             "seeds": {str(seed): info for seed, info in statuses.items()},
+            "provenance": built.provenance,
             "mlflow": {
                 "tracking_uri": tracking_uri,
                 "parent_run_id": tracker.parent_id if tracker else None,
@@ -485,6 +536,6 @@ def _train_group(
             with group.timed():
                 tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
         (out_dir / "point.json").write_text(json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    if trackers:
-        log.info("%s: %.2f s for %d points", TRACKING_TIME, group.seconds, len(points))
+    shutil.rmtree(built.out_dirs[0] / "checkpoints", ignore_errors=True)
+    if group.trackers:
+        log.info("%s: %.2f s for %d points", TRACKING_TIME, group.seconds, len(built.points))

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from relulab.figures.palette import COLOURS, OTHER_COLOUR
 from relulab.train import store
+from relulab.train.rows import EPOCH_METRICS, LAYER_METRICS
 
 DEFAULT_URI = "sqlite:///results/mlflow.db"
 TAG_POINT = "relulab.point"
@@ -521,17 +522,17 @@ class PointTracker:
             if seed not in self.seed_runs or epoch <= self.queued_epochs[seed]:
                 continue
             metrics = new.setdefault((seed, epoch), [])
-            for key, value in row.items():
-                if key not in ("seed", "epoch", "status", "step") and not isinstance(value, str):
-                    metrics.append(Metric(key, float(value), now, epoch))
+            for key in EPOCH_METRICS:
+                if key in row:
+                    metrics.append(Metric(key, float(row[key]), now, epoch))
         for row in layer_rows:
             metrics = new.get((row["seed"], row["epoch"]))
             if metrics is None:
                 continue
-            for key, value in row.items():
-                if key not in ("seed", "epoch", "layer"):
+            for key in LAYER_METRICS:
+                if key in row:
                     metrics.append(
-                        Metric(layer_metric(row["layer"], key), float(value), now, row["epoch"])
+                        Metric(layer_metric(row["layer"], key), float(row[key]), now, row["epoch"])
                     )
         for (seed, epoch), metrics in sorted(new.items()):
             # val_accuracy goes last: its history marks the epochs that are fully logged.
@@ -753,3 +754,49 @@ def ui_environment(environ: dict[str, str]) -> dict[str, str]:
 def ui_command(uri: str, port: int = 5000) -> list[str]:
     """The ``mlflow ui`` command line serving ``uri`` on 127.0.0.1 only."""
     return ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+
+
+# A run's tags that list the code versions (``provenance.code_version``) it ran under, and why
+# a run was retired.
+TAG_CODE_VERSIONS = "relulab.code_versions"
+TAG_SUPERSEDED = "relulab.superseded"
+
+
+def refresh_provenance(client, run_ids: Iterable[str], provenance: dict) -> None:
+    """Name on each run the code and libraries that run now (a resumed job's), and append
+    the code version to the run's ``TAG_CODE_VERSIONS`` when it is new to the run."""
+    from mlflow.entities import RunTag
+
+    version = str(provenance.get("code_sha256", ""))
+    commit = str(provenance.get("git_commit", ""))
+    for run_id in run_ids:
+        tags = _retry(lambda run_id=run_id: client.get_run(run_id)).data.tags
+        versions = [v for v in tags.get(TAG_CODE_VERSIONS, "").split(",") if v]
+        if version and version not in versions[-1:]:
+            versions.append(version)
+        batch = [RunTag(f"relulab.{k}", str(v)) for k, v in provenance.items()]
+        batch.append(RunTag(TAG_CODE_VERSIONS, ",".join(versions)))
+        if len(commit) == 40:
+            batch.append(RunTag(TAG_GIT_COMMIT, commit))
+        _retry(lambda run_id=run_id, batch=batch: client.log_batch(run_id, tags=batch))
+
+
+def retire_point_runs(uri: str, experiment: str, point_id: str, fingerprint: str, why: str) -> int:
+    """End the runs of a point whose networks are not trained on (role ``superseded``,
+    ``TAG_SUPERSEDED`` saying ``why``, status KILLED), so that the next ``PointTracker.start``
+    creates new ones and the UI shows one live point. Returns how many runs were retired."""
+    from mlflow.entities import RunTag
+
+    client = _client(uri)
+    query = f"tags.`{TAG_POINT}` = '{point_id}' and tags.`{TAG_FINGERPRINT}` = '{fingerprint}'"
+    found = _retry(
+        lambda: client.search_runs([experiment_id(uri, experiment)], query, max_results=1000)
+    )
+    runs = [run for run in found if run.data.tags.get(TAG_ROLE) in ("point", "seed")]
+    for run in runs:
+        run_id = run.info.run_id
+        tags = [RunTag(TAG_ROLE, "superseded"), RunTag(TAG_SUPERSEDED, why)]
+        _retry(lambda run_id=run_id, tags=tags: client.log_batch(run_id, tags=tags))
+        if run.info.status == "RUNNING":
+            _retry(lambda run_id=run_id: client.set_terminated(run_id, "KILLED"))
+    return len(runs)
