@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from relulab.train import control
-from relulab.train.core import build_stack
+from relulab.train.stacked import build_stack
 
 COMPUTE = [torch.bfloat16, torch.float16]
 
