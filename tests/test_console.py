@@ -311,3 +311,16 @@ def test_ctrl_c_on_a_running_study_prints_one_line(tmp_path):
     assert process.returncode != 0
     assert lines[-1] == console.STOPPED
     assert "Error in rule" not in output and "Traceback" not in output
+
+
+@pytest.mark.slow
+def test_a_dry_run_through_bin_study_is_a_short_plan(tmp_path):
+    """``bin/study -n``: the jobs per rule once, no lists of reasons, and the study's points."""
+    study = scratch_copy(tmp_path / "study")
+    process = bin_study(study, "-n", "--configfile", "config/smoke.yaml")
+    output, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, output
+    lines = output.splitlines()
+    assert len(lines) < 50 and max(map(len, lines)) <= 110, output
+    assert output.count("Job stats:") == 1 and "Reasons:" not in output
+    assert "Plan of study relulab-smoke, in studies/relulab-smoke/: 6 grid points, 0 done" in output

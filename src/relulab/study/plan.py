@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 
 from relulab.study import paths, where
 
@@ -41,11 +42,12 @@ def summary(study: where.Study) -> str:
 
     points = grid.expand(study.config)
     done = sum((study.folder / paths.point_summary(point.id)).exists() for point in points)
-    return (
+    return textwrap.fill(
         f"Plan of study {study.name}, in {where.shown(study.folder)}/: {len(points)} grid "
         f"points, {done} done, {len(points) - done} to train (the train_* jobs above); results "
         f"under {where.shown(study.results)}/. `relulab status --study {study.name}` follows "
-        "it once it runs."
+        "it once it runs.",
+        width=100,
     )
 
 
