@@ -91,10 +91,10 @@ def project(root, studies: dict[str, float]):
         (root / "config" / f"{name}.yaml").write_text(yaml.safe_dump(config))
         if when is None:
             continue
-        log = root / "studies" / name / ".snakemake" / "log" / "run.snakemake.log"
-        log.parent.mkdir(parents=True)
-        log.write_text("")
-        os.utime(log, (when, when))
+        records = root / "studies" / name / ".snakemake" / "metadata"
+        records.mkdir(parents=True)
+        os.utime(records, (when, when))
+        os.utime(records.parents[1], (when, when))
 
 
 def test_a_study_is_found_by_name_by_config_or_as_the_one_that_ran_last(tmp_path):
@@ -118,6 +118,7 @@ def test_status_reads_the_named_studys_folder(tmp_path, monkeypatch, capsys):
     done = tmp_path / "studies" / "one" / "results" / "runs" / point / "point.json"
     done.parent.mkdir(parents=True)
     done.write_text("{}")
+    os.utime(tmp_path / "studies" / "one", (1000.0, 1000.0))  # "two" ran last
     monkeypatch.chdir(tmp_path / "studies")  # the project is found from inside it too
     cli.main(["status", "--study", "one"])
     assert "one: 1 grid points: 1 done" in capsys.readouterr().out

@@ -63,9 +63,10 @@ def config_files_naming(name: str, root: Path) -> list[Path]:
 
 
 def last_active(folder: Path) -> float:
-    """When a study's folder last saw a run: its newest Snakemake log, else the folder."""
-    logs = list((folder / ".snakemake" / "log").glob("*.log"))
-    return max((log.stat().st_mtime for log in logs), default=folder.stat().st_mtime)
+    """When a study's folder last saw a run: the newest change to Snakemake's records of its
+    jobs (``.snakemake/metadata``, written as jobs start and end) or to its logs."""
+    seen = [folder, folder / ".snakemake" / "metadata", folder / paths.LOGS]
+    return max(path.stat().st_mtime for path in seen if path.exists())
 
 
 def studies(root: Path) -> list[Path]:
