@@ -1,6 +1,7 @@
 from snakemake.utils import min_version
 
 from relulab.study.snakemake_settings import configfiles_given
+from relulab.study import paths
 
 min_version("9.0")
 
@@ -9,6 +10,11 @@ min_version("9.0")
 if not configfiles_given(workflow):
 
     configfile: "config/config.yaml"
+
+
+# Each study works in its own folder, studies/<study>/ (see relulab.study.paths), so that one
+# study never rewrites another's files; `--directory DIR` chooses another folder instead.
+workdir: paths.study_dir(config, workflow.basedir)
 
 
 report: "workflow/report/workflow.rst"

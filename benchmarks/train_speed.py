@@ -381,6 +381,9 @@ def end_to_end(args, config: dict, split, work: Path) -> dict:
         "workflow/profiles/default",
         "--cores",
         str(args.cores),
+        # The scratch copy is the study's folder (not studies/<study>/ below it).
+        "--directory",
+        str(study),
     ]
     if args.until:
         command += ["--until", *args.until]

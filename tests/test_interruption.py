@@ -32,7 +32,7 @@ import pytest
 import torch
 import yaml
 from helpers.training import die_after_epoch
-from helpers.workflow import scratch_copy, snakemake, study_config
+from helpers.workflow import in_place, scratch_copy, snakemake, study_config
 from mlflow.tracking import MlflowClient
 
 from relulab.data import prepared as data
@@ -213,7 +213,8 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
         return [str(paths.point_summary(point.id)) for point in left]
 
     def command() -> list[str]:
-        return [str(Path(sys.executable).parent / "snakemake"), *targets(), "--cores", "1"]
+        snakemake = str(Path(sys.executable).parent / "snakemake")
+        return [snakemake, *in_place(workdir), *targets(), "--cores", "1"]
 
     # 1. One point done, the next mid-way: SIGKILL its training process.
     started = time.time_ns()

@@ -1,8 +1,10 @@
-"""The package's public API and the import paths users already rely on."""
+"""The package's public API: the names in ``relulab/__init__.py``."""
 
+import importlib
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import relulab
@@ -13,20 +15,28 @@ def test_public_api_names_resolve():
         assert callable(getattr(relulab, name)), name
 
 
-def test_earlier_import_paths_still_work_as_aliases():
-    from relulab import activations, job, models, probes
-    from relulab.nn import activations as nn_activations
-    from relulab.nn import models as nn_models
-    from relulab.nn import probes as nn_probes
-    from relulab.train import job as train_job
+def test_the_public_api_is_the_top_level_one_and_works():
+    """``relulab.<name>`` is the public API; the modules behind it live in their stage's
+    subpackage, and no alias module repeats them at the top level."""
+    from relulab.nn import activations, models, probes
+    from relulab.study import config, grid
+    from relulab.train import job
 
-    assert activations is nn_activations and activations.build is nn_activations.build
-    assert models.mlp is nn_models.mlp
-    assert probes.dead_units is nn_probes.dead_units
-    assert probes.inactive_units is nn_probes.inactive_units
-    assert job.run_point is train_job.run_point
-    net = models.mlp(in_features=4, width=3, depth=1, classes=2, activation="relu")
-    assert len(probes.dead_units(net, torch.randn(5, 4))) == 1
+    assert relulab.build_activation is activations.build and relulab.mlp is models.mlp
+    assert relulab.dead_units is probes.dead_units
+    assert relulab.inactive_units is probes.inactive_units
+    assert relulab.run_point is job.run_point and relulab.expand_grid is grid.expand
+    assert relulab.validate_config is config.validate
+    net = relulab.mlp(in_features=4, width=3, depth=1, classes=2, activation="relu")
+    assert len(relulab.dead_units(net, torch.randn(5, 4))) == 1
+    points = relulab.expand_grid(relulab.validate_config({"activation": ["relu"], "lr": [0.1]}))
+    assert [point.activation for point in points] == ["relu"]
+
+
+@pytest.mark.parametrize("alias", ["activations", "models", "probes", "job"])
+def test_no_alias_modules_at_the_top_level(alias):
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"relulab.{alias}")
 
 
 def test_the_configuration_check_imports_no_torch():

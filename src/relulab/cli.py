@@ -1,12 +1,19 @@
 """relulab: what ReLU's kink at 0 costs, measured. A study runs with Snakemake (see README).
 
+Run a study from the project folder (the one with the Snakefile):
+  bin/study                                  the default study (config/config.yaml)
+  bin/study --configfile config/smoke.yaml   another study (any snakemake arguments)
+  bin/study -n                               its plan: jobs per rule, grid points to train
+Each study works in studies/<study>/ (the config's `study`): results/ there holds its tables,
+figures, findings.md, logs and MLflow store. Then:
   relulab status   how far the study is: grid points done, training, left, and an ETA
+                   (--watch: a live view; --study NAME: another study)
   relulab ui       the MLflow UI on the study's runs, on 127.0.0.1 only
   relulab fetch    download MNIST, Fashion-MNIST or CIFAR-10 once (the default study needs none)
 
 ``relulab status`` reads only files: a point is done when ``results/runs/<point>/point.json``
-exists, in training while it has a checkpoint or progress lines in a training log, left
-otherwise.
+exists in the study's folder, in training while it has a checkpoint or progress lines in a
+training log, left otherwise.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from datetime import datetime
 from pathlib import Path
 
 from relulab.data import vision
+from relulab.study import where
+from relulab.study.watch import duration as _duration
 
 DEFAULT_CONFIG = "config/config.yaml"
 # "2026-12-01 23:20:16,123 INFO relulab.train.job: progress <point> epoch 3/15: ... 2.1 s/epoch"
@@ -44,18 +53,6 @@ def _fetch(args: argparse.Namespace) -> int:
             continue
         print(f"{name}: ready in {where}")
     return status
-
-
-def _study_config(paths: list[str]) -> dict:
-    """The validated config of a study: like Snakemake, each file given replaces the default."""
-    import yaml
-
-    from relulab.study import config as cfg
-
-    merged: dict = {}
-    for path in paths or [DEFAULT_CONFIG]:
-        merged.update(yaml.safe_load(Path(path).read_text()) or {})
-    return cfg.validate(merged)
 
 
 @dataclass
@@ -95,6 +92,8 @@ class StudyStatus:
     epochs: int
     active_jobs: int
     seconds_per_epoch: float | None
+    # Whether any training job has run: a study with none yet is "not started".
+    started: bool = True
 
     def eta_seconds(self) -> float | None:
         """Epochs still to train times the recent seconds per epoch, over the running jobs."""
@@ -122,19 +121,14 @@ def study_status(point_ids: list[str], epochs: int, results: Path, now: float) -
     active = sum(now - path.stat().st_mtime < ACTIVE_S for path in logs if "train" in path.parts)
     recent = sorted(progress.values(), key=lambda p: p.when)[-8:]
     speed = sum(p.seconds_per_epoch for p in recent) / len(recent) if recent else None
-    return StudyStatus(done, training, left, epochs, active, speed)
+    started = bool(done or training) or any("train" in path.parts for path in logs)
+    return StudyStatus(done, training, left, epochs, active, speed, started)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def format_status(name: str, status: StudyStatus, now: float) -> str:
-    """What ``relulab status`` prints."""
+def format_status(
+    name: str, status: StudyStatus, now: float, results: Path = Path("results")
+) -> str:
+    """What ``relulab status`` prints; ``results`` is the study's results folder."""
     total = len(status.done) + len(status.training) + len(status.left)
     lines = [
         f"{name}: {total} grid points: {len(status.done)} done, "
@@ -148,7 +142,9 @@ def format_status(name: str, status: StudyStatus, now: float) -> str:
             lines.append(f"  {point}: epoch {progress.epoch}/{progress.epochs} (logged {ago} ago)")
     eta = status.eta_seconds()
     if not status.training and not status.left:
-        lines.append("Training is complete; see results/findings.md and `relulab ui`.")
+        lines.append(f"Training is complete; see {results / 'findings.md'} and `relulab ui`.")
+    elif not status.started:
+        lines.append("Not started: no training job has run yet (`bin/study` starts it).")
     elif eta is None:
         lines.append("ETA: unknown until a training job logs its first epoch.")
     elif status.active_jobs == 0:
@@ -162,20 +158,32 @@ def format_status(name: str, status: StudyStatus, now: float) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from relulab.study import grid
+    from relulab.study import grid, watch
 
-    config = _study_config(args.configfile)
-    points = [point.id for point in grid.expand(config)]
+    study = _study(args)
+    points = [point.id for point in grid.expand(study.config)]
+    results = where.shown(study.results)
+
+    def read(now: float) -> StudyStatus:
+        return study_status(points, study.config["training"]["epochs"], results, now)
+
+    def describe(status: StudyStatus, now: float) -> str:
+        return format_status(study.name, status, now, results)
+
+    if args.watch:
+        return watch.watch(read, study.name, describe, args.interval)
     now = time.time()
-    status = study_status(points, config["training"]["epochs"], Path(args.results), now)
-    print(format_status(config["study"], status, now))
+    print(describe(read(now), now))
     return 0
 
 
 def _ui(args: argparse.Namespace) -> int:
     from relulab.train.tracking import tracking_uri, ui_command, ui_environment, ui_url
 
-    config = _study_config(args.configfile)
+    study = _study(args)
+    config = study.config
+    if study.folder.is_dir():  # the store's relative paths are the study's
+        os.chdir(study.folder)
     uri = tracking_uri(config["tracking_uri"])
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         print(f"relulab ui: no MLflow store at {uri} yet; run the study first", file=sys.stderr)
@@ -188,13 +196,32 @@ def _ui(args: argparse.Namespace) -> int:
     return 0  # not reached: the UI replaces this process
 
 
+def _study(args: argparse.Namespace) -> where.Study:
+    """The study a command means (``relulab.study.where``), or exit with what to give."""
+    try:
+        return where.locate(args.configfile, args.study, args.directory)
+    except where.StudyNotFoundError as error:
+        raise SystemExit(f"relulab {args.command}: {error}") from None
+
+
 def _add_config_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--study",
+        metavar="NAME",
+        help="the study of that name (its folder studies/NAME/, its config the one in config/ "
+        "that names it); default: the study that ran last, or the default study",
+    )
     command.add_argument(
         "--configfile",
         nargs="+",
         default=[],
         metavar="FILE",
         help=f"the study's config, as given to snakemake (default: {DEFAULT_CONFIG})",
+    )
+    command.add_argument(
+        "--directory",
+        metavar="DIR",
+        help="the study's folder, for a study run with snakemake --directory DIR",
     )
 
 
@@ -248,17 +275,25 @@ def _add_audit(commands) -> None:
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="relulab",
-        description=__doc__.split("\n\n")[0],
+        # What relulab is, then how to run a study and what each command does.
+        description="\n\n".join(__doc__.split("\n\n")[:2]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = root.add_subparsers(dest="command", required=True, metavar="command")
     status = commands.add_parser(
         "status",
         help="grid points done, in training and left, and an ETA",
-        description="How far a study is, read from results/ (run from the project folder).",
+        description="How far a study is, read from its folder's results/ (studies/<study>/).",
     )
     _add_config_option(status)
-    status.add_argument("--results", default="results", help="the study's results folder")
+    status.add_argument(
+        "--watch",
+        action="store_true",
+        help="a live view, refreshed until training is complete (Ctrl-C leaves it)",
+    )
+    status.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between refreshes (default: 2)"
+    )
     status.set_defaults(run=_status)
     ui = commands.add_parser(
         "ui",

@@ -27,6 +27,11 @@ def scratch_copy(target: Path) -> Path:
     return target
 
 
+def in_place(workdir: Path) -> list[str]:
+    """Snakemake's option that makes ``workdir`` the study's folder."""
+    return ["--directory", str(workdir)]
+
+
 def snakemake(
     workdir: Path,
     *args: str,
@@ -34,8 +39,10 @@ def snakemake(
     check: bool = True,
     timeout: float = 1800,
 ):
-    """Run ``snakemake`` from this interpreter's environment in ``workdir``."""
-    command = [str(Path(sys.executable).parent / "snakemake"), *args]
+    """Run ``snakemake`` from this interpreter's environment in ``workdir``, which is also the
+    study's folder (``--directory``): what it writes is under ``workdir/results``, not under
+    ``studies/<study>/`` as in a project run without ``--directory``."""
+    command = [str(Path(sys.executable).parent / "snakemake"), *in_place(workdir), *args]
     environment = {**os.environ, **(env or {})}
     environment.pop("MLFLOW_TRACKING_URI", None) if env is None else None
     result = subprocess.run(

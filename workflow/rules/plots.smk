@@ -1,5 +1,3 @@
-import shutil
-
 # The figures the README shows (docs/images/), made by rule readme_images.
 README_IMAGES = ["dead_heatmap"]
 
@@ -60,10 +58,12 @@ rule readme_images:
     input:
         expand("results/figures/{name}.png", name=README_IMAGES),
     output:
-        expand("docs/images/{name}.png", name=README_IMAGES),
+        # The repository's docs/, not the study's folder (each study works in its own).
+        expand(
+            "{docs}/docs/images/{name}.png", docs=workflow.basedir, name=README_IMAGES
+        ),
     log:
         "results/logs/readme_images.log",
     localrule: True
-    run:
-        for source, target in zip(input, output, strict=True):
-            shutil.copyfile(source, target)
+    script:
+        "../scripts/readme_images.py"

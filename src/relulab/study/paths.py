@@ -1,12 +1,24 @@
-"""Every path a study writes under ``results/``, spelled once.
+"""Where a study lives, and every path it writes under ``results/``, spelled once.
 
-Paths are relative to the study's working directory (where Snakemake runs). Rules, scripts,
-findings and tests take them from here.
+Each study works in its own folder, ``studies/<study>/`` under the project root (the folder of
+the Snakefile), named by the config's ``study`` key: its ``results/`` (tables, figures,
+findings, logs, checkpoints, the MLflow store) and Snakemake's own records (``.snakemake/``)
+live there, so running one config never rewrites another study's files. The Snakefile makes
+that folder Snakemake's working directory (its ``workdir:``); ``snakemake --directory DIR``
+chooses another folder instead. The paths below are relative to the study's folder. Rules,
+scripts, findings and tests take them from here.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
+
+# Studies' folders, relative to the project root.
+STUDIES = Path("studies")
+# A study's name is a folder's name (the schema's pattern for ``study``, without "." and "..").
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 RESULTS = Path("results")
 RUNS = RESULTS / "runs"
@@ -54,3 +66,23 @@ def dataset(name: str) -> Path:
 
 def train_log(job: str) -> Path:
     return LOGS / "train" / f"{job}.log"
+
+
+def study_name(config: Mapping) -> str:
+    """The config's ``study``, or the schema's default when the config leaves it out."""
+    name = config.get("study")
+    if name is None:
+        from relulab.study import config as cfg
+
+        name = cfg.load_schema()["properties"]["study"]["default"]
+    return str(name)
+
+
+def study_dir(config: Mapping, root: str | Path = ".") -> Path:
+    """``studies/<study>/`` under ``root``: the folder the study of ``config`` works in.
+
+    A name that is no folder's name gives ``root`` itself, so that the config's validation,
+    which comes next, reports the mistake before anything is written.
+    """
+    name = study_name(config)
+    return Path(root) / STUDIES / name if _STUDY_NAME.match(name) else Path(root)
