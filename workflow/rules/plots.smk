@@ -65,5 +65,7 @@ rule readme_images:
     log:
         "results/logs/readme_images.log",
     localrule: True
+    conda:
+        "../envs/relulab.yaml"
     script:
         "../scripts/readme_images.py"
