@@ -66,10 +66,10 @@ def rows_of(module, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     return epochs.reset_index(drop=True), layers.reset_index(drop=True)
 
 
-def assert_seed_matches(stacked, index: int, alone, seed: int) -> None:
+def assert_seed_matches(stacked, index: int, alone, seed: int, atol: float = 1e-12) -> None:
     for name, tensor in alone.stack.state_dict().items():
         torch.testing.assert_close(
-            stacked.stack.state_dict()[name][index], tensor[0], rtol=1e-10, atol=1e-12, msg=name
+            stacked.stack.state_dict()[name][index], tensor[0], rtol=1e-10, atol=atol, msg=name
         )
     for together, single in zip(rows_of(stacked, seed), rows_of(alone, seed), strict=True):
         assert len(together) == len(single) > 0
@@ -90,7 +90,12 @@ def test_seed_in_a_stack_trains_as_alone(digits_split, activation, zero_grad, ba
 def test_seed_in_a_stack_trains_as_alone_with_stateful_optimizers(digits_split, optimizer):
     stacked = train(digits_split, [1, 2], "prelu", 1.0, True, optimizer=optimizer, lr=0.01)
     alone = train(digits_split, [2], "prelu", 1.0, True, optimizer=optimizer, lr=0.01)
-    assert_seed_matches(stacked, 1, alone, 2)
+    # A bias that feeds batch norm has no gradient in exact arithmetic (the norm removes it), so
+    # Adam divides rounding noise by its own size and moves it by ~lr: a stacked and a lone
+    # matrix product that round differently (AVX-512's kernels do for these shapes) leave
+    # such biases (and the running means they enter) ~1e-11 apart. A real mix-up of seeds or
+    # optimizer states moves them by orders of magnitude more.
+    assert_seed_matches(stacked, 1, alone, 2, atol=1e-9)
 
 
 @pytest.mark.parametrize(("activation", "optimizer"), [("relu", "sgd"), ("rrelu", "adam")])

@@ -67,8 +67,10 @@ def test_diverging_seed_is_recorded_and_does_not_disturb_others(digits):
     assert module.history.diverged_epoch == {1: 0}
     assert rows[rows.seed == 1].status.tolist() == ["diverged"]
     alone, _ = train(split, [2])
-    together = rows[rows.seed == 2].drop(columns="seed").reset_index(drop=True)
-    single = pd.DataFrame(alone.history.epochs).drop(columns="seed")
+    # Numbers to 1e-10, not the bitwise weight hash: a stack's and a lone seed's matrix
+    # products may round differently on some CPUs (AVX-512), as in test_equivalence.
+    together = rows[rows.seed == 2].drop(columns=["seed", "params_sha256"]).reset_index(drop=True)
+    single = pd.DataFrame(alone.history.epochs).drop(columns=["seed", "params_sha256"])
     pd.testing.assert_frame_equal(together, single, rtol=1e-10, atol=1e-12)
 
 
