@@ -389,3 +389,30 @@ def test_bitwise_results_name_their_machine_and_keep_the_default_gemm_path():
     cells = [f for f in q1.findings if f.text.startswith("float32, 3 hidden layers of 256")]
     assert len(cells) == 1 and "37 of 96" in cells[0].text
     assert any("rejected" in f.text and "constant-rate" in f.text for f in q1.findings)
+
+
+def test_rates_on_another_gemm_path_name_the_path_and_the_architectures():
+    """Two rows for float32 (the default path, MKL_CBWR=COMPATIBLE) read as two settings."""
+    from relulab.report.sections import q1
+
+    rates = pd.DataFrame(
+        {
+            "gemm_path": ["default", "mkl_cbwr_compatible"],
+            "precision": ["float32", "float32"],
+            "cells": [4, 2],
+            "architectures": ["1x64, 3x64, 1x256, 3x256", "3x64, 1x256"],
+            "chi2": [9.4, 0.25],
+            "p_value": [0.024, 0.77],
+            "pooled_rate": [9.6e-9, 1.4e-8],
+            "rate_low": [7.5e-9, 7.2e-9],
+            "rate_high": [1.2e-8, 2.4e-8],
+            "expected_fraction_at_paper": [0.36, 0.47],
+        }
+    )
+    section = Section("Q1")
+    q1.rate_findings(section, rates)
+    default, other = (finding.text for finding in section.findings)
+    assert default.startswith("float32: one exact-zero rate for all 4 architectures (1x64, 3x64")
+    assert "rejected" in default and "not rejected" not in default
+    assert other.startswith("On the MKL_CBWR=COMPATIBLE GEMM path, float32:")
+    assert "(3x64, 1x256) is not rejected" in other

@@ -136,8 +136,11 @@ def rate_findings(found: Section, rates: pd.DataFrame | None) -> None:
     if rates is None or rates.empty:
         return
     for r in rates.itertuples():
+        path = getattr(r, "gemm_path", "default")
+        where = "" if path in ("default", None) else f"On the {gemm_path_label(path)} GEMM path, "
         found.add(
-            f"{r.precision}: one exact-zero rate for all {int(r.cells)} architectures is "
+            f"{where}{r.precision}: one exact-zero rate for all {int(r.cells)} architectures"
+            f"{_architectures_listed(r)} is "
             f"{'rejected' if r.p_value < 0.05 else 'not rejected'} (chi-square {num(r.chi2, 3)}, "
             f"p = {num(r.p_value, 2)}); pooled, {num(r.pooled_rate, 2)} [{num(r.rate_low, 2)}, "
             f"{num(r.rate_high, 2)}] per pre-activation, which predicts "
@@ -145,6 +148,18 @@ def rate_findings(found: Section, rates: pd.DataFrame | None) -> None:
             "only under that constant-rate assumption.",
             "bifurcation",
         )
+
+
+def gemm_path_label(path: str) -> str:
+    """``mkl_cbwr_compatible`` as its environment setting, ``MKL_CBWR=COMPATIBLE``."""
+    if path.startswith("mkl_cbwr_"):
+        return f"MKL_CBWR={path.removeprefix('mkl_cbwr_').upper()}"
+    return path
+
+
+def _architectures_listed(row) -> str:
+    listed = getattr(row, "architectures", None)
+    return f" ({listed})" if isinstance(listed, str) and listed else ""
 
 
 def _axes_of(table: pd.DataFrame) -> list[str]:
