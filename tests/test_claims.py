@@ -355,3 +355,33 @@ def test_a_verdict_whose_test_is_not_significant_after_holm_becomes_not_testable
     assert adjusted[0].p_adjusted == pytest.approx(0.06)
     strong = claims.adjust([Outcome("a", S, "", "", "rule", "a", p_value=0.001)] * 3)
     assert all(o.verdict is S for o in strong)
+
+
+def test_whole_step_cost_counts_only_smooth_activations_each_optimizer_labelled():
+    import pandas as pd
+
+    from relulab.report.evidence import questions
+
+    rows = [
+        ("relu", "adam", 1.0, "reference"),
+        ("leaky_relu", "adam", 1.6, "dearer"),
+        ("gelu", "adam", 1.3, "dearer"),
+        ("gelu", "sgd", 1.0, "same"),
+    ]
+    step = pd.DataFrame(
+        [
+            {
+                "activation": a,
+                "optimizer": o,
+                "ratio_to_relu": r,
+                "ratio_low": r - 0.1,
+                "ratio_high": r + 0.1,
+                "verdict": v,
+            }
+            for a, o, r, v in rows
+        ]
+    )
+    evidence = questions.cost(step, None)
+    assert evidence.whole_step
+    assert [r.activation for r in evidence.ratios] == ["gelu, adam", "gelu, sgd"]
+    assert [r.verdict for r in evidence.ratios] == ["dearer", "same"]
