@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from relulab.experiments.bifurcation import PRECISIONS
+from relulab.figures import facets, style
 from relulab.figures import study as plots
-from relulab.figures import style
 from relulab.tables.twins import AXES
 
 
@@ -109,6 +109,11 @@ def plot(table: pd.DataFrame, path: str | Path) -> None:
     axes[0][0].set_ylabel("seeds departing from\nthe f'(0)=0 twin")
     axes[1][0].set_ylabel("final val accuracy,\ntwin minus f'(0)=0")
     axes[0][-1].legend(title="learning rate", bbox_to_anchor=(1.02, 1), loc="upper left")
-    figure.suptitle("Does f'(0) change training? Paired seeds, 95 % intervals", fontsize=11)
+    facets.title(
+        figure,
+        "Does f'(0) change training? Paired seeds, 95 % intervals",
+        table,
+        shown=("activation", "zero_grad", "lr", "precision"),
+    )
     figure.tight_layout()
     plots.save(figure, path)
