@@ -1,6 +1,6 @@
 from snakemake.utils import min_version
 
-from relulab.study.snakemake_settings import configfiles_given
+from relulab.study.snakemake_settings import configfiles_given, main_process
 from relulab.study import paths
 
 min_version("9.0")
@@ -13,8 +13,11 @@ if not configfiles_given(workflow):
 
 
 # Each study works in its own folder, studies/<study>/ (see relulab.study.paths), so that one
-# study never rewrites another's files; `--directory DIR` chooses another folder instead.
-workdir: paths.study_dir(config, workflow.basedir)
+# study never rewrites another's files; `--directory DIR` chooses another folder instead. The
+# jobs Snakemake spawns (a cluster's too) start in that folder already and stay there.
+if main_process(workflow):
+
+    workdir: paths.study_dir(config, workflow.basedir)
 
 
 report: "workflow/report/workflow.rst"

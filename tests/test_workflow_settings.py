@@ -18,6 +18,7 @@ if not settings.configfiles_given(workflow):
 
 print("SETTINGS " + json.dumps({
     "given": settings.configfiles_given(workflow),
+    "main": settings.main_process(workflow),
     "command_line": settings.command_line_config(workflow),
     "dry_run": settings.dry_run(workflow),
     "resources": settings.resource_overrides(workflow, "work"),
@@ -46,6 +47,7 @@ def test_snakemake_settings_are_read_from_the_pinned_snakemake(tmp_path):
     plain = settings_of(tmp_path, "-n")
     assert plain == {
         "given": False,
+        "main": True,
         "command_line": {},
         "dry_run": True,
         "resources": {},

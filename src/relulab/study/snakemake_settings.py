@@ -1,7 +1,7 @@
 """The settings of a Snakemake run that the workflow reads and Snakemake offers no public API for.
 
 Snakemake 9 keeps them on the ``workflow`` object a Snakefile sees, as attributes that are not
-documented: whether ``--configfile`` was given, the ``--config`` values as typed on the command
+documented: whether ``--configfile`` was given, whether this is the main run or a job, the ``--config`` values as typed on the command
 line, whether this is a dry run, and the ``--set-resources`` values. They are read here and
 nowhere else, so that a Snakemake release that moves them breaks one module, which
 ``tests/test_workflow_settings.py`` checks against the pinned Snakemake.
@@ -15,6 +15,12 @@ from typing import Any
 def configfiles_given(workflow: Any) -> bool:
     """Whether ``--configfile`` was given (it then replaces the default config file)."""
     return bool(workflow.overwrite_configfiles)
+
+
+def main_process(workflow: Any) -> bool:
+    """Whether this is the Snakemake run a user started, not a job it spawned (locally or on a
+    cluster), which parses the Snakefile again in the folder the main run works in."""
+    return bool(workflow.is_main_process)
 
 
 def command_line_config(workflow: Any) -> dict:
