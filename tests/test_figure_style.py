@@ -337,3 +337,10 @@ def test_figure_modules_take_no_colours_of_their_own():
         source = inspect.getsource(module)
         for own in ("color_palette(", "tab10", "tab20", 'hue="variant"'):
             assert own not in source, (module.__name__, own)
+
+
+def test_death_figures_of_a_grid_where_every_run_diverged_have_nothing_to_show():
+    from relulab.figures import facets
+
+    diverged = pd.DataFrame({"variant": ["relu (f'(0)=0)"], "final_status": ["diverged"]})
+    assert facets.visibly_dead(diverged, "ever_dead_fraction") == []

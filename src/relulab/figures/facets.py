@@ -129,6 +129,8 @@ def visibly_dead(frame: pd.DataFrame, column: str, by=("variant",)) -> list[str]
     ``VISIBLE_FRACTION`` somewhere (at some epoch of some point), in grid order."""
     finished = frame[frame.get("final_status", "finished") != "diverged"]
     finished = finished[finished["variant"].map(can_die)]
+    if finished.empty or column not in finished:
+        return []  # every run diverged (or none can die): nothing to show
     group = [c for c in ["variant", *by, "lr", "epoch"] if c in finished]
     means = finished.groupby(list(dict.fromkeys(group)))[column].mean()
     peak = means.groupby(level="variant").max()
