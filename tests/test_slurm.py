@@ -37,7 +37,15 @@ CLUSTER_OVERRIDES = [
 # The compute rules, submitted to the cluster; everything else (data, the MLflow experiment,
 # aggregation, tables, plots) is a localrule and runs where snakemake runs. And every training
 # job's train_<job>.
-CLUSTER_RULES = {"zero_grad_control", "bifurcation", "born_dead", "activation_cost"}
+# Compute jobs other than training: measurements that belong on the cluster's nodes.
+CLUSTER_RULES = {
+    "zero_grad_control",
+    "bifurcation",
+    "bifurcation_other_gemm_path",
+    "born_dead",
+    "activation_cost",
+    "training_step_cost",
+}
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (.+?)\)\.")
 
 
