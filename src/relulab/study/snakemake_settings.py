@@ -1,8 +1,9 @@
 """The settings of a Snakemake run that the workflow reads and Snakemake offers no public API for.
 
 Snakemake 9 keeps them on the ``workflow`` object a Snakefile sees, as attributes that are not
-documented: whether ``--configfile`` was given, whether this is the main run or a job, the ``--config`` values as typed on the command
-line, whether this is a dry run, and the ``--set-resources`` values. They are read here and
+documented: whether ``--configfile`` was given, whether this is the main run or a job, the
+``--config`` values as typed on the command line, whether this is a dry run, and the
+``--set-resources`` values. They are read here and
 nowhere else, so that a Snakemake release that moves them breaks one module, which
 ``tests/test_workflow_settings.py`` checks against the pinned Snakemake.
 """
