@@ -14,9 +14,7 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -37,32 +35,16 @@ PROVENANCE = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Server:
     """``mlflow server`` on the study's store, bound to 127.0.0.1."""
 
     def __init__(self, workdir: Path):
-        self.port = free_port()
+        self.port = mlflow_server.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = mlflow_server.launch(workdir, self.port, workdir / "mlflow-server.log")
 
-    def wait_until_up(self, timeout: float = 180) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"mlflow server exited ({self.process.returncode})")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise AssertionError("mlflow server did not come up")
+    def wait_until_up(self) -> None:
+        mlflow_server.wait_until_up(self.url, self.process)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,11 +50,22 @@ def snakemake(
         command, cwd=workdir, env=environment, capture_output=True, text=True, timeout=timeout
     )
     if check and result.returncode != 0:
+        shown = " ".join(args) if len(args) < 12 else f"{' '.join(args[:3])} ... ({len(args)} args)"
         raise AssertionError(
-            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
-            f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            f"snakemake {shown} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}{failed_job_logs(workdir, result)}"
         )
     return result
+
+
+def failed_job_logs(workdir: Path, result: subprocess.CompletedProcess) -> str:
+    """The end of each log file Snakemake names for a failed job ("log: X (check log file(s)")."""
+    shown = []
+    for match in re.finditer(r"log: (\S+) \(check log file", result.stdout + result.stderr):
+        log = workdir / match.group(1)
+        if log.is_file():
+            shown.append(f"\n--- {match.group(1)} (end) ---\n{log.read_text()[-4000:]}")
+    return "".join(shown)
 
 
 FIGURES = ["dead_heatmap", "dead_over_epochs", "accuracy_over_epochs", "accuracy_vs_lr"]

@@ -68,6 +68,15 @@ def _is_lock(error: Exception) -> bool:
     return "locked" in str(error) or "busy" in str(error).lower()
 
 
+def _is_insert_race(error: Exception) -> bool:
+    """Two writers that both found no row of a dataset and both inserted it: MLflow's
+    ``log_inputs`` looks a dataset up, then inserts it, so the second writer of the same dataset
+    at the same moment hits the unique key (SQLite: "UNIQUE constraint failed", PostgreSQL:
+    "duplicate key"); a retry finds the row the first writer committed."""
+    text = str(error)
+    return "datasets." in text and ("UNIQUE constraint failed" in text or "duplicate key" in text)
+
+
 def _is_outage(error: Exception) -> bool:
     """A request that reached no server (refused, reset, timed out), as MLflow reports it."""
     text = str(error)
@@ -95,8 +104,9 @@ LOCK_ATTEMPTS = 8
 
 
 def retry(call: Callable[[], T], attempts: int | None = None) -> T:
-    """``call()``, retried while SQLite is locked (``attempts`` times) or the server is away
-    (until ``tracking_timeout_s`` has passed since the first failure)."""
+    """``call()``, retried while SQLite is locked or two writers raced to insert one dataset
+    (``attempts`` times), or while the server is away (until ``tracking_timeout_s`` has passed
+    since the first failure)."""
     attempts = LOCK_ATTEMPTS if attempts is None else attempts
     first_failure = None
     attempt = 0
@@ -111,7 +121,7 @@ def retry(call: Callable[[], T], attempts: int | None = None) -> T:
                 if waited >= _outage_timeout_s:
                     raise TrackingUnavailableError(outage_message(_server(error), waited)) from None
                 time.sleep(min(2.0 ** min(attempt, 3), _outage_timeout_s - waited))
-            elif _is_lock(error) and attempt < attempts - 1:
+            elif (_is_lock(error) or _is_insert_race(error)) and attempt < attempts - 1:
                 # Jitter, so that writers that collided do not collide again in step.
                 time.sleep(0.2 * 2**attempt * random.uniform(0.5, 1.5))
             else:
