@@ -103,7 +103,7 @@ def test_a_study_is_found_by_name_by_config_or_as_the_one_that_ran_last(tmp_path
     assert last.name == "newer" and last.folder == tmp_path / "studies" / "newer"
     assert last.results == tmp_path / "studies" / "newer" / "results"
     named = where.locate(name="older", root=tmp_path)
-    assert named.config["study"] == "older"
+    assert named.settings.name == "older"
     given = where.locate([tmp_path / "config" / "fresh.yaml"], root=tmp_path)
     assert given.folder == tmp_path / "studies" / "fresh"
     with pytest.raises(where.StudyNotFoundError, match="--configfile"):
@@ -114,7 +114,7 @@ def test_a_study_is_found_by_name_by_config_or_as_the_one_that_ran_last(tmp_path
 
 def test_status_reads_the_named_studys_folder(tmp_path, monkeypatch, capsys):
     project(tmp_path, {"one": 1000.0, "two": 2000.0})
-    (point,) = [p.id for p in grid.expand(where.locate(name="one", root=tmp_path).config)]
+    (point,) = [p.id for p in grid.expand(where.locate(name="one", root=tmp_path).settings)]
     done = tmp_path / "studies" / "one" / "results" / "runs" / point / "point.json"
     done.parent.mkdir(parents=True)
     done.write_text("{}")

@@ -27,6 +27,7 @@ _PUBLIC = {
     "expand_grid": ("relulab.study.grid", "expand"),
     "Point": ("relulab.study.grid", "Point"),
     "validate_config": ("relulab.study.config", "validate"),
+    "study_settings": ("relulab.study.settings", "from_config"),
     "run_point": ("relulab.train.job", "run_point"),
 }
 

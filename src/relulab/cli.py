@@ -161,11 +161,11 @@ def _status(args: argparse.Namespace) -> int:
     from relulab.study import grid, watch
 
     study = _study(args)
-    points = [point.id for point in grid.expand(study.config)]
+    points = [point.id for point in grid.expand(study.settings)]
     results = where.shown(study.results)
 
     def read(now: float) -> StudyStatus:
-        return study_status(points, study.config["training"]["epochs"], results, now)
+        return study_status(points, study.settings.training.epochs, results, now)
 
     def describe(status: StudyStatus, now: float) -> str:
         return format_status(study.name, status, now, results)
@@ -181,16 +181,15 @@ def _ui(args: argparse.Namespace) -> int:
     from relulab.train.tracking import tracking_uri, ui_command, ui_environment, ui_url
 
     study = _study(args)
-    config = study.config
     if study.folder.is_dir():  # the store's relative paths are the study's
         os.chdir(study.folder)
-    uri = tracking_uri(config["tracking_uri"])
+    uri = tracking_uri(study.settings.tracking.configured_uri)
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         print(f"relulab ui: no MLflow store at {uri} yet; run the study first", file=sys.stderr)
         return 1
     command = ui_command(uri, args.port)
-    print(f"MLflow UI of study {config['study']}, once started (Ctrl-C stops it):")
-    print(f"  {ui_url(uri, config['study'], args.port)}")
+    print(f"MLflow UI of study {study.name}, once started (Ctrl-C stops it):")
+    print(f"  {ui_url(uri, study.settings.tracking.experiment, args.port)}")
     sys.stdout.flush()
     os.execve(sys.executable, [sys.executable, "-m", *command], ui_environment(dict(os.environ)))
     return 0  # not reached: the UI replaces this process

@@ -1,6 +1,6 @@
 from relulab.experiments import gemm_paths
 
-BIFURCATION = config["bifurcation"]
+BIFURCATION = STUDY.experiments.bifurcation
 OTHER_GEMM_PATH = gemm_paths.name(BIFURCATION)
 
 

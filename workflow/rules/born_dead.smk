@@ -1,9 +1,9 @@
-BORN_DEAD = config["born_dead"]
+BORN_DEAD = STUDY.experiments.born_dead
 
 
 rule born_dead:
     input:
-        data=f"results/data/{config['dataset']}.npz",
+        data=DATA_FILE,
     output:
         networks="results/tables/born_dead_networks.csv",
         csv="results/tables/born_dead.csv",

@@ -29,16 +29,18 @@ try:
 except relulab_config.ConfigError as error:
     sys.exit(f"relulab: invalid configuration: {error}")
 
-from relulab.study import grid, paths
+from relulab.study import grid, paths, settings
 from relulab.data import vision
 
-POINTS = grid.by_id(config)
+# The validated config, typed once: the rules and scripts read STUDY, not config keys.
+STUDY = settings.from_config(config)
+POINTS = grid.by_id(STUDY)
 # Training jobs: the grid's points dealt out by the config alone (so that a cluster node that
 # reads this file again finds the same jobs), each job keeping only its points not yet finished
 # with these settings. A finished point is no job's output and is never trained again, whatever
 # is added to the grid or however points_per_job changes.
-JOBS = grid.unfinished_jobs(config)
-TRACKING_URI = tracking_uri(config["tracking_uri"])
+JOBS = grid.unfinished_jobs(STUDY)
+TRACKING_URI = tracking_uri(STUDY.tracking.configured_uri)
 EXPERIMENT_MARKER = "results/mlflow/experiment.json"
 # A store made for this study and since lost, or a rebuild that was interrupted: the rule
 # rebuild_store runs before any training job (each rebuild has its report; the number counts
@@ -57,12 +59,10 @@ def tracking_ready():
 
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
 # warns, so the DAG of a study can be inspected before the data is fetched).
-config["data_dir"] = str(vision.resolve_data_dir(config["data_dir"], workflow.basedir))
-if (
-    config["dataset"] in vision.DATASETS
-    and not Path(f"results/data/{config['dataset']}.npz").exists()
-):
-    problem = vision.missing_message(config["dataset"], config["data_dir"])
+DATA_DIR = str(vision.resolve_data_dir(STUDY.data.folder, workflow.basedir))
+DATA_FILE = f"results/data/{STUDY.data.name}.npz"
+if STUDY.data.name in vision.DATASETS and not Path(DATA_FILE).exists():
+    problem = vision.missing_message(STUDY.data.name, DATA_DIR)
     if problem and snakemake_settings.dry_run(workflow):
         print(f"relulab: warning (dry run): {problem}", file=sys.stderr)
     elif problem:
@@ -117,13 +117,11 @@ def figures():
 
 def control_points():
     """Q1's 1-ulp controls: the f'(0)=0 points of the controlled activations."""
-    if not config["twins_control"]["enabled"]:
-        return []
+    controlled = STUDY.experiments.control_activations
     return [
         point
         for point in POINTS.values()
-        if point.zero_grad == 0.0
-        and point.activation in config["twins_control"]["activations"]
+        if point.zero_grad == 0.0 and point.activation in controlled
     ]
 
 
@@ -134,11 +132,11 @@ def control_manifest():
 def zero_grad_outputs():
     """Q1: the zero_grad twins table and, when enabled, the bifurcation study."""
     names = ["zero_grad_effect"]
-    if config["bifurcation"]["enabled"]:
+    if STUDY.experiments.bifurcation["enabled"]:
         names.append("bifurcation")
     tables = names + (
         ["bifurcation_machine", "bifurcation_rates"]
-        if config["bifurcation"]["enabled"]
+        if STUDY.experiments.bifurcation["enabled"]
         else []
     )
     return [
@@ -149,7 +147,7 @@ def zero_grad_outputs():
 
 def born_dead_outputs():
     """Q2: born-dead fraction of untrained networks against depth and width, when enabled."""
-    if not config["born_dead"]["enabled"]:
+    if not STUDY.experiments.born_dead["enabled"]:
         return []
     return expand("results/tables/born_dead.{ext}", ext=["csv", "md", "html"])
 

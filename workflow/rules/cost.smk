@@ -23,14 +23,14 @@ rule activation_cost:
     # (the timing itself uses one thread).
     threads: 2
     params:
-        settings=config["cost"],
+        settings=STUDY.experiments.cost,
     script:
         "../scripts/activation_cost.py"
 
 
 rule training_step_cost:
     input:
-        data=f"results/data/{config['dataset']}.npz",
+        data=DATA_FILE,
     output:
         csv="results/tables/cost_step.csv",
         md="results/tables/cost_step.md",
@@ -54,13 +54,13 @@ rule training_step_cost:
     # Both cores, as for the per-element timing: nothing trains beside it.
     threads: 2
     params:
-        settings=config["cost"],
-        activations=config["activation"],
-        zero_grads=config["zero_grad"],
+        settings=STUDY.experiments.cost,
+        activations=list(STUDY.main.activations),
+        zero_grads=list(STUDY.main.zero_grads),
         # The optimizers the study trains with, in the order its points first use them.
         optimizers=list(dict.fromkeys(point.optimizer for point in POINTS.values())),
-        batch_size=config["training"]["batch_size"],
-        width=config["model"]["width"],
-        depth=config["model"]["depth"],
+        batch_size=STUDY.training.batch_size,
+        width=STUDY.model.width,
+        depth=STUDY.main.depths[0],
     script:
         "../scripts/training_step_cost.py"

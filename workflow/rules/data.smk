@@ -7,7 +7,9 @@ rule prepare_data:
     conda:
         "../envs/relulab.yaml"
     params:
-        seed=config["data_seed"],
+        seed=STUDY.data.seed,
+        data_dir=DATA_DIR,
+        accept_unverified=STUDY.data.accept_unverified,
     script:
         "../scripts/prepare_data.py"
 
@@ -24,7 +26,7 @@ rule init_tracking:
         "../envs/relulab.yaml"
     params:
         uri=TRACKING_URI,
-        experiment=config["study"],
+        experiment=STUDY.tracking.experiment,
         artifact_root="results/mlartifacts",
         report=False,
     script:
@@ -47,7 +49,7 @@ if REBUILD_REPORT:
             "../envs/relulab.yaml"
         params:
             uri=TRACKING_URI,
-            experiment=config["study"],
+            experiment=STUDY.tracking.experiment,
             artifact_root="results/mlartifacts",
             report=True,
         script:

@@ -2,16 +2,16 @@ from pathlib import Path
 
 # Q1 tables the findings read: the zero_grad twins, and the bifurcation study when enabled.
 Q1_TABLES = {"zero_grad_effect": "results/tables/zero_grad_effect.csv"}
-if config["bifurcation"]["enabled"]:
+if STUDY.experiments.bifurcation["enabled"]:
     Q1_TABLES["bifurcation"] = "results/tables/bifurcation.csv"
 # Q2 tables of experiments that may be switched off.
 Q2_TABLES = {}
-if config["born_dead"]["enabled"]:
+if STUDY.experiments.born_dead["enabled"]:
     Q2_TABLES["born_dead"] = "results/tables/born_dead.csv"
 # Whole-step cost and, with the bifurcation, its equal-rate test: inputs of the findings (the
 # findings script still says "not measured" for a table a study does not make).
 OPTIONAL_TABLES = {"cost_step": "results/tables/cost_step.csv"}
-if config["bifurcation"]["enabled"]:
+if STUDY.experiments.bifurcation["enabled"]:
     OPTIONAL_TABLES["bifurcation_rates"] = "results/tables/bifurcation_rates.csv"
 
 
@@ -75,7 +75,7 @@ rule dynamics_tables:
     conda:
         "../envs/relulab.yaml"
     params:
-        target=config["convergence"]["target_accuracy"],
+        target=STUDY.experiments.convergence_target,
     script:
         "../scripts/dynamics_tables.py"
 
@@ -126,8 +126,8 @@ rule dynamics_figures:
     conda:
         "../envs/relulab.yaml"
     params:
-        main_ids=[point.id for point in grid.main_grid(config)],
-        depth_ids=[point.id for point in grid.depth_study_points(config)],
+        main_ids=[point.id for point in grid.main_grid(STUDY)],
+        depth_ids=[point.id for point in grid.depth_study_points(STUDY)],
     script:
         "../scripts/dynamics_figures.py"
 
@@ -162,8 +162,8 @@ rule findings:
     conda:
         "../envs/relulab.yaml"
     params:
-        main_ids=[point.id for point in grid.main_grid(config)],
-        depth_ids=[point.id for point in grid.depth_study_points(config)],
+        main_ids=[point.id for point in grid.main_grid(STUDY)],
+        depth_ids=[point.id for point in grid.depth_study_points(STUDY)],
         q1_tables=Q1_TABLES,
         q2_tables=Q2_TABLES,
         optional_tables=OPTIONAL_TABLES,
@@ -183,7 +183,7 @@ rule track_study:
         "../envs/relulab.yaml"
     params:
         uri=TRACKING_URI,
-        experiment=config["study"],
+        experiment=STUDY.tracking.experiment,
     script:
         "../scripts/track_study.py"
 
@@ -191,7 +191,7 @@ rule track_study:
 onsuccess:
     if Path("results/findings.md").exists():
         print(
-            f"\nrelulab: study {config['study']} is complete. Where to look:\n"
+            f"\nrelulab: study {STUDY.name} is complete. Where to look:\n"
             "  findings  results/findings.md (each question, its answer and verdict)\n"
             "  figures   results/figures/, tables results/tables/\n"
             "  report    snakemake --report results/report.zip, unzip it in results/, open\n"

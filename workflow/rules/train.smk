@@ -7,7 +7,7 @@ for job_name, job_points in JOBS.items():
         name:
             f"train_{re.sub('[^A-Za-z0-9_]', '_', job_name)}"
         input:
-            data=f"results/data/{config['dataset']}.npz",
+            data=DATA_FILE,
             tracking=tracking_ready(),
         output:
             [path for point in job_points for path in paths.point_files(point.id)],
@@ -19,11 +19,11 @@ for job_name, job_points in JOBS.items():
         resources:
             **train_resources(),
             # sbatch --gpus (workflow/profiles/slurm); local runs ignore it.
-            gpu=gpus(config["training"]["device"]),
+            gpu=gpus(STUDY.training.device),
         params:
             points=job_points,
             # A changed fingerprint (settings) makes Snakemake train the point again.
-            fingerprints=[grid.fingerprint(point, config) for point in job_points],
+            fingerprints=[grid.fingerprint(point, STUDY) for point in job_points],
             uri=TRACKING_URI,
         script:
             "../scripts/train.py"

@@ -1,6 +1,6 @@
 rule zero_grad_control:
     input:
-        data=f"results/data/{config['dataset']}.npz",
+        data=DATA_FILE,
     output:
         # Lists the controls; each one's epochs.csv, layers.csv and point.json are written
         # to results/controls/<point>/ as it finishes.
@@ -11,7 +11,7 @@ rule zero_grad_control:
         "../envs/relulab.yaml"
     threads: 1
     resources:
-        gpu=gpus(config["training"]["device"]),
+        gpu=gpus(STUDY.training.device),
     params:
         points=control_points(),
     script:

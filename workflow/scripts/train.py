@@ -9,7 +9,7 @@ signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
 import torch  # noqa: E402 - after the Ctrl-C handler
 
 from relulab.data.prepared import PreparedDataError  # noqa: E402 - after the Ctrl-C handler
-from relulab.study import logs  # noqa: E402 - after the Ctrl-C handler
+from relulab.study import logs, settings  # noqa: E402 - after the Ctrl-C handler
 from relulab.train import job, store  # noqa: E402 - after the Ctrl-C handler
 
 logs.to_file(snakemake.log[0])  # noqa: F821
@@ -20,7 +20,7 @@ try:
     with store.faults_in_one_line(snakemake.params.uri):  # noqa: F821
         job.run_points(
             snakemake.params.points,  # noqa: F821
-            snakemake.config,  # noqa: F821
+            settings.from_config(snakemake.config),  # noqa: F821
             snakemake.input.data,  # noqa: F821
             snakemake.params.uri,  # noqa: F821
         )

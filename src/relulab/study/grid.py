@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from relulab.nn.kinds import is_kinked
-from relulab.study import paths
-from relulab.study.config import as_list, seeds
+from relulab.study import paths, settings
+from relulab.study.settings import GridAxes, Study
 
 POINT_PATTERN = r"[A-Za-z0-9_.+\-]+"
 
@@ -93,111 +93,59 @@ AXIS_DEFAULTS: dict[str, object] = {
 POINT_COLUMNS: tuple[str, ...] = ("point", *AXES)
 
 
-def expand(config: dict) -> list[Point]:
-    """Every grid point of a validated config, in a stable order, without duplicates."""
-    points: list[Point] = []
-    seen: set[str] = set()
-    axes = itertools.product(
-        config["activation"],
-        as_list(config["training"]["optimizer"]),
-        as_list(config["training"]["precision"]),
-        as_list(config["model"]["depth"]),
-        as_list(config["model"]["batch_norm"]),
-        as_list(config["model"]["init"]),
-        config["lr"],
+def points_of(axes: GridAxes) -> list[Point]:
+    """Every point of one grid's axes, in a stable order (each id once)."""
+    points: dict[str, Point] = {}
+    combinations = itertools.product(
+        axes.activations,
+        axes.optimizers,
+        axes.precisions,
+        axes.depths,
+        axes.batch_norms,
+        axes.inits,
+        axes.lrs,
     )
-    for activation, optimizer, precision, depth, batch_norm, init, lr in axes:
-        zero_grads = [float(z) for z in config["zero_grad"]] if is_kinked(activation) else [None]
+    for activation, optimizer, precision, depth, batch_norm, init, lr in combinations:
+        zero_grads = axes.zero_grads if is_kinked(activation) else (None,)
         for zero_grad in zero_grads:
-            point = Point(
-                activation,
-                zero_grad,
-                float(lr),
-                precision,
-                int(depth),
-                bool(batch_norm),
-                optimizer,
-                init,
-            )
-            if point.id not in seen:
-                seen.add(point.id)
-                points.append(point)
-    for point in [*optimizer_study_points(config), *depth_study_points(config)]:
-        if point.id not in seen:
-            seen.add(point.id)
-            points.append(point)
-    return points
+            point = Point(activation, zero_grad, lr, precision, depth, batch_norm, optimizer, init)
+            points.setdefault(point.id, point)
+    return list(points.values())
 
 
-def optimizer_studies(config: dict) -> list[dict]:
-    """Each ``optimizer_study`` entry as a config of its own: its optimizer, learning rates,
-    activations, zero_grad values and precision (if it names one), everything else as in
-    ``config``."""
-    return [
-        {
-            **config,
-            "activation": entry["activation"],
-            "lr": entry["lr"],
-            "zero_grad": entry["zero_grad"],
-            "training": {
-                **config["training"],
-                "optimizer": entry["optimizer"],
-                "precision": entry.get("precision", config["training"]["precision"]),
-            },
-            "optimizer_study": [],
-            "depth_study": None,
-        }
-        for entry in config.get("optimizer_study") or []
-    ]
+def expand(study: Study | dict) -> list[Point]:
+    """Every grid point of a study (or of a validated config), in a stable order, without
+    duplicates: the main grid's, then those the optimizer and depth studies add."""
+    points: dict[str, Point] = {}
+    for axes in settings.of(study).grids:
+        for point in points_of(axes):
+            points.setdefault(point.id, point)
+    return list(points.values())
 
 
-def optimizer_study_points(config: dict) -> list[Point]:
+def optimizer_study_points(study: Study | dict) -> list[Point]:
     """The optimizer study's points (those shared with the main grid included)."""
-    return [point for study in optimizer_studies(config) for point in expand(study)]
+    study = settings.of(study)
+    optimizer_grids = [a for a in study.added if a is not study.depth_study]
+    return [point for axes in optimizer_grids for point in points_of(axes)]
 
 
-def depth_study(config: dict) -> dict | None:
-    """The depth study as a config of its own, or ``None`` when there is none.
-
-    Its activations, learning rates and zero_grad values at its own depths and at the main
-    grid's depths (so the main grid's points are shared, not retrained); everything else as in
-    ``config``.
-    """
-    study = config.get("depth_study")
-    if not study or not study.get("enabled", True):
-        return None
-    depths = sorted({*as_list(config["model"]["depth"]), *study["depth"]})
-    return {
-        **config,
-        "activation": study["activation"],
-        "lr": study["lr"],
-        "zero_grad": study["zero_grad"],
-        "model": {
-            **config["model"],
-            "depth": depths,
-            "init": study.get("init", config["model"]["init"]),
-        },
-        "depth_study": None,
-        "optimizer_study": [],
-    }
-
-
-def depth_study_points(config: dict) -> list[Point]:
+def depth_study_points(study: Study | dict) -> list[Point]:
     """The depth study's points (those shared with the main grid included); [] without one."""
-    deeper = depth_study(config)
-    return expand(deeper) if deeper is not None else []
+    deeper = settings.of(study).depth_study
+    return points_of(deeper) if deeper is not None else []
 
 
-def main_grid(config: dict) -> list[Point]:
+def main_grid(study: Study | dict) -> list[Point]:
     """The points of the main grid alone, without the depth and optimizer studies' points."""
-    return expand({**config, "depth_study": None, "optimizer_study": []})
+    return points_of(settings.of(study).main)
 
 
-def by_id(config: dict) -> dict[str, Point]:
-    return {point.id: point for point in expand(config)}
+def by_id(study: Study | dict) -> dict[str, Point]:
+    return {point.id: point for point in expand(study)}
 
 
-def is_finished(point: Point, config: dict, run_dir: str | Path | None = None) -> bool:
+def is_finished(point: Point, study: Study | dict, run_dir: str | Path | None = None) -> bool:
     """Whether ``point``'s outputs exist and were trained with the current settings and seeds.
 
     ``run_dir`` defaults to ``results/runs/<point>``. ``point.json`` is written last, so its
@@ -211,14 +159,15 @@ def is_finished(point: Point, config: dict, run_dir: str | Path | None = None) -
         summary = json.loads((run_dir / "point.json").read_text())
     except (OSError, ValueError):
         return False
-    expected_seeds = sorted(str(seed) for seed in seeds(config))
+    study = settings.of(study)
+    expected_seeds = sorted(str(seed) for seed in study.training.seeds)
     return (
-        summary.get("fingerprint") == fingerprint(point, config)
+        summary.get("fingerprint") == fingerprint(point, study)
         and sorted(summary.get("seeds", {})) == expected_seeds
     )
 
 
-def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Point]]:
+def jobs(study: Study | dict, points: list[Point] | None = None) -> dict[str, list[Point]]:
     """Training jobs for ``points`` (default: every grid point), ``training.points_per_job`` at
     most each, named by what they train.
 
@@ -227,8 +176,9 @@ def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Poin
     jobs largest first. The workflow passes the unfinished points only, so that neither adding
     grid values nor changing ``points_per_job`` ever moves a finished point into a new job.
     """
-    points = expand(config) if points is None else list(points)
-    per_job = config["training"].get("points_per_job", 1)
+    study = settings.of(study)
+    points = expand(study) if points is None else list(points)
+    per_job = study.training.points_per_job
     groups: dict[tuple, list[Point]] = {}
     for point in points:
         groups.setdefault(point.model_key(), []).append(point)
@@ -257,7 +207,7 @@ def jobs(config: dict, points: list[Point] | None = None) -> dict[str, list[Poin
     return named
 
 
-def unfinished_jobs(config: dict, root: str | Path = ".") -> dict[str, list[Point]]:
+def unfinished_jobs(study: Study | dict, root: str | Path = ".") -> dict[str, list[Point]]:
     """``jobs(config)``, each job left with its points not finished under ``root``; jobs with
     none left are dropped.
 
@@ -265,9 +215,10 @@ def unfinished_jobs(config: dict, root: str | Path = ".") -> dict[str, list[Poin
     alone: a SLURM job's node, reading the workflow again while other jobs finish, finds its
     job as the submitting machine planned it.
     """
+    study = settings.of(study)
     left = {}
-    for name, members in jobs(config).items():
-        todo = [p for p in members if not is_finished(p, config, Path(root) / paths.run_dir(p.id))]
+    for name, members in jobs(study).items():
+        todo = [p for p in members if not is_finished(p, study, Path(root) / paths.run_dir(p.id))]
         if todo:
             left[name] = todo
     return left
@@ -297,23 +248,23 @@ def job_name(members: list[Point], grid: list[Point]) -> str:
     return re.sub(r"[^A-Za-z0-9_.+\-]", "_", "+".join(labels)) + f"_{len(members)}pts"
 
 
-def fingerprint(point: Point, config: dict) -> str:
+def fingerprint(point: Point, study: Study | dict) -> str:
     """A short hash of everything that determines a point's training, seeds excluded."""
+    study = settings.of(study)
     # The init is stated as a model setting, as it was before it became an axis, so that the
     # fingerprints of earlier studies' points stay as they were.
     point_params = {k: v for k, v in point.params().items() if k != "init"}
-    model = {k: v for k, v in config["model"].items() if k not in ("depth", "batch_norm")}
-    model["init"] = point.init
-    settings = {
+    training = study.training
+    described = {
         "point": point_params,
-        "dataset": config["dataset"],
-        "data_seed": config["data_seed"],
-        "model": model,
+        "dataset": study.data.name,
+        "data_seed": study.data.seed,
+        "model": {"arch": study.model.arch, "width": study.model.width, "init": point.init},
         "training": {
-            k: v
-            for k, v in config["training"].items()
-            if k not in ("optimizer", "precision", "seeds", "device", "points_per_job")
+            "epochs": training.epochs,
+            "batch_size": training.batch_size,
+            "weight_decay": training.weight_decay,
         },
     }
-    text = json.dumps(settings, sort_keys=True, default=str)
+    text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -40,7 +40,7 @@ def summary(study: where.Study) -> str:
     """One paragraph: the study, its folder, its grid points done and to train."""
     from relulab.study import grid
 
-    points = grid.expand(study.config)
+    points = grid.expand(study.settings)
     done = sum((study.folder / paths.point_summary(point.id)).exists() for point in points)
     return textwrap.fill(
         f"Plan of study {study.name}, in {where.shown(study.folder)}/: {len(points)} grid "

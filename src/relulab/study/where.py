@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relulab.study import paths
+from relulab.study.settings import Study as StudySettings
 
 DEFAULT_CONFIG = Path("config") / "config.yaml"
 
@@ -25,7 +26,7 @@ class StudyNotFoundError(LookupError):
 @dataclass(frozen=True)
 class Study:
     name: str
-    config: dict  # validated, defaults filled in
+    settings: StudySettings  # the validated config, typed
     folder: Path  # Snakemake's working directory for the study
 
     @property
@@ -119,8 +120,11 @@ def locate(
         configfiles = configfiles[:1]
     elif not configfiles:
         configfiles = [root / DEFAULT_CONFIG]
+    from relulab.study import settings
+
     config = read_config(configfiles, overrides)
-    if name is not None and config["study"] != name:
-        raise StudyNotFoundError(f"the config names the study {config['study']!r}, not {name!r}")
+    typed = settings.from_config(config)
+    if name is not None and typed.name != name:
+        raise StudyNotFoundError(f"the config names the study {typed.name!r}, not {name!r}")
     folder = Path(directory) if directory is not None else paths.study_dir(config, root)
-    return Study(config["study"], config, folder)
+    return Study(typed.name, typed, folder)

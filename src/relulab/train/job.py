@@ -23,9 +23,10 @@ import torch
 
 from relulab.data import prepared as datasets
 from relulab.nn.models import MIXED, weight_dtype
-from relulab.study import config as cfg
 from relulab.study import paths
+from relulab.study import settings as study_settings
 from relulab.study.grid import Point, expand, fingerprint, is_finished
+from relulab.study.settings import Study
 from relulab.train import checkpoints, control, rows, store, tracking
 from relulab.train import conv as conv_training
 from relulab.train.core import Settings, seed_status
@@ -77,9 +78,9 @@ class ProgressLog:
         self.since = now
 
 
-def varying_axes(config: dict) -> set[str]:
+def varying_axes(study: Study | dict) -> set[str]:
     """The grid axes with more than one value in the study (they name the runs)."""
-    points = [point.params() for point in expand(config)]
+    points = [point.params() for point in expand(study)]
     return {key for key in points[0] if len({p[key] for p in points}) > 1}
 
 
@@ -151,19 +152,19 @@ def point_lock(out_dir: Path, point_id: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def tracking_params(point: Point, config: dict) -> dict:
+def tracking_params(point: Point, study: Study | dict) -> dict:
     """The parameters a point's MLflow runs carry."""
-    model_cfg, train_cfg = config["model"], config["training"]
+    study = study_settings.of(study)
     return {
         **point.params(),
         "point": point.id,
-        "dataset": config["dataset"],
-        "data_seed": config["data_seed"],
-        "arch": model_cfg["arch"],
-        "width": model_cfg["width"],
-        "epochs": train_cfg["epochs"],
-        "batch_size": train_cfg["batch_size"],
-        "weight_decay": train_cfg["weight_decay"],
+        "dataset": study.data.name,
+        "data_seed": study.data.seed,
+        "arch": study.model.arch,
+        "width": study.model.width,
+        "epochs": study.training.epochs,
+        "batch_size": study.training.batch_size,
+        "weight_decay": study.training.weight_decay,
     }
 
 
@@ -175,13 +176,13 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def training_groups(points: list[Point], config: dict) -> list[list[Point]]:
+def training_groups(points: list[Point], study: Study | dict) -> list[list[Point]]:
     """``points`` in the groups that train as one model, in order of their first point.
 
     MLPs group by ``Point.model_key``; a convolutional network is one network per seed and
     trains its points one at a time.
     """
-    if config["model"]["arch"] != "mlp":
+    if study_settings.of(study).model.arch != "mlp":
         return [[point] for point in points]
     groups: dict[tuple, list[Point]] = {}
     for point in points:
@@ -191,18 +192,19 @@ def training_groups(points: list[Point], config: dict) -> list[list[Point]]:
 
 def run_points(
     points: list[Point],
-    config: dict,
+    study: Study | dict,
     data_path: str | Path,
     tracking_uri: str | None,
     root: str | Path = ".",
 ) -> list[dict]:
     """Train a job's ``points`` (outputs in ``root/results/runs/<point>``), those sharing a
     ``Point.model_key`` as one model; their summaries, in order."""
+    study = study_settings.of(study)
     summaries: dict[str, dict] = {}
-    for group in training_groups(points, config):
+    for group in training_groups(points, study):
         out_dirs = [Path(root) / paths.run_dir(point.id) for point in group]
         for point, summary in zip(
-            group, run_group(group, config, data_path, out_dirs, tracking_uri), strict=True
+            group, run_group(group, study, data_path, out_dirs, tracking_uri), strict=True
         ):
             summaries[point.id] = summary
     return [summaries[point.id] for point in points]
@@ -210,7 +212,7 @@ def run_points(
 
 def run_point(
     point: Point,
-    config: dict,
+    study: Study | dict,
     data_path: str | Path,
     out_dir: str | Path,
     tracking_uri: str | None,
@@ -222,12 +224,12 @@ def run_point(
     ``perturbed``: the 1-ulp control (``relulab.train.control``): one weight per seed moved by
     one ulp before training. ``run_group`` says the rest.
     """
-    return run_group([point], config, data_path, [out_dir], tracking_uri, perturbed)[0]
+    return run_group([point], study, data_path, [out_dir], tracking_uri, perturbed)[0]
 
 
 def run_group(
     points: list[Point],
-    config: dict,
+    study: Study | dict,
     data_path: str | Path,
     out_dirs: list[str | Path],
     tracking_uri: str | None,
@@ -241,11 +243,12 @@ def run_group(
     (``point_lock``); one that waited for another to finish a point takes that process's
     outputs instead of training it again.
     """
+    study = study_settings.of(study)
     out_dirs = [Path(d) for d in out_dirs]
     dirs = dict(zip((p.id for p in points), out_dirs, strict=True))
 
     def finished(why: str) -> list[Point]:
-        done = [p for p in points if is_finished(p, config, dirs[p.id])]
+        done = [p for p in points if is_finished(p, study, dirs[p.id])]
         for point in done:
             log.info("%s %s; not training it again", point.id, why)
         return done
@@ -265,7 +268,7 @@ def run_group(
                 todo = [p for p in todo if p not in meanwhile]
             if todo:
                 _train_group(
-                    todo, config, data_path, [dirs[p.id] for p in todo], tracking_uri, perturbed
+                    todo, study, data_path, [dirs[p.id] for p in todo], tracking_uri, perturbed
                 )
     return [json.loads((dirs[p.id] / "point.json").read_text()) for p in points]
 
@@ -352,44 +355,44 @@ class GroupTraining:
 
 def _train_group(
     points: list[Point],
-    config: dict,
+    study: Study,
     data_path: str | Path,
     out_dirs: list[Path],
     tracking_uri: str | None,
     perturbed: bool,
 ) -> None:
     """``run_group`` once the points' locks are held: build, train, write their outputs."""
-    store.set_outage_timeout(config.get("tracking_timeout_s", store.DEFAULT_OUTAGE_TIMEOUT_S))
+    store.set_outage_timeout(study.tracking.timeout_s)
     for out_dir in out_dirs:
         out_dir.mkdir(parents=True, exist_ok=True)
-    built = _build_group(points, config, data_path, out_dirs, perturbed)
-    group = _train(built, config, data_path, tracking_uri)
+    built = _build_group(points, study, data_path, out_dirs, perturbed)
+    group = _train(built, study, data_path, tracking_uri)
     _write_outputs(built, group, tracking_uri, perturbed)
 
 
 def _build_group(
     points: list[Point],
-    config: dict,
+    study: Study,
     data_path: str | Path,
     out_dirs: list[Path],
     perturbed: bool,
 ) -> GroupTraining:
     """The model of ``points`` (one ``Point.model_key``), its data and training settings."""
-    seeds = cfg.seeds(config)
-    model_cfg, train_cfg = config["model"], config["training"]
-    device = resolve_device(train_cfg["device"])
+    seeds = list(study.training.seeds)
+    training = study.training
+    device = resolve_device(training.device)
     first = points[0]
     dtype = weight_dtype(first.precision)
-    fingerprints = [fingerprint(point, config) for point in points]
+    fingerprints = [fingerprint(point, study) for point in points]
     if perturbed:
         nudge = control.suffix(MIXED.get(first.precision))
         fingerprints = [f"{f}+{nudge}" for f in fingerprints]
 
-    arch = model_cfg["arch"]
+    arch = study.model.arch
     split = datasets.load(data_path, flatten=arch == "mlp")
     architecture = {
         "classes": split.classes,
-        "width": model_cfg["width"],
+        "width": study.model.width,
         "depth": first.depth,
         "activation": first.activation,
         "zero_grad": first.zero_grad,
@@ -407,62 +410,62 @@ def _build_group(
             members, arch, in_shape=in_shape, init=first.init, **architecture
         )
     made_with = provenance(device)
-    settings = Settings(
+    loop = Settings(
         seeds=members,
         lr=[point.lr for point in points for _ in seeds],
-        epochs=train_cfg["epochs"],
-        batch_size=train_cfg["batch_size"],
+        epochs=training.epochs,
+        batch_size=training.batch_size,
         optimizer=first.optimizer,
-        weight_decay=train_cfg["weight_decay"],
+        weight_decay=training.weight_decay,
         fingerprint=group_fingerprint(fingerprints),
         points=[point.id for point in points for _ in seeds],
         autocast=MIXED.get(first.precision),
         origin={key: made_with[key] for key in checkpoints.ORIGIN},
     )
     if perturbed:
-        control.perturb_one_ulp(stack, compute_dtype=settings.autocast)
-    module = SeedStackModule(stack, split.to(device, dtype), settings)
+        control.perturb_one_ulp(stack, compute_dtype=loop.autocast)
+    module = SeedStackModule(stack, split.to(device, dtype), loop)
     profile = {"train": len(split.y_train), "test": len(split.y_test)}
     return GroupTraining(points, out_dirs, module, seeds, fingerprints, device, made_with, profile)
 
 
 def _train(
-    built: GroupTraining, config: dict, data_path: str | Path, tracking_uri: str | None
+    built: GroupTraining, study: Study, data_path: str | Path, tracking_uri: str | None
 ) -> GroupTracker:
     """Resume or start the group's training, tracked in MLflow unless ``tracking_uri`` is None."""
-    points, settings = built.points, built.module.settings
+    points, loop = built.points, built.module.settings
     names = ", ".join(point.id for point in points)
     last = built.out_dirs[0] / "checkpoints" / "last.ckpt"
     held = last.exists()
-    done = checkpoints.resumable(last, checkpoints.identity(settings), names)
+    done = checkpoints.resumable(last, checkpoints.identity(loop), names)
     group = GroupTracker()
     if tracking_uri is not None:
         if held and done is None:
-            _retire_runs(built, config, tracking_uri)
-        _start_tracking(built, group, config, data_path, tracking_uri, resumed=done is not None)
+            _retire_runs(built, study, tracking_uri)
+        _start_tracking(built, group, study, data_path, tracking_uri, resumed=done is not None)
     if done is not None:
         log.info("resuming %s after epoch %d from %s", names, done, last)
     else:
-        log.info("training %s: %d seeds each, %d epochs", names, len(built.seeds), settings.epochs)
+        log.info("training %s: %d seeds each, %d epochs", names, len(built.seeds), loop.epochs)
     fit(
         built.module,
         built.device,
         last,
         resume=done is not None,
         tracker=group if group.trackers else None,
-        progress=GroupProgress([point.id for point in points], settings.epochs),
+        progress=GroupProgress([point.id for point in points], loop.epochs),
         check=RefuseNonFiniteStart(built.labels, data_path),
     )
     return group
 
 
-def _retire_runs(built: GroupTraining, config: dict, tracking_uri: str) -> None:
+def _retire_runs(built: GroupTraining, study: Study, tracking_uri: str) -> None:
     """End the MLflow runs of a checkpoint that is not resumed: their epochs are not the
     networks trained from now on."""
     for point, point_fingerprint in zip(built.points, built.fingerprints, strict=True):
         tracking.retire_point_runs(
             tracking_uri,
-            config["study"],
+            study.tracking.experiment,
             point.id,
             point_fingerprint,
             "its checkpoint was made with other seeds, device or code; trained afresh",
@@ -472,23 +475,25 @@ def _retire_runs(built: GroupTraining, config: dict, tracking_uri: str) -> None:
 def _start_tracking(
     built: GroupTraining,
     group: GroupTracker,
-    config: dict,
+    study: Study,
     data_path: str | Path,
     tracking_uri: str,
     resumed: bool,
 ) -> None:
     """Find or create each point's MLflow runs; a resumed job's runs name the code that now
     runs (``tracking.refresh_provenance``)."""
-    varying = varying_axes(config)
+    varying = varying_axes(study)
     for point, point_fingerprint in zip(built.points, built.fingerprints, strict=True):
         with group.timed():
-            tracker = PointTracker(tracking_uri, config["study"], point.id, point_fingerprint)
+            tracker = PointTracker(
+                tracking_uri, study.tracking.experiment, point.id, point_fingerprint
+            )
             tracker.start(
-                tracking_params(point, config),
+                tracking_params(point, study),
                 built.seeds,
                 built.provenance,
                 name=tracking.run_name(point.params(), varying),
-                dataset=tracking.dataset_entity(config["dataset"], data_path, built.profile),
+                dataset=tracking.dataset_entity(study.data.name, data_path, built.profile),
             )
             if resumed or any(epoch >= 0 for epoch in tracker.logged_epochs.values()):
                 tracking.refresh_provenance(

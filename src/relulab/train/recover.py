@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from relulab.study import settings
 from relulab.study.grid import Point, is_finished
+from relulab.study.settings import Study
 from relulab.train import store, tracking
 
 log = logging.getLogger(__name__)
@@ -80,7 +82,7 @@ def _point_runs(client, experiment_id: str, point_id: str, point_fingerprint: st
     return store.retry(lambda: client.search_runs([experiment_id], query, max_results=1000))
 
 
-def point_complete(client, experiment_id: str, point: Point, config: dict, record) -> bool:
+def point_complete(client, experiment_id: str, point: Point, study: Study, record) -> bool:
     """Whether the store holds ``point``'s runs whole, as its files describe them.
 
     One finished parent and one finished run per seed, found by the point's tags; every
@@ -101,7 +103,7 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
     expected_seeds = sorted(record.summary["seeds"])
     if len(parents) != 1 or sorted(seeds) != expected_seeds or len(runs) != len(seeds) + 1:
         return False
-    params = {k: v[:6000] for k, v in tracking._flat(tracking_params(point, config)).items()}
+    params = {k: v[:6000] for k, v in tracking._flat(tracking_params(point, study)).items()}
     if any(run.info.status != "FINISHED" for run in runs):
         return False
     if parents[0].data.params != params:
@@ -131,19 +133,19 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
     return sorted({m.step for m in parent_history}) == sorted(set(epochs.epoch.astype(int)))
 
 
-def resend_point(point: Point, config: dict, record: PointRecord, out_dir: Path, uri: str) -> dict:
+def resend_point(point: Point, study: Study, record: PointRecord, out_dir: Path, uri: str) -> dict:
     """Send one finished point's runs from its files (named as training names them); returns
     their ids."""
     from relulab.train.job import tracking_params, varying_axes
 
     point_fingerprint = record.summary["fingerprint"]
-    tracker = tracking.PointTracker(uri, config["study"], point.id, point_fingerprint)
+    tracker = tracking.PointTracker(uri, study.tracking.experiment, point.id, point_fingerprint)
     seeds = [int(seed) for seed in record.summary["seeds"]]
     tracker.start(
-        tracking_params(point, config),
+        tracking_params(point, study),
         seeds,
         {"resent_from": "csv"},
-        name=tracking.run_name(point.params(), varying_axes(config)),
+        name=tracking.run_name(point.params(), varying_axes(study)),
     )
     as_int = {"seed": int, "epoch": int}
     tracker.queue_rows(
@@ -158,7 +160,7 @@ def resend_point(point: Point, config: dict, record: PointRecord, out_dir: Path,
     }
 
 
-def _resend_study_run(uri: str, config: dict, study_marker: Path) -> str:
+def _resend_study_run(uri: str, study: Study, study_marker: Path) -> str:
     """Send the study run again from ``study.json``'s list of files, if it has one."""
     try:
         sent = json.loads(study_marker.read_text())
@@ -168,7 +170,7 @@ def _resend_study_run(uri: str, config: dict, study_marker: Path) -> str:
     if artifacts is None:
         return "not listed in study.json: run `snakemake -R track_study` to send it again"
     client = tracking._client(uri)
-    experiment = tracking.experiment_id(uri, config["study"])
+    experiment = tracking.experiment_id(uri, study.tracking.experiment)
     query = f"tags.`{tracking.TAG_ROLE}` = 'study'"
     found = store.retry(lambda: client.search_runs([experiment], query, max_results=1))
     if found and found[0].info.status == "FINISHED":
@@ -177,13 +179,15 @@ def _resend_study_run(uri: str, config: dict, study_marker: Path) -> str:
         folder: [Path(path) for path in paths if Path(path).exists()]
         for folder, paths in artifacts.items()
     }
-    tracking.log_study(uri, config["study"], files, sent.get("config", ""), sent.get("provenance"))
+    tracking.log_study(
+        uri, study.tracking.experiment, files, sent.get("config", ""), sent.get("provenance")
+    )
     return "resent"
 
 
 def rebuild(
     uri: str,
-    config: dict,
+    study: Study | dict,
     points: list[Point],
     results: str | Path = "results",
     artifact_root: str | Path | None = None,
@@ -195,6 +199,7 @@ def rebuild(
     marker is written before anything is sent and removed when every point is verified, so an
     interrupted rebuild is finished by the next run of the workflow.
     """
+    study = settings.of(study)
     results = Path(results)
     runs_dir = results / "runs"
     artifact_root = results / "mlartifacts" if artifact_root is None else artifact_root
@@ -203,24 +208,24 @@ def rebuild(
         pending = store.pending_marker(results)
         pending.parent.mkdir(parents=True, exist_ok=True)
         pending.write_text("a rebuild of the MLflow store from results/runs/ is under way\n")
-        tracking.ensure_experiment(uri, config["study"], artifact_root)
+        tracking.ensure_experiment(uri, study.tracking.experiment, artifact_root)
         client = tracking._client(uri)
-        experiment = tracking.experiment_id(uri, config["study"])
+        experiment = tracking.experiment_id(uri, study.tracking.experiment)
         for point in points:
             out_dir = runs_dir / point.id
-            record = PointRecord.read(out_dir) if is_finished(point, config, out_dir) else None
+            record = PointRecord.read(out_dir) if is_finished(point, study, out_dir) else None
             if record is None:
                 result.skipped.append(point.id)
                 continue
-            if point_complete(client, experiment, point, config, record):
+            if point_complete(client, experiment, point, study, record):
                 result.verified.append(point.id)
                 continue
             for run in _point_runs(client, experiment, point.id, record.summary["fingerprint"]):
                 store.retry(lambda run=run: client.delete_run(run.info.run_id))
-            result.runs[point.id] = resend_point(point, config, record, out_dir, uri)
+            result.runs[point.id] = resend_point(point, study, record, out_dir, uri)
             result.resent.append(point.id)
             log.info("re-sent %s from %s", point.id, out_dir)
-        result.study_run = _resend_study_run(uri, config, results / "mlflow" / "study.json")
+        result.study_run = _resend_study_run(uri, study, results / "mlflow" / "study.json")
         pending.unlink(missing_ok=True)
     log.info(
         "MLflow store %s: %d point(s) verified, %d re-sent from %s, study run %s",
