@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 from relulab.data import vision
-from relulab.study import where
+from relulab.study import paths, where
 from relulab.study.watch import duration as _duration
 
 DEFAULT_CONFIG = "config/config.yaml"
@@ -114,7 +114,7 @@ def study_status(point_ids: list[str], epochs: int, results: Path, now: float) -
         run_dir = results / "runs" / point
         if (run_dir / "point.json").exists():
             done.append(point)
-        elif (run_dir / "checkpoints").exists() or point in progress:
+        elif paths.checkpoint(run_dir).parent.exists() or point in progress:
             training[point] = progress.get(point)
         else:
             left.append(point)

@@ -2,19 +2,19 @@ rule summarize:
     input:
         trained(),
     output:
-        csv="results/tables/summary.csv",
-        md="results/tables/summary.md",
+        csv=table("summary"),
+        md=table("summary", "md"),
         html=report(
-            "results/tables/summary.html",
+            table("summary", "html"),
             caption="../report/summary.rst",
             category="Q2 Dead units",
             labels={"table": "summary per grid point"},
         ),
-        epochs="results/tables/epochs.csv",
-        layers="results/tables/layers.csv",
-        provenance="results/tables/provenance.json",
+        epochs=table("epochs"),
+        layers=table("layers"),
+        provenance=table("provenance", "json"),
     log:
-        "results/logs/summarize.log",
+        logfile("summarize"),
     localrule: True
     conda:
         "../envs/relulab.yaml"

@@ -6,11 +6,11 @@ OTHER_GEMM_PATH = gemm_paths.name(BIFURCATION)
 
 rule bifurcation:
     input:
-        data=f"results/data/{BIFURCATION['dataset']}.npz",
+        data=str(paths.dataset(BIFURCATION["dataset"])),
     output:
-        "results/bifurcation/{precision}.csv",
+        str(paths.BIFURCATION / "{precision}.csv"),
     log:
-        "results/logs/bifurcation/{precision}.log",
+        logfile("bifurcation/{precision}"),
     wildcard_constraints:
         # The study's precisions (the schema admits only known ones): no torch import here.
         precision="|".join(BIFURCATION["precisions"]),
@@ -28,11 +28,11 @@ rule bifurcation:
 # subset of cells: its environment is set in the job's own process before torch loads.
 rule bifurcation_other_gemm_path:
     input:
-        data=f"results/data/{BIFURCATION['dataset']}.npz",
+        data=str(paths.dataset(BIFURCATION["dataset"])),
     output:
-        "results/bifurcation/gemm/{gemm_path}/{precision}.csv",
+        str(paths.BIFURCATION / "gemm" / "{gemm_path}" / "{precision}.csv"),
     log:
-        "results/logs/bifurcation/gemm/{gemm_path}/{precision}.log",
+        logfile("bifurcation/gemm/{gemm_path}/{precision}"),
     wildcard_constraints:
         gemm_path=OTHER_GEMM_PATH,
         precision="|".join(BIFURCATION["precisions"]),
@@ -49,29 +49,30 @@ rule bifurcation_other_gemm_path:
 rule bifurcation_table:
     input:
         expand(
-            "results/bifurcation/{precision}.csv", precision=BIFURCATION["precisions"]
+            str(paths.BIFURCATION / "{precision}.csv"),
+            precision=BIFURCATION["precisions"],
         ),
     output:
-        inits="results/tables/bifurcation_inits.csv",
-        csv="results/tables/bifurcation.csv",
-        md="results/tables/bifurcation.md",
+        inits=table("bifurcation_inits"),
+        csv=table("bifurcation"),
+        md=table("bifurcation", "md"),
         html=report(
-            "results/tables/bifurcation.html",
+            table("bifurcation", "html"),
             caption="../report/bifurcation_table.rst",
             category="Q1 ReLU'(0)",
             labels={"table": "bifurcation per precision, width and depth"},
         ),
         figure=report(
-            "results/figures/bifurcation.png",
+            figure("bifurcation"),
             caption="../report/bifurcation.rst",
             category="Q1 ReLU'(0)",
             labels={
                 "figure": "bifurcation: share of initialisations where f'(0) changes a gradient"
             },
         ),
-        svg="results/figures/bifurcation.svg",
+        svg=figure("bifurcation", "svg"),
     log:
-        "results/logs/bifurcation_table.log",
+        logfile("bifurcation_table"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -82,32 +83,33 @@ rule bifurcation_table:
 rule bifurcation_machine:
     input:
         default=expand(
-            "results/bifurcation/{precision}.csv", precision=BIFURCATION["precisions"]
+            str(paths.BIFURCATION / "{precision}.csv"),
+            precision=BIFURCATION["precisions"],
         ),
         other=expand(
-            "results/bifurcation/gemm/{gemm_path}/{precision}.csv",
+            str(paths.BIFURCATION / "gemm" / "{gemm_path}" / "{precision}.csv"),
             gemm_path=OTHER_GEMM_PATH,
             precision=gemm_paths.precisions(BIFURCATION),
         ),
     output:
-        machine="results/tables/bifurcation_machine.csv",
-        machine_md="results/tables/bifurcation_machine.md",
+        machine=table("bifurcation_machine"),
+        machine_md=table("bifurcation_machine", "md"),
         machine_html=report(
-            "results/tables/bifurcation_machine.html",
+            table("bifurcation_machine", "html"),
             caption="../report/bifurcation_machine.rst",
             category="Q1 ReLU'(0)",
             labels={"table": "bifurcation per GEMM path"},
         ),
-        rates="results/tables/bifurcation_rates.csv",
-        rates_md="results/tables/bifurcation_rates.md",
+        rates=table("bifurcation_rates"),
+        rates_md=table("bifurcation_rates", "md"),
         rates_html=report(
-            "results/tables/bifurcation_rates.html",
+            table("bifurcation_rates", "html"),
             caption="../report/bifurcation_rates.rst",
             category="Q1 ReLU'(0)",
             labels={"table": "exact-zero rate per precision, equal-rate test"},
         ),
     log:
-        "results/logs/bifurcation_machine.log",
+        logfile("bifurcation_machine"),
     localrule: True
     conda:
         "../envs/relulab.yaml"

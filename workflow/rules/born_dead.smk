@@ -5,24 +5,24 @@ rule born_dead:
     input:
         data=DATA_FILE,
     output:
-        networks="results/tables/born_dead_networks.csv",
-        csv="results/tables/born_dead.csv",
-        md="results/tables/born_dead.md",
+        networks=table("born_dead_networks"),
+        csv=table("born_dead"),
+        md=table("born_dead", "md"),
         html=report(
-            "results/tables/born_dead.html",
+            table("born_dead", "html"),
             caption="../report/born_dead_table.rst",
             category="Q2 Dead units",
             labels={"table": "born dead per init, width and depth"},
         ),
         figure=report(
-            "results/figures/born_dead.png",
+            figure("born_dead"),
             caption="../report/born_dead.rst",
             category="Q2 Dead units",
             labels={"figure": "born dead against depth, per init and width"},
         ),
-        svg="results/figures/born_dead.svg",
+        svg=figure("born_dead", "svg"),
     log:
-        "results/logs/born_dead.log",
+        logfile("born_dead"),
     conda:
         "../envs/relulab.yaml"
     threads: 1

@@ -41,15 +41,28 @@ POINTS = grid.by_id(STUDY)
 # is added to the grid or however points_per_job changes.
 JOBS = grid.unfinished_jobs(STUDY)
 TRACKING_URI = tracking_uri(STUDY.tracking.configured_uri)
-EXPERIMENT_MARKER = "results/mlflow/experiment.json"
+EXPERIMENT_MARKER = str(paths.EXPERIMENT)
 # A store made for this study and since lost, or a rebuild that was interrupted: the rule
 # rebuild_store runs before any training job (each rebuild has its report; the number counts
 # the earlier ones, so a store lost again is rebuilt again).
 REBUILD_REPORT = (
-    f"results/mlflow/rebuilds/{len(list(Path('results/mlflow/rebuilds').glob('*.json'))) + 1}.json"
+    str(paths.rebuild_report(len(list(paths.REBUILDS.glob("*.json"))) + 1))
     if needs_rebuild(TRACKING_URI, EXPERIMENT_MARKER)
     else None
 )
+
+
+# Every results path comes from relulab.study.paths; these spell them as Snakemake's strings.
+def table(name, ext="csv"):
+    return str(paths.table(name, ext))
+
+
+def figure(name, ext="png"):
+    return str(paths.figure(name, ext))
+
+
+def logfile(name):
+    return str(paths.log(name))
 
 
 def tracking_ready():
@@ -60,7 +73,7 @@ def tracking_ready():
 # Downloaded datasets: stop before any job when their files are missing (a dry run only
 # warns, so the DAG of a study can be inspected before the data is fetched).
 DATA_DIR = str(vision.resolve_data_dir(STUDY.data.folder, workflow.basedir))
-DATA_FILE = f"results/data/{STUDY.data.name}.npz"
+DATA_FILE = str(paths.dataset(STUDY.data.name))
 if STUDY.data.name in vision.DATASETS and not Path(DATA_FILE).exists():
     problem = vision.missing_message(STUDY.data.name, DATA_DIR)
     if problem and snakemake_settings.dry_run(workflow):
@@ -112,7 +125,7 @@ def figures():
         "cost",
         "cost_step",
     ]
-    return expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"])
+    return expand(figure("{name}", "{ext}"), name=names, ext=["png", "svg"])
 
 
 def control_points():
@@ -126,7 +139,7 @@ def control_points():
 
 
 def control_manifest():
-    return ["results/controls/manifest.json"] if control_points() else []
+    return [str(paths.CONTROLS / "manifest.json")] if control_points() else []
 
 
 def zero_grad_outputs():
@@ -140,8 +153,8 @@ def zero_grad_outputs():
         else []
     )
     return [
-        expand("results/tables/{name}.{ext}", name=tables, ext=["csv", "md", "html"]),
-        expand("results/figures/{name}.{ext}", name=names, ext=["png", "svg"]),
+        expand(table("{name}", "{ext}"), name=tables, ext=["csv", "md", "html"]),
+        expand(figure("{name}", "{ext}"), name=names, ext=["png", "svg"]),
     ]
 
 
@@ -149,7 +162,7 @@ def born_dead_outputs():
     """Q2: born-dead fraction of untrained networks against depth and width, when enabled."""
     if not STUDY.experiments.born_dead["enabled"]:
         return []
-    return expand("results/tables/born_dead.{ext}", ext=["csv", "md", "html"])
+    return expand(table("born_dead", "{ext}"), ext=["csv", "md", "html"])
 
 
 def study_outputs():
@@ -157,14 +170,14 @@ def study_outputs():
     return [
         trained(),
         born_dead_outputs(),
-        expand("results/tables/summary.{ext}", ext=["csv", "md", "html"]),
+        expand(table("summary", "{ext}"), ext=["csv", "md", "html"]),
         figures(),
-        "results/findings.md",
-        "results/definitions.html",
+        str(paths.FINDINGS),
+        str(paths.DEFINITIONS),
         zero_grad_outputs(),
     ]
 
 
 def all_outputs():
     # The study's results, and a run in MLflow holding findings, figures, tables and config.
-    return [study_outputs(), "results/mlflow/study.json", tracking_ready()]
+    return [study_outputs(), str(paths.STUDY_RUN), tracking_ready()]

@@ -1,22 +1,22 @@
 rule activation_cost:
     output:
-        csv="results/tables/cost.csv",
-        md="results/tables/cost.md",
+        csv=table("cost"),
+        md=table("cost", "md"),
         html=report(
-            "results/tables/cost.html",
+            table("cost", "html"),
             caption="../report/cost_table.rst",
             category="Q3 Cost",
             labels={"table": "activation cost"},
         ),
         figure=report(
-            "results/figures/cost.png",
+            figure("cost"),
             caption="../report/cost.rst",
             category="Q3 Cost",
             labels={"figure": "activation cost"},
         ),
-        svg="results/figures/cost.svg",
+        svg=figure("cost", "svg"),
     log:
-        "results/logs/activation_cost.log",
+        logfile("activation_cost"),
     conda:
         "../envs/relulab.yaml"
     # Both cores of the default machine, so that no training job runs beside the timing
@@ -32,23 +32,23 @@ rule training_step_cost:
     input:
         data=DATA_FILE,
     output:
-        csv="results/tables/cost_step.csv",
-        md="results/tables/cost_step.md",
+        csv=table("cost_step"),
+        md=table("cost_step", "md"),
         html=report(
-            "results/tables/cost_step.html",
+            table("cost_step", "html"),
             caption="../report/cost_step_table.rst",
             category="Q3 Cost",
             labels={"table": "training step cost"},
         ),
         figure=report(
-            "results/figures/cost_step.png",
+            figure("cost_step"),
             caption="../report/cost_step.rst",
             category="Q3 Cost",
             labels={"figure": "training step cost"},
         ),
-        svg="results/figures/cost_step.svg",
+        svg=figure("cost_step", "svg"),
     log:
-        "results/logs/training_step_cost.log",
+        logfile("training_step_cost"),
     conda:
         "../envs/relulab.yaml"
     # Both cores, as for the per-element timing: nothing trains beside it.

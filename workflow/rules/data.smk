@@ -1,8 +1,8 @@
 rule prepare_data:
     output:
-        "results/data/{dataset}.npz",
+        str(paths.dataset("{dataset}")),
     log:
-        "results/logs/prepare_data/{dataset}.log",
+        logfile("prepare_data/{dataset}"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -20,14 +20,14 @@ rule init_tracking:
     output:
         EXPERIMENT_MARKER,
     log:
-        "results/logs/init_tracking.log",
+        logfile("init_tracking"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
     params:
         uri=TRACKING_URI,
         experiment=STUDY.tracking.experiment,
-        artifact_root="results/mlartifacts",
+        artifact_root=str(paths.ARTIFACTS),
         report=False,
     script:
         "../scripts/init_tracking.py"
@@ -43,14 +43,14 @@ if REBUILD_REPORT:
         output:
             REBUILD_REPORT,
         log:
-            "results/logs/rebuild_store.log",
+            logfile("rebuild_store"),
         localrule: True
         conda:
             "../envs/relulab.yaml"
         params:
             uri=TRACKING_URI,
             experiment=STUDY.tracking.experiment,
-            artifact_root="results/mlartifacts",
+            artifact_root=str(paths.ARTIFACTS),
             report=True,
         script:
             "../scripts/init_tracking.py"

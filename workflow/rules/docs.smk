@@ -3,13 +3,13 @@ rule definitions:
         workflow.source_path("../../docs/definitions.rst"),
     output:
         report(
-            "results/definitions.html",
+            str(paths.DEFINITIONS),
             caption="../report/definitions.rst",
             category="Reference: Definitions",
             labels={"page": "definitions: dead, inactive, revived, f'(0), statistics"},
         ),
     log:
-        "results/logs/definitions.log",
+        logfile("definitions"),
     localrule: True
     conda:
         "../envs/relulab.yaml"

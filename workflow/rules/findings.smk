@@ -1,76 +1,76 @@
 from pathlib import Path
 
 # Q1 tables the findings read: the zero_grad twins, and the bifurcation study when enabled.
-Q1_TABLES = {"zero_grad_effect": "results/tables/zero_grad_effect.csv"}
+Q1_TABLES = {"zero_grad_effect": table("zero_grad_effect")}
 if STUDY.experiments.bifurcation["enabled"]:
-    Q1_TABLES["bifurcation"] = "results/tables/bifurcation.csv"
+    Q1_TABLES["bifurcation"] = table("bifurcation")
 # Q2 tables of experiments that may be switched off.
 Q2_TABLES = {}
 if STUDY.experiments.born_dead["enabled"]:
-    Q2_TABLES["born_dead"] = "results/tables/born_dead.csv"
+    Q2_TABLES["born_dead"] = table("born_dead")
 # Whole-step cost and, with the bifurcation, its equal-rate test: inputs of the findings (the
 # findings script still says "not measured" for a table a study does not make).
-OPTIONAL_TABLES = {"cost_step": "results/tables/cost_step.csv"}
+OPTIONAL_TABLES = {"cost_step": table("cost_step")}
 if STUDY.experiments.bifurcation["enabled"]:
-    OPTIONAL_TABLES["bifurcation_rates"] = "results/tables/bifurcation_rates.csv"
+    OPTIONAL_TABLES["bifurcation_rates"] = table("bifurcation_rates")
 
 
 rule dynamics_tables:
     input:
-        epochs="results/tables/epochs.csv",
-        layers="results/tables/layers.csv",
+        epochs=table("epochs"),
+        layers=table("layers"),
     output:
-        death="results/tables/death.csv",
-        death_md="results/tables/death.md",
+        death=table("death"),
+        death_md=table("death", "md"),
         death_html=report(
-            "results/tables/death.html",
+            table("death", "html"),
             caption="../report/death.rst",
             category="Q2 Dead units",
             labels={"table": "death over time per grid point"},
         ),
-        revival="results/tables/revival.csv",
-        revival_md="results/tables/revival.md",
+        revival=table("revival"),
+        revival_md=table("revival", "md"),
         revival_html=report(
-            "results/tables/revival.html",
+            table("revival", "html"),
             caption="../report/revival.rst",
             category="Q2 Dead units",
             labels={"table": "revival per layer"},
         ),
-        gradient="results/tables/gradient_flow.csv",
-        gradient_md="results/tables/gradient_flow.md",
+        gradient=table("gradient_flow"),
+        gradient_md=table("gradient_flow", "md"),
         gradient_html=report(
-            "results/tables/gradient_flow.html",
+            table("gradient_flow", "html"),
             caption="../report/gradient_flow.rst",
             category="Q3 Gradient flow",
             labels={"table": "gradient norm per layer"},
         ),
-        convergence="results/tables/convergence.csv",
-        convergence_md="results/tables/convergence.md",
+        convergence=table("convergence"),
+        convergence_md=table("convergence", "md"),
         convergence_html=report(
-            "results/tables/convergence.html",
+            table("convergence", "html"),
             caption="../report/convergence_table.rst",
             category="Q3 Convergence",
             labels={"table": "convergence per grid point"},
         ),
-        convergence_runs="results/tables/convergence_runs.csv",
-        best_lr="results/tables/convergence_best_lr.csv",
-        best_lr_md="results/tables/convergence_best_lr.md",
+        convergence_runs=table("convergence_runs"),
+        best_lr=table("convergence_best_lr"),
+        best_lr_md=table("convergence_best_lr", "md"),
         best_lr_html=report(
-            "results/tables/convergence_best_lr.html",
+            table("convergence_best_lr", "html"),
             caption="../report/convergence_best_lr.rst",
             category="Q3 Convergence",
             labels={"table": "best learning rate on held-out seeds"},
         ),
-        revival_pooled="results/tables/revival_pooled.csv",
-        revival_pooled_md="results/tables/revival_pooled.md",
+        revival_pooled=table("revival_pooled"),
+        revival_pooled_md=table("revival_pooled", "md"),
         revival_pooled_html=report(
-            "results/tables/revival_pooled.html",
+            table("revival_pooled", "html"),
             caption="../report/revival_pooled.rst",
             category="Q2 Dead units",
             labels={"table": "revival by cause, pooled over grid points"},
         ),
     log:
-        "results/logs/dynamics_tables.log",
+        logfile("dynamics_tables"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -82,11 +82,11 @@ rule dynamics_tables:
 
 rule dynamics_figures:
     input:
-        layers="results/tables/layers.csv",
-        convergence="results/tables/convergence.csv",
+        layers=table("layers"),
+        convergence=table("convergence"),
     output:
         death_over_time=report(
-            "results/figures/death_over_time.png",
+            figure("death_over_time"),
             caption="../report/death_over_time.rst",
             category="Q2 Dead units",
             labels={
@@ -94,25 +94,25 @@ rule dynamics_figures:
             },
         ),
         death_by_layer=report(
-            "results/figures/death_by_layer.png",
+            figure("death_by_layer"),
             caption="../report/death_by_layer.rst",
             category="Q2 Dead units",
             labels={"figure": "dead units: first hidden layer against deeper ones"},
         ),
         gradient_by_depth=report(
-            "results/figures/gradient_by_depth.png",
+            figure("gradient_by_depth"),
             caption="../report/gradient_by_depth.rst",
             category="Q3 Gradient flow",
             labels={"figure": "gradient norm by layer and depth"},
         ),
         convergence=report(
-            "results/figures/convergence.png",
+            figure("convergence"),
             caption="../report/convergence.rst",
             category="Q3 Convergence",
             labels={"figure": "convergence: speed, epochs to target, depth"},
         ),
         svgs=expand(
-            "results/figures/{name}.svg",
+            figure("{name}", "svg"),
             name=[
                 "death_over_time",
                 "death_by_layer",
@@ -121,7 +121,7 @@ rule dynamics_figures:
             ],
         ),
     log:
-        "results/logs/dynamics_figures.log",
+        logfile("dynamics_figures"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -134,30 +134,30 @@ rule dynamics_figures:
 
 rule findings:
     input:
-        summary="results/tables/summary.csv",
-        epochs="results/tables/epochs.csv",
-        layers="results/tables/layers.csv",
-        death="results/tables/death.csv",
-        revival="results/tables/revival.csv",
-        gradient="results/tables/gradient_flow.csv",
-        convergence="results/tables/convergence.csv",
-        best_lr="results/tables/convergence_best_lr.csv",
-        revival_pooled="results/tables/revival_pooled.csv",
-        cost="results/tables/cost.csv",
+        summary=table("summary"),
+        epochs=table("epochs"),
+        layers=table("layers"),
+        death=table("death"),
+        revival=table("revival"),
+        gradient=table("gradient_flow"),
+        convergence=table("convergence"),
+        best_lr=table("convergence_best_lr"),
+        revival_pooled=table("revival_pooled"),
+        cost=table("cost"),
         q1=list(Q1_TABLES.values()),
         q2=list(Q2_TABLES.values()),
         optional=list(OPTIONAL_TABLES.values()),
         figures=rules.dynamics_figures.output,
     output:
-        markdown="results/findings.md",
+        markdown=str(paths.FINDINGS),
         html=report(
-            "results/findings.html",
+            str(paths.FINDINGS_HTML),
             caption="../report/findings.rst",
             category="Findings",
             labels={"report": "findings: summary, claims, every question"},
         ),
     log:
-        "results/logs/findings.log",
+        logfile("findings"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -175,9 +175,9 @@ rule track_study:
     input:
         study_outputs(),
     output:
-        "results/mlflow/study.json",
+        str(paths.STUDY_RUN),
     log:
-        "results/logs/track_study.log",
+        logfile("track_study"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -189,7 +189,7 @@ rule track_study:
 
 
 onsuccess:
-    if Path("results/findings.md").exists():
+    if Path(str(paths.FINDINGS)).exists():
         print(
             f"\nrelulab: study {STUDY.name} is complete. Where to look:\n"
             "  findings  results/findings.md (each question, its answer and verdict)\n"

@@ -4,11 +4,11 @@ README_IMAGES = ["dead_heatmap"]
 
 rule plot_study:
     input:
-        summary="results/tables/summary.csv",
-        epochs="results/tables/epochs.csv",
+        summary=table("summary"),
+        epochs=table("epochs"),
     output:
         dead_heatmap=report(
-            "results/figures/dead_heatmap.png",
+            figure("dead_heatmap"),
             caption="../report/dead_heatmap.rst",
             category="Q2 Dead units",
             labels={
@@ -16,25 +16,25 @@ rule plot_study:
             },
         ),
         dead_over_epochs=report(
-            "results/figures/dead_over_epochs.png",
+            figure("dead_over_epochs"),
             caption="../report/dead_over_epochs.rst",
             category="Q2 Dead units",
             labels={"figure": "dead units over training"},
         ),
         accuracy_over_epochs=report(
-            "results/figures/accuracy_over_epochs.png",
+            figure("accuracy_over_epochs"),
             caption="../report/accuracy_over_epochs.rst",
             category="Q3 Convergence",
             labels={"figure": "validation accuracy over training"},
         ),
         accuracy_vs_lr=report(
-            "results/figures/accuracy_vs_lr.png",
+            figure("accuracy_vs_lr"),
             caption="../report/accuracy_vs_lr.rst",
             category="Q3 Convergence",
             labels={"figure": "final accuracy against learning rate"},
         ),
         svgs=expand(
-            "results/figures/{name}.svg",
+            figure("{name}", "svg"),
             name=[
                 "dead_heatmap",
                 "dead_over_epochs",
@@ -43,7 +43,7 @@ rule plot_study:
             ],
         ),
     log:
-        "results/logs/plot_study.log",
+        logfile("plot_study"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
@@ -56,14 +56,14 @@ rule plot_study:
 #   .venv/bin/snakemake --cores 1 --forcerun readme_images readme_images
 rule readme_images:
     input:
-        expand("results/figures/{name}.png", name=README_IMAGES),
+        expand(figure("{name}"), name=README_IMAGES),
     output:
         # The repository's docs/, not the study's folder (each study works in its own).
         expand(
             "{docs}/docs/images/{name}.png", docs=workflow.basedir, name=README_IMAGES
         ),
     log:
-        "results/logs/readme_images.log",
+        logfile("readme_images"),
     localrule: True
     conda:
         "../envs/relulab.yaml"

@@ -4,9 +4,9 @@ rule zero_grad_control:
     output:
         # Lists the controls; each one's epochs.csv, layers.csv and point.json are written
         # to results/controls/<point>/ as it finishes.
-        "results/controls/manifest.json",
+        str(paths.CONTROLS / "manifest.json"),
     log:
-        "results/logs/zero_grad_control.log",
+        logfile("zero_grad_control"),
     conda:
         "../envs/relulab.yaml"
     threads: 1
@@ -23,30 +23,30 @@ rule zero_grad_effect:
         trained(),
         control_manifest(),
     output:
-        csv="results/tables/zero_grad_effect.csv",
-        md="results/tables/zero_grad_effect.md",
+        csv=table("zero_grad_effect"),
+        md=table("zero_grad_effect", "md"),
         html=report(
-            "results/tables/zero_grad_effect.html",
+            table("zero_grad_effect", "html"),
             caption="../report/zero_grad_effect_table.rst",
             category="Q1 ReLU'(0)",
             labels={"table": "zero_grad twins per grid point"},
         ),
         figure=report(
-            "results/figures/zero_grad_effect.png",
+            figure("zero_grad_effect"),
             caption="../report/zero_grad_effect.rst",
             category="Q1 ReLU'(0)",
             labels={"figure": "f'(0)=0 against f'(0)=1: where twins part"},
         ),
-        svg="results/figures/zero_grad_effect.svg",
+        svg=figure("zero_grad_effect", "svg"),
     log:
-        "results/logs/zero_grad_effect.log",
+        logfile("zero_grad_effect"),
     localrule: True
     conda:
         "../envs/relulab.yaml"
     params:
         run_dirs=run_dirs(),
         control_dirs=expand(
-            "results/controls/{point}", point=[p.id for p in control_points()]
+            str(paths.CONTROLS / "{point}"), point=[p.id for p in control_points()]
         ),
     script:
         "../scripts/twins.py"

@@ -28,10 +28,16 @@ LOGS = RESULTS / "logs"
 DATA = RESULTS / "data"
 MLFLOW = RESULTS / "mlflow"
 FINDINGS = RESULTS / "findings.md"
+FINDINGS_HTML = RESULTS / "findings.html"
+DEFINITIONS = RESULTS / "definitions.html"
 REPORT = RESULTS / "report.zip"
-EXPERIMENT = MLFLOW / "experiment.json"
+EXPERIMENT = MLFLOW / "experiment.json"  # the store and the study's experiment are made
+STUDY_RUN = MLFLOW / "study.json"  # the study's own run holds its results
+REBUILDS = MLFLOW / "rebuilds"  # one report per rebuild of a lost store
 MLFLOW_DB = RESULTS / "mlflow.db"
 ARTIFACTS = RESULTS / "mlartifacts"
+CONTROLS = RESULTS / "controls"  # Q1's 1-ulp controls, one folder per controlled point
+BIFURCATION = RESULTS / "bifurcation"  # the bifurcation's cells, per precision (and GEMM path)
 
 # The files a training job writes for each grid point, in the order it writes them:
 # point.json last, so that its presence means the point is finished.
@@ -41,6 +47,23 @@ POINT_FILES = ("epochs.csv", "layers.csv", "point.json")
 def run_dir(point_id: str) -> Path:
     """``results/runs/<point>/``: a grid point's outputs."""
     return RUNS / point_id
+
+
+# What a training job keeps in a point's folder while it trains, besides its outputs: the last
+# epoch's checkpoint (removed once the point is finished; a rerun resumes from it) and the lock
+# that lets one process at a time train the point. Not Snakemake outputs, which Snakemake
+# deletes when a job fails: the checkpoint must survive a failed or interrupted job.
+CHECKPOINTS = "checkpoints"
+TRAINING_LOCK = "training.lock"
+
+
+def checkpoint(point_dir: str | Path) -> Path:
+    """The checkpoint of the last finished epoch of the point trained in ``point_dir``."""
+    return Path(point_dir) / CHECKPOINTS / "last.ckpt"
+
+
+def training_lock(point_dir: str | Path) -> Path:
+    return Path(point_dir) / TRAINING_LOCK
 
 
 def point_files(point_id: str) -> list[str]:
@@ -64,8 +87,17 @@ def dataset(name: str) -> Path:
     return DATA / f"{name}.npz"
 
 
+def log(name: str) -> Path:
+    """``results/logs/<name>.log``: a rule's log (``name`` may hold folders and wildcards)."""
+    return LOGS / f"{name}.log"
+
+
 def train_log(job: str) -> Path:
-    return LOGS / "train" / f"{job}.log"
+    return log(f"train/{job}")
+
+
+def rebuild_report(number: int) -> Path:
+    return REBUILDS / f"{number}.json"
 
 
 def study_name(config: Mapping) -> str:

@@ -120,14 +120,15 @@ class RefuseNonFiniteStart:
 
 @contextmanager
 def point_lock(out_dir: Path, point_id: str) -> Iterator[bool]:
-    """Hold ``out_dir/training.lock`` while a point trains: one process per point at a time.
+    """Hold the point's ``training.lock`` while it trains: one process per point at a time.
 
     A second process (say, a second Snakemake started after ``--unlock`` while the first
     still runs) waits here until the first is done, then yields True ("waited"). The lock
     belongs to the process, so it is gone when the process dies, however it dies.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "training.lock", "a+") as handle:
+    lock = paths.training_lock(out_dir)
+    with open(lock, "a+") as handle:
         waited = False
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -138,7 +139,7 @@ def point_lock(out_dir: Path, point_id: str) -> Iterator[bool]:
                 "%s is being trained by %s (lock %s); waiting for it to finish",
                 point_id,
                 holder,
-                out_dir / "training.lock",
+                lock,
             )
             fcntl.flock(handle, fcntl.LOCK_EX)
             waited = True
@@ -435,7 +436,7 @@ def _train(
     """Resume or start the group's training, tracked in MLflow unless ``tracking_uri`` is None."""
     points, loop = built.points, built.module.settings
     names = ", ".join(point.id for point in points)
-    last = built.out_dirs[0] / "checkpoints" / "last.ckpt"
+    last = paths.checkpoint(built.out_dirs[0])
     held = last.exists()
     done = checkpoints.resumable(last, checkpoints.identity(loop), names)
     group = GroupTracker()
@@ -541,6 +542,6 @@ def _write_outputs(
             with group.timed():
                 tracker.finish(statuses, [out_dir / "epochs.csv", out_dir / "layers.csv"])
         (out_dir / "point.json").write_text(json.dumps(summary, indent=2) + "\n")
-    shutil.rmtree(built.out_dirs[0] / "checkpoints", ignore_errors=True)
+    shutil.rmtree(paths.checkpoint(built.out_dirs[0]).parent, ignore_errors=True)
     if group.trackers:
         log.info("%s: %.2f s for %d points", TRACKING_TIME, group.seconds, len(built.points))
