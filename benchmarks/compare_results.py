@@ -35,7 +35,21 @@ TIMING_TABLES = {
         "repeats",
         "threads",
         "compiled_operator",
-    )
+    ),
+    "cost_step.csv": (
+        "activation",
+        "variant",
+        "zero_grad",
+        "optimizer",
+        "device",
+        "precision",
+        "batch_size",
+        "width",
+        "depth",
+        "in_features",
+        "repeats",
+        "steps_per_timing",
+    ),
 }
 
 
