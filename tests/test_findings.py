@@ -311,6 +311,46 @@ def test_revival_is_pooled_over_relu_units_only():
     assert revived == {"deeper hidden layers": 6, "first hidden layer": 0}
 
 
+def test_revival_is_judged_over_steps_where_the_runs_recorded_them():
+    inputs = inputs_of((point("relu", 0.01), {"dead": 0.5, "revived": 0.5}))
+    layers = inputs.layers
+    snapshot = [c for c in layers.columns if c.startswith(("ever_dead", "revived", "perma"))]
+    snapshot += [c for c in layers.columns if c.startswith(("born_dead", "died_in"))]
+    # Over the steps the units that died stay dead: revived only at the snapshots.
+    steps = {f"step_{c}": layers[c].where(layers["epoch"] > 0) for c in snapshot}
+    steps = {c: v * 0 if "revived" in c else v for c, v in steps.items()}
+    inputs = dataclasses.replace(inputs, layers=layers.assign(**steps))
+    report = findings.build(inputs)
+    irreversible = outcome(report, "irreversible")
+    assert irreversible.verdict is Verdict.SUPPORTED
+    assert irreversible.headline == (
+        "0/24 (0.0 %) ReLU units revived after a whole epoch dead; 6/24 (25.0 %) at epoch-end "
+        "snapshots"
+    )
+    q2 = next(s for s in report.sections if s.anchor == "q2")
+    (revival,) = [f.text for f in q2.findings if f.text.startswith("Revival of ReLU units")]
+    assert "0 of 12 units dead over a whole epoch's steps alive in a later epoch's" in revival
+    assert "at epoch-end snapshots 6 of 12 units alive again" in revival
+
+
+def test_golden_revival_counts_by_both_definitions():
+    from relulab.report.evidence import questions
+    from relulab.report.sections import q2
+
+    both = questions.RevivalCount(
+        "sgd", "died in training", "deeper hidden layers", 8, 14, 10, 4, 0
+    )
+    assert q2.revival_counts(both) == (
+        "0 of 4 units dead over a whole epoch's steps alive in a later epoch's, 0.0 % "
+        "[0.0, 49.0]; at epoch-end snapshots 10 of 14 units alive again at the last epoch, "
+        "71.4 % [45.4, 88.3]"
+    )
+    snapshot_only = questions.RevivalCount("sgd", "born dead", "first hidden layer", 8, 14, 10)
+    assert q2.revival_counts(snapshot_only) == (
+        "10 of 14 units alive again at the last epoch, 71.4 % [45.4, 88.3]"
+    )
+
+
 def test_findings_rebuild_from_a_results_folder(tmp_path):
     from relulab.report.__main__ import main
 
