@@ -9,12 +9,13 @@ import itertools
 import math
 
 import pandas as pd
+import pytest
 from helpers.findings_study import inputs_of, point
 
 from relulab.report import findings, render
 from relulab.report.evidence.runs import DIVERGED_LOSS
 from relulab.report.inputs import SOURCES, Finding, Section
-from relulab.report.outcome import Verdict
+from relulab.report.outcome import NotMeasured, Verdict
 from relulab.study import grid
 
 
@@ -456,3 +457,81 @@ def test_rates_on_another_gemm_path_name_the_path_and_the_architectures():
     assert "rejected" in default and "not rejected" not in default
     assert other.startswith("On the MKL_CBWR=COMPATIBLE GEMM path, float32:")
     assert "(3x64, 1x256) is not rejected" in other
+
+
+def gemm_path_table(default_differ, other_differ, shared):
+    """``bifurcation_machine.csv`` rows: float32 at two architectures (4 initialisations each)
+    on the default path and MKL_CBWR=COMPATIBLE, and float64 on the default path only."""
+    rows = []
+    for (width, depth), d, o, both in zip(
+        [(64, 3), (256, 1)], default_differ, other_differ, shared, strict=True
+    ):
+        common = {"precision": "float32", "width": width, "depth": depth, "inits": 4}
+        machine = {"cpu_model": "AMD EPYC 9B14", "cpu_capability": "AVX512"}
+        rows.append({"gemm_path": "default", **common, "differ": d, "differ_on_both": both,
+                     **machine, "env": math.nan})  # fmt: skip
+        rows.append({"gemm_path": "mkl_cbwr_compatible", **common, "differ": o,
+                     "differ_on_both": both, **machine, "env": "MKL_CBWR=COMPATIBLE"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_gemm_path_evidence_sums_a_precisions_cells_on_the_same_initialisations():
+    from relulab.report.evidence import questions
+
+    (count,) = questions.gemm_paths(gemm_path_table((2, 1), (1, 2), (1, 0)))
+    assert (count.precision, count.other_path, count.architectures) == (
+        "float32",
+        "mkl_cbwr_compatible",
+        "3x64, 1x256",
+    )
+    assert (count.inits, count.default_differ, count.other_differ, count.shared) == (8, 3, 3, 1)
+    assert "AMD EPYC 9B14" in count.machine and "MKL_CBWR" not in count.machine
+    assert not count.same_initialisations
+    missing = questions.gemm_paths(None)
+    assert isinstance(missing, NotMeasured) and "not run" in missing.reason
+    default_only = gemm_path_table((2, 1), (1, 2), (1, 0))
+    default_only = default_only[default_only["gemm_path"] == "default"]
+    assert questions.gemm_paths(default_only) == NotMeasured(
+        "the bifurcation was measured on the default GEMM path only"
+    )
+
+
+def test_golden_gemm_path_sentence():
+    from relulab.report.evidence import questions
+    from relulab.report.sections import q1
+
+    section = Section("Q1")
+    q1.gemm_path_findings(section, questions.gemm_paths(gemm_path_table((2, 1), (1, 2), (1, 0))))
+    (finding,) = section.findings
+    assert finding.text == (
+        "The same initialisations on two GEMM paths of one machine (cpu model AMD EPYC 9B14; "
+        "cpu capability AVX512): float32 (8 initialisations, 3x64, 1x256): 3 differ bitwise on "
+        "the default path, 3 on MKL_CBWR=COMPATIBLE, 1 on both. Which initialisations bifurcate "
+        "depends on the GEMM path: a bitwise result (an exact zero, a gradient that differs, an "
+        "f'(0) twin) belongs to the kernel path that computed it, not to the network alone."
+    )
+    assert finding.sources == (SOURCES["bifurcation_machine"],)
+
+
+@pytest.mark.parametrize(
+    ("differ", "meaning"),
+    [(((0, 0), (0, 0), (0, 0)), "No initialisation"), (((2, 1), (2, 1), (2, 1)), "The same")],
+)
+def test_gemm_path_sentence_says_what_equal_or_empty_counts_mean(differ, meaning):
+    from relulab.report.evidence import questions
+    from relulab.report.sections import q1
+
+    section = Section("Q1")
+    q1.gemm_path_findings(section, questions.gemm_paths(gemm_path_table(*differ)))
+    (finding,) = section.findings
+    assert f". {meaning}" in finding.text
+
+
+def test_q1_reads_the_gemm_path_table_when_the_study_has_it():
+    inputs = small_study()
+    inputs.bifurcation = bifurcation_cells()
+    q1 = next(s for s in findings.build(inputs).sections if s.anchor == "q1")
+    assert any("not measured: the bifurcation on a second" in f.text for f in q1.findings)
+    inputs.bifurcation_machine = gemm_path_table((2, 1), (1, 2), (1, 0))
+    q1 = next(s for s in findings.build(inputs).sections if s.anchor == "q1")
+    assert sum(f.text.startswith("The same initialisations on two GEMM") for f in q1.findings) == 1

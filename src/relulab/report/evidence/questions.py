@@ -94,6 +94,62 @@ def bifurcation(table: pd.DataFrame | None) -> tuple[BifurcationCell, ...] | Not
     )
 
 
+# -- Q1: the bifurcation on two GEMM paths --------------------------------------------------
+@dataclass(frozen=True)
+class GemmPathCount:
+    """One precision's bifurcation on the default GEMM path and on ``other_path``, on the same
+    ``inits`` initialisations (summed over the ``architectures`` measured on both): how many
+    differ bitwise between f'(0)=0 and f'(0)=1 on each path, and how many on both."""
+
+    precision: str
+    other_path: str
+    architectures: str
+    inits: int
+    default_differ: int
+    other_differ: int
+    shared: int
+    machine: str
+
+    @property
+    def same_initialisations(self) -> bool:
+        """Whether exactly the same initialisations differ on both paths."""
+        return self.default_differ == self.other_differ == self.shared
+
+
+GEMM_PATH_COLUMNS = ("gemm_path", "precision", "width", "depth", "inits", "differ")
+
+
+def gemm_paths(table: pd.DataFrame | None) -> tuple[GemmPathCount, ...] | NotMeasured:
+    """Per precision and other GEMM path, from ``bifurcation_machine.csv`` (default-path rows
+    restricted to the cells and initialisations measured on the other path)."""
+    missing = _missing(table, GEMM_PATH_COLUMNS, "the bifurcation on a second GEMM path")
+    if missing is not None:
+        return missing
+    from relulab.experiments.gemm_paths import DEFAULT
+
+    default = table[table["gemm_path"] == DEFAULT]
+    other = table[table["gemm_path"] != DEFAULT]
+    if other.empty or "differ_on_both" not in table:
+        return NotMeasured("the bifurcation was measured on the default GEMM path only")
+    found = []
+    for (path, precision), rows in other.groupby(["gemm_path", "precision"], sort=False):
+        cells = rows[["width", "depth"]].drop_duplicates()
+        base = default[default["precision"] == precision].merge(cells, on=["width", "depth"])
+        found.append(
+            GemmPathCount(
+                precision=str(precision),
+                other_path=str(path),
+                architectures=", ".join(f"{int(d)}x{int(w)}" for w, d in cells.itertuples(False)),
+                inits=int(base["inits"].sum()),
+                default_differ=int(base["differ"].sum()),
+                other_differ=int(rows["differ"].sum()),
+                shared=int(base["differ_on_both"].sum()),
+                machine=machine_text(base.iloc[0]) if len(base) else "not recorded",
+            )
+        )
+    return tuple(found)
+
+
 # -- Q1: training twins ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class TwinPoint:
