@@ -4,10 +4,11 @@
 implements ``SeedModel``: ``StackedMLP`` (the MLPs stacked into batched matrix products) or
 ``relulab.train.conv.SeedModels`` (one convolutional network per seed). After every epoch it
 measures each seed on the whole training set (``relulab.train.measure``) and appends the rows
-(``relulab.train.rows``) of ``History``; ``state``/``load_state`` are what a checkpoint must
-hold to resume. Lightning drives it from ``relulab.train.lightning``, the only module that
-imports Lightning. Nothing inside the minibatch loop waits on the host: counters stay on the
-device and are read once per epoch.
+(``relulab.train.rows``) of ``History``, with the units dead over the epoch's own training
+steps beside those dead at its end (``relulab.train.step_death``); ``state``/``load_state`` are
+what a checkpoint must hold to resume. Lightning drives it from ``relulab.train.lightning``, the
+only module that imports Lightning. Nothing inside the minibatch loop waits on the host:
+counters stay on the device and are read once per epoch.
 
 A seed fixes its initial weights, its data order and its RReLU noise, and none of these depend
 on the activation or on ``zero_grad``, so runs that differ only in ``zero_grad`` are exact twins.
