@@ -261,6 +261,52 @@ def test_revival_rule_over_pooled_units(revived, verdict):
     assert "snapshot" in outcome.setting
 
 
+GROUPS = ("first hidden layer", "deeper hidden layers")
+
+
+@pytest.mark.parametrize(
+    ("step_revived", "verdict"),
+    [((0, 0), S), ((1, 0), M), ((0, 5), M), ((1, 1), R), ((3, 5), R)],
+)
+def test_revival_rule_rests_on_the_step_level_counts_beside_the_snapshot_ones(
+    step_revived, verdict
+):
+    # At snapshots both groups revive (refuted there); the verdict is that of the steps.
+    counts = tuple(
+        questions.RevivalCount("sgd", "died in training", group, 8, 100, 10, 40, n)
+        for group, n in zip(GROUPS, step_revived, strict=True)
+    )
+    outcome = irreversible.judge(counts)
+    assert outcome.verdict is verdict
+    total = sum(step_revived)
+    assert outcome.headline.startswith(f"{total}/80 ({total / 80:.1%}".replace("%", " %"))
+    assert "20/200 (10.0 %) at epoch-end snapshots" in outcome.headline
+    assert all("over steps" in d and "at snapshots" in d for d in outcome.details)
+    assert "whole epoch" in outcome.setting and "snapshot" in outcome.setting
+
+
+def test_units_dead_only_at_snapshots_leave_irreversibility_not_testable():
+    counts = tuple(
+        questions.RevivalCount("sgd", "died in training", group, 8, 14, 10, 0, 0)
+        for group in GROUPS
+    )
+    outcome = irreversible.judge(counts)
+    assert outcome.verdict is N
+    assert "no ReLU unit was dead over a whole epoch's training steps" in outcome.reason
+    assert "20/28" in outcome.reason
+
+
+def test_revival_falls_back_to_snapshots_where_steps_were_not_recorded():
+    counts = (
+        questions.RevivalCount("sgd", "died in training", GROUPS[0], 8, 100, 0, 40, 0),
+        questions.RevivalCount("sgd", "died in training", GROUPS[1], 8, 100, 5),
+    )
+    outcome = irreversible.judge(counts)
+    assert outcome.verdict is M
+    assert "not recorded" in outcome.setting
+    assert outcome.headline == "5/200 (2.5 %) ReLU units revived at epoch-end snapshots"
+
+
 def test_revival_share_is_a_wilson_interval_inside_zero_one():
     share = questions.RevivalCount("sgd", "died in training", "deeper", 8, 526, 19).share
     assert 0 < share.low < 19 / 526 < share.high < 0.06

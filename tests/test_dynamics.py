@@ -117,6 +117,42 @@ def test_revival_by_cause_separates_born_dead_from_died_in_training():
     assert table.loc["born dead", "died_mean"] == pytest.approx(0.4)
 
 
+def step_caused(born, born_revived, died, died_revived):
+    """``caused`` by the step-level definition (the ``step_*`` columns)."""
+    return {f"step_{k}": v for k, v in caused(born, born_revived, died, died_revived).items()}
+
+
+def test_revival_tables_give_the_step_level_definition_beside_the_snapshot_one():
+    # At snapshots 20 % died in training and half of them came back; over the steps only 5 %
+    # were dead for a whole epoch, and none of those came back.
+    history = [
+        [{**caused(0.0, 0.0, 0.0, 0.0), **step_caused(*[math.nan] * 4)}],
+        [{**caused(0.0, 0.0, 0.2, 0.1), **step_caused(0.0, 0.0, 0.05, 0.0)}],
+    ]
+    frame = pd.DataFrame(layer_rows("relu_deep", 0, history, depth=1))
+    table = dynamics.revival_table(frame).set_index("cause")
+    assert table.loc["died in training", "revived_share"] == pytest.approx(0.5)
+    assert table.loc["died in training", "step_revived_share"] == 0
+    assert table.loc["died in training", "step_died_mean"] == pytest.approx(0.05)
+    assert table.loc["died in training", "step_runs_with_deaths"] == 1
+    assert math.isnan(table.loc["born dead", "step_revived_share"])  # none dead over epoch 1
+    pooled = dynamics.revival_by_cause(frame).set_index("cause")
+    assert pooled.loc["died in training", "revived_share_pooled"] == pytest.approx(0.5)
+    assert pooled.loc["died in training", "step_revived_share_pooled"] == 0
+    assert pooled.loc["died in training", "step_died_mean"] == pytest.approx(0.05)
+    death = dynamics.death_table(frame).iloc[0]
+    assert death["final_step_died_in_training_mean"] == pytest.approx(0.05)
+    assert death["final_died_in_training_revived_mean"] == pytest.approx(0.1)
+
+
+def test_revival_tables_of_a_study_without_step_columns_keep_their_columns():
+    history = [[caused(0.0, 0.0, 0.0, 0.0)], [caused(0.0, 0.0, 0.2, 0.1)]]
+    frame = pd.DataFrame(layer_rows("relu_deep", 0, history, depth=1))
+    frame = frame.drop(columns=[c for c in frame.columns if c.startswith("step_")])
+    assert not any(c.startswith("step_") for c in dynamics.revival_table(frame).columns)
+    assert not any(c.startswith("step_") for c in dynamics.revival_by_cause(frame).columns)
+
+
 def twin_epochs(hashes_by_zero_grad):
     """Epoch rows of seed 0 at each f'(0), with the given parameter hash per epoch."""
     rows = []

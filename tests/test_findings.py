@@ -9,12 +9,13 @@ import itertools
 import math
 
 import pandas as pd
+import pytest
 from helpers.findings_study import inputs_of, point
 
 from relulab.report import findings, render
 from relulab.report.evidence.runs import DIVERGED_LOSS
 from relulab.report.inputs import SOURCES, Finding, Section
-from relulab.report.outcome import Verdict
+from relulab.report.outcome import NotMeasured, Verdict
 from relulab.study import grid
 
 
@@ -311,6 +312,46 @@ def test_revival_is_pooled_over_relu_units_only():
     assert revived == {"deeper hidden layers": 6, "first hidden layer": 0}
 
 
+def test_revival_is_judged_over_steps_where_the_runs_recorded_them():
+    inputs = inputs_of((point("relu", 0.01), {"dead": 0.5, "revived": 0.5}))
+    layers = inputs.layers
+    snapshot = [c for c in layers.columns if c.startswith(("ever_dead", "revived", "perma"))]
+    snapshot += [c for c in layers.columns if c.startswith(("born_dead", "died_in"))]
+    # Over the steps the units that died stay dead: revived only at the snapshots.
+    steps = {f"step_{c}": layers[c].where(layers["epoch"] > 0) for c in snapshot}
+    steps = {c: v * 0 if "revived" in c else v for c, v in steps.items()}
+    inputs = dataclasses.replace(inputs, layers=layers.assign(**steps))
+    report = findings.build(inputs)
+    irreversible = outcome(report, "irreversible")
+    assert irreversible.verdict is Verdict.SUPPORTED
+    assert irreversible.headline == (
+        "0/24 (0.0 %) ReLU units revived after a whole epoch dead; 6/24 (25.0 %) at epoch-end "
+        "snapshots"
+    )
+    q2 = next(s for s in report.sections if s.anchor == "q2")
+    (revival,) = [f.text for f in q2.findings if f.text.startswith("Revival of ReLU units")]
+    assert "0 of 12 units dead over a whole epoch's steps alive in a later epoch's" in revival
+    assert "at epoch-end snapshots 6 of 12 units alive again" in revival
+
+
+def test_golden_revival_counts_by_both_definitions():
+    from relulab.report.evidence import questions
+    from relulab.report.sections import q2
+
+    both = questions.RevivalCount(
+        "sgd", "died in training", "deeper hidden layers", 8, 14, 10, 4, 0
+    )
+    assert q2.revival_counts(both) == (
+        "0 of 4 units dead over a whole epoch's steps alive in a later epoch's, 0.0 % "
+        "[0.0, 49.0]; at epoch-end snapshots 10 of 14 units alive again at the last epoch, "
+        "71.4 % [45.4, 88.3]"
+    )
+    snapshot_only = questions.RevivalCount("sgd", "born dead", "first hidden layer", 8, 14, 10)
+    assert q2.revival_counts(snapshot_only) == (
+        "10 of 14 units alive again at the last epoch, 71.4 % [45.4, 88.3]"
+    )
+
+
 def test_findings_rebuild_from_a_results_folder(tmp_path):
     from relulab.report.__main__ import main
 
@@ -416,3 +457,81 @@ def test_rates_on_another_gemm_path_name_the_path_and_the_architectures():
     assert "rejected" in default and "not rejected" not in default
     assert other.startswith("On the MKL_CBWR=COMPATIBLE GEMM path, float32:")
     assert "(3x64, 1x256) is not rejected" in other
+
+
+def gemm_path_table(default_differ, other_differ, shared):
+    """``bifurcation_machine.csv`` rows: float32 at two architectures (4 initialisations each)
+    on the default path and MKL_CBWR=COMPATIBLE, and float64 on the default path only."""
+    rows = []
+    for (width, depth), d, o, both in zip(
+        [(64, 3), (256, 1)], default_differ, other_differ, shared, strict=True
+    ):
+        common = {"precision": "float32", "width": width, "depth": depth, "inits": 4}
+        machine = {"cpu_model": "AMD EPYC 9B14", "cpu_capability": "AVX512"}
+        rows.append({"gemm_path": "default", **common, "differ": d, "differ_on_both": both,
+                     **machine, "env": math.nan})  # fmt: skip
+        rows.append({"gemm_path": "mkl_cbwr_compatible", **common, "differ": o,
+                     "differ_on_both": both, **machine, "env": "MKL_CBWR=COMPATIBLE"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_gemm_path_evidence_sums_a_precisions_cells_on_the_same_initialisations():
+    from relulab.report.evidence import questions
+
+    (count,) = questions.gemm_paths(gemm_path_table((2, 1), (1, 2), (1, 0)))
+    assert (count.precision, count.other_path, count.architectures) == (
+        "float32",
+        "mkl_cbwr_compatible",
+        "3x64, 1x256",
+    )
+    assert (count.inits, count.default_differ, count.other_differ, count.shared) == (8, 3, 3, 1)
+    assert "AMD EPYC 9B14" in count.machine and "MKL_CBWR" not in count.machine
+    assert not count.same_initialisations
+    missing = questions.gemm_paths(None)
+    assert isinstance(missing, NotMeasured) and "not run" in missing.reason
+    default_only = gemm_path_table((2, 1), (1, 2), (1, 0))
+    default_only = default_only[default_only["gemm_path"] == "default"]
+    assert questions.gemm_paths(default_only) == NotMeasured(
+        "the bifurcation was measured on the default GEMM path only"
+    )
+
+
+def test_golden_gemm_path_sentence():
+    from relulab.report.evidence import questions
+    from relulab.report.sections import q1
+
+    section = Section("Q1")
+    q1.gemm_path_findings(section, questions.gemm_paths(gemm_path_table((2, 1), (1, 2), (1, 0))))
+    (finding,) = section.findings
+    assert finding.text == (
+        "The same initialisations on two GEMM paths of one machine (cpu model AMD EPYC 9B14; "
+        "cpu capability AVX512): float32 (8 initialisations, 3x64, 1x256): 3 differ bitwise on "
+        "the default path, 3 on MKL_CBWR=COMPATIBLE, 1 on both. Which initialisations bifurcate "
+        "depends on the GEMM path: a bitwise result (an exact zero, a gradient that differs, an "
+        "f'(0) twin) belongs to the kernel path that computed it, not to the network alone."
+    )
+    assert finding.sources == (SOURCES["bifurcation_machine"],)
+
+
+@pytest.mark.parametrize(
+    ("differ", "meaning"),
+    [(((0, 0), (0, 0), (0, 0)), "No initialisation"), (((2, 1), (2, 1), (2, 1)), "The same")],
+)
+def test_gemm_path_sentence_says_what_equal_or_empty_counts_mean(differ, meaning):
+    from relulab.report.evidence import questions
+    from relulab.report.sections import q1
+
+    section = Section("Q1")
+    q1.gemm_path_findings(section, questions.gemm_paths(gemm_path_table(*differ)))
+    (finding,) = section.findings
+    assert f". {meaning}" in finding.text
+
+
+def test_q1_reads_the_gemm_path_table_when_the_study_has_it():
+    inputs = small_study()
+    inputs.bifurcation = bifurcation_cells()
+    q1 = next(s for s in findings.build(inputs).sections if s.anchor == "q1")
+    assert any("not measured: the bifurcation on a second" in f.text for f in q1.findings)
+    inputs.bifurcation_machine = gemm_path_table((2, 1), (1, 2), (1, 0))
+    q1 = next(s for s in findings.build(inputs).sections if s.anchor == "q1")
+    assert sum(f.text.startswith("The same initialisations on two GEMM") for f in q1.findings) == 1

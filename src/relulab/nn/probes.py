@@ -85,7 +85,7 @@ def dead_mask_of(activation: nn.Module, z: torch.Tensor, keep: tuple[int, ...]) 
     reduction. NaN (a diverged run), which ReLU's backward pass treats as not positive, and
     every other activation take the definition's own path.
     """
-    zero_grad = _relu_zero_grad(activation)
+    zero_grad = relu_zero_grad(activation)
     dims = _reduced(z, keep)
     if zero_grad is None or not dims or z.numel() == 0:
         return dead_mask(local_derivative(activation, z), keep)
@@ -95,11 +95,38 @@ def dead_mask_of(activation: nn.Module, z: torch.Tensor, keep: tuple[int, ...]) 
     return top <= 0 if zero_grad == 0 else top < 0
 
 
-def _relu_zero_grad(activation: nn.Module) -> float | None:
+def relu_zero_grad(activation: nn.Module) -> float | None:
     """f'(0) of a ReLU module (PyTorch's own or relulab's); None for any other activation."""
     if isinstance(activation, ZeroGradReLU):
         return activation.zero_grad
     return 0.0 if type(activation) is nn.ReLU else None
+
+
+def nonzero_derivative_units(
+    activation: nn.Module, z: torch.Tensor, output: torch.Tensor, keep: tuple[int, ...]
+) -> torch.Tensor:
+    """True for each unit (``keep``: the unit and seed dimensions) whose local derivative f'(z)
+    is non-zero on some element of one training call ``output = activation(z)``.
+
+    The step-level view of death: a unit without a non-zero derivative in any step of an epoch
+    got no gradient through it in that epoch. Made for the training loop, so it reads nothing
+    back from the device. A ReLU's derivative is non-zero exactly where z > 0 (z >= 0 when
+    ``zero_grad != 0``) or z is NaN (its backward passes the gradient through a NaN): one max
+    reduction per call. Any other activation's derivative is the one its own backward pass
+    computes, taken from the call's graph (``output`` must require grad), so RReLU's sampled
+    slopes are the ones the step used and no noise is drawn again. NaN counts as non-zero.
+    """
+    dims = _reduced(z, keep)
+    zero_grad = relu_zero_grad(activation)
+    if zero_grad is not None and dims and z.numel():
+        top = z.detach().amax(dim=dims)
+        live = top > 0 if zero_grad == 0 else top >= 0
+        return live | top.isnan()
+    ones = torch.ones((), dtype=output.dtype, device=output.device).expand_as(output)
+    (derivative,) = torch.autograd.grad(output, z, ones, retain_graph=True)
+    if not dims:
+        return derivative != 0
+    return derivative.abs().amax(dim=dims) != 0
 
 
 def nonzero(x: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ SOURCES = {
     "born_dead_figure": _relative(paths.figure("born_dead", "png")),
     "cost": _relative(paths.table("cost", "html")),
     "bifurcation": _relative(paths.table("bifurcation", "html")),
+    "bifurcation_machine": _relative(paths.table("bifurcation_machine", "html")),
     "zero_grad_effect": _relative(paths.table("zero_grad_effect", "html")),
     "epochs": _relative(paths.table("epochs", "csv")),
     "death_over_time": _relative(paths.figure("death_over_time", "png")),
@@ -85,6 +86,7 @@ class Inputs:
     cost_step: pd.DataFrame | None = None
     bifurcation: pd.DataFrame | None = None
     bifurcation_rates: pd.DataFrame | None = None
+    bifurcation_machine: pd.DataFrame | None = None
     zero_grad_effect: pd.DataFrame | None = None
     best_lr: pd.DataFrame | None = None
     revival_pooled: pd.DataFrame | None = None
@@ -144,6 +146,7 @@ def from_results(results: str | Path, config: dict) -> Inputs:
         "cost_step",
         "bifurcation",
         "bifurcation_rates",
+        "bifurcation_machine",
         "zero_grad_effect",
         "born_dead",
     )

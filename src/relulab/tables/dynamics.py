@@ -8,10 +8,14 @@ hidden units.
 
 Units that die have two causes (SCIENCE.md): *born dead* (dead at epoch 0, an effect of the
 initialisation) and *died in training* (an effect of the learning rate); revival and permanence
-are reported for each. Statistics pooled over grid points count a run once when its f'(0) twin
-is bitwise the same run (``distinct_runs``). Gradient flow is measured on the backward signal at
-the pre-activations (``pre_activation_grad_rms``, RMS of dL/dz over the training set); the
-weight-gradient norms, which also scale with each layer's input size, are a second view.
+are reported for each. Death is counted by two definitions, side by side: at the epoch-end
+snapshots (the ``*_fraction`` columns) and over each epoch's training steps (``step_*``: dead
+when the local derivative was 0 on every example of every step of the epoch; see
+``relulab.train.step_death``). Statistics pooled over grid points count a run once when its
+f'(0) twin is bitwise the same run (``distinct_runs``). Gradient flow is measured on the
+backward signal at the pre-activations (``pre_activation_grad_rms``, RMS of dL/dz over the
+training set); the weight-gradient norms, which also scale with each layer's input size, are a
+second view.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import numpy as np
 import pandas as pd
 
 from relulab.tables.summary import POINT_COLUMNS, mean_ci95
-from relulab.train.rows import CAUSE_FRACTIONS, LAYER_COLUMNS
+from relulab.train.rows import CAUSE_FRACTIONS, LAYER_COLUMNS, STEP_FRACTIONS, STEP_PREFIX
 
 # Layer columns (``relulab.train.rows``) that studies of older relulab versions may lack.
 OPTIONAL_FRACTIONS = (
     *CAUSE_FRACTIONS,
     "dead_at_inference_fraction",
     "inactive_at_inference_fraction",
+    *STEP_FRACTIONS,
 )
 FRACTIONS = tuple(
     c
@@ -168,13 +173,25 @@ def death_table(layers: pd.DataFrame) -> pd.DataFrame:
     return _sorted(pd.DataFrame(rows))
 
 
-def _cause_columns(frame: pd.DataFrame, cause: str) -> tuple[str, str, str] | None:
-    """The (died, revived, permanent) columns of a cause, or None where it was not measured."""
+def _cause_columns(
+    frame: pd.DataFrame, cause: str, prefix: str = ""
+) -> tuple[str, str, str] | None:
+    """The (died, revived, permanent) columns of a cause, or None where it was not measured;
+    ``prefix`` ``STEP_PREFIX`` names those of the step-level definition."""
     if cause == ANY_CAUSE:
-        return "ever_dead_fraction", "revived_fraction", "permanently_dead_fraction"
-    stem = CAUSES[cause]
-    names = (f"{stem}_fraction", f"{stem}_revived_fraction", f"{stem}_permanent_fraction")
+        stems = ("ever_dead", "revived", "permanently_dead")
+    else:
+        stem = CAUSES[cause]
+        stems = (stem, f"{stem}_revived", f"{stem}_permanent")
+    names = tuple(f"{prefix}{name}_fraction" for name in stems)
     return names if all(n in frame.columns for n in names) else None
+
+
+def _step_measured(frame: pd.DataFrame, cause: str) -> tuple[str, str, str] | None:
+    """The step-level columns of a cause where every row has them (runs trained at least an
+    epoch by a relulab that records them), else None."""
+    names = _cause_columns(frame, cause, STEP_PREFIX)
+    return names if names is not None and frame[list(names)].notna().all().all() else None
 
 
 def _last_rows(layers: pd.DataFrame) -> pd.DataFrame:
@@ -200,25 +217,25 @@ def revival_table(layers: pd.DataFrame) -> pd.DataFrame:
     ``revived`` and ``permanent`` are fractions of the layer's units (means over finished
     seeds); ``revived_share`` is total revived units over total units that died of that cause
     across those seeds (NaN when none died), ``runs_with_deaths`` the seeds where some did.
+    These count death at epoch-end snapshots; the ``step_*`` columns beside them count it over
+    each epoch's training steps (born dead: dead over the first epoch), where measured.
     """
     last = _last_rows(layers)
     rows = []
     for (_, layer), group in last.groupby(["point", "layer"], sort=False):
         for cause in _causes(group):
-            died, revived, permanent = _cause_columns(group, cause)
             row = {key: group.iloc[0][key] for key in _point_keys(group)}
             row["layer"] = int(layer)
             row["layer_group"] = layer_group(layer)
             row["cause"] = cause
             row["seeds"] = len(group)
-            row["runs_with_deaths"] = int((group[died] > 0).sum())
-            _add(row, "died", group[died])
-            _add(row, "revived", group[revived])
-            _add(row, "permanent", group[permanent])
-            total = group[died].sum()
-            row["revived_share"] = group[revived].sum() / total if total > 0 else math.nan
+            _add_revival(row, group, _cause_columns(group, cause))
+            step = _step_measured(group, cause)
+            if step is not None:
+                _add_revival(row, group, step, STEP_PREFIX)
             rows.append(row)
     stats = [f"{n}_{s}" for n in ("died", "revived", "permanent") for s in CI]
+    step_stats = [f"{STEP_PREFIX}{name}" for name in ("runs_with_deaths", *stats, "revived_share")]
     columns = [
         *_point_keys(layers),
         "layer",
@@ -228,8 +245,22 @@ def revival_table(layers: pd.DataFrame) -> pd.DataFrame:
         "runs_with_deaths",
         *stats,
         "revived_share",
+        *step_stats,
     ]
     return _sorted(_table(rows, columns), extra=["layer", "cause"])
+
+
+def _add_revival(
+    row: dict, group: pd.DataFrame, columns: tuple[str, str, str], prefix: str = ""
+) -> None:
+    """``revival_table``'s statistics of one definition's (died, revived, permanent) columns."""
+    died, revived, permanent = columns
+    row[f"{prefix}runs_with_deaths"] = int((group[died] > 0).sum())
+    _add(row, f"{prefix}died", group[died])
+    _add(row, f"{prefix}revived", group[revived])
+    _add(row, f"{prefix}permanent", group[permanent])
+    total = group[died].sum()
+    row[f"{prefix}revived_share"] = group[revived].sum() / total if total > 0 else math.nan
 
 
 def revival_by_cause(
@@ -242,6 +273,7 @@ def revival_by_cause(
     the layer group and the share of them alive again at the last epoch; the row gives the
     runs, those with deaths, the mean fraction that died, and the mean share revived over the
     runs with deaths (95 % half-width), with the pooled share (revived units over dead units).
+    The ``step_*`` columns give the same by the step-level definition, where measured.
     """
     last = _last_rows(layers)
     if counted is not None:
@@ -251,19 +283,30 @@ def revival_by_cause(
     by = [c for c in by if c in last.columns]
     rows = []
     for cause in _causes(last):
-        died, revived, _ = _cause_columns(last, cause)
+        columns = _cause_columns(last, cause)
         for keys, group in last.groupby([*by, "layer_group"], sort=True, dropna=False):
-            per_run = group.groupby(["point", "seed"])[[died, revived]].mean()
             row = dict(zip([*by, "layer_group"], keys, strict=True))
             row["cause"] = cause
-            row["runs"] = len(per_run)
-            row["runs_with_deaths"] = int((per_run[died] > 0).sum())
-            _add(row, "died", per_run[died])
-            _add(row, "revived_share", _shares(per_run[died], per_run[revived]))
-            total = per_run[died].sum()
-            row["revived_share_pooled"] = per_run[revived].sum() / total if total else math.nan
+            row["runs"] = group[["point", "seed"]].drop_duplicates().shape[0]
+            _add_pooled_revival(row, group, columns)
+            step = _step_measured(group, cause)
+            if step is not None:
+                _add_pooled_revival(row, group, step, STEP_PREFIX)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _add_pooled_revival(
+    row: dict, group: pd.DataFrame, columns: tuple[str, str, str], prefix: str = ""
+) -> None:
+    """``revival_by_cause``'s statistics of one definition's (died, revived) columns, per run."""
+    died, revived, _ = columns
+    per_run = group.groupby(["point", "seed"])[[died, revived]].mean()
+    row[f"{prefix}runs_with_deaths"] = int((per_run[died] > 0).sum())
+    _add(row, f"{prefix}died", per_run[died])
+    _add(row, f"{prefix}revived_share", _shares(per_run[died], per_run[revived]))
+    total = per_run[died].sum()
+    row[f"{prefix}revived_share_pooled"] = per_run[revived].sum() / total if total else math.nan
 
 
 def _at_epoch(frame: pd.DataFrame, epoch: int | None) -> pd.DataFrame:

@@ -4,10 +4,11 @@
 implements ``SeedModel``: ``StackedMLP`` (the MLPs stacked into batched matrix products) or
 ``relulab.train.conv.SeedModels`` (one convolutional network per seed). After every epoch it
 measures each seed on the whole training set (``relulab.train.measure``) and appends the rows
-(``relulab.train.rows``) of ``History``; ``state``/``load_state`` are what a checkpoint must
-hold to resume. Lightning drives it from ``relulab.train.lightning``, the only module that
-imports Lightning. Nothing inside the minibatch loop waits on the host: counters stay on the
-device and are read once per epoch.
+(``relulab.train.rows``) of ``History``, with the units dead over the epoch's own training
+steps beside those dead at its end (``relulab.train.step_death``); ``state``/``load_state`` are
+what a checkpoint must hold to resume. Lightning drives it from ``relulab.train.lightning``, the
+only module that imports Lightning. Nothing inside the minibatch loop waits on the host:
+counters stay on the device and are read once per epoch.
 
 A seed fixes its initial weights, its data order and its RReLU noise, and none of these depend
 on the activation or on ``zero_grad``, so runs that differ only in ``zero_grad`` are exact twins.
@@ -31,7 +32,11 @@ from relulab.train.environment import cuda_check_without_nvml
 from relulab.train.hashing import parameter_hashes
 from relulab.train.seeding import ORDER_STREAM, generator
 from relulab.train.stacked import StackedMLP
+from relulab.train.step_death import NonzeroDerivatives, recording_nonzero_derivatives
 from relulab.train.zeros import counting_exact_zeros_of
+
+# The unit dynamics a layer row gives by each definition of dead (``probes.DeathHistory``).
+DYNAMICS = ("dead", "ever_dead", "revived", "permanently_dead", *probes.CAUSE_COLUMNS)
 
 
 class SeedModel(Protocol):
@@ -144,6 +149,8 @@ class SeedTraining:
         self.alive = torch.ones(len(settings.seeds), dtype=torch.bool)
         self.history = History()
         self.death = [probes.DeathHistory() for _ in range(model.depth)]
+        # The same by the step-level definition, from the first epoch of training on.
+        self.step_death = [probes.DeathHistory() for _ in range(model.depth)]
         self.scaler: optim.MemberLossScaler | None = None
         if settings.autocast is not None:
             if not isinstance(model, StackedMLP):
@@ -198,6 +205,7 @@ class SeedTraining:
             "order": [g.get_state() for g in self.order],
             "noise": [g.get_state() for g in self.model.noise_generators()],
             "death": [d.state_dict() for d in self.death],
+            "step_death": [d.state_dict() for d in self.step_death],
             "loss_scale": self.scaler.state_dict() if self.scaler is not None else None,
         }
 
@@ -216,6 +224,8 @@ class SeedTraining:
             g.set_state(saved)
         for d, saved in zip(self.death, state["death"], strict=True):
             d.load_state_dict(saved)
+        for d, saved in zip(self.step_death, state["step_death"], strict=True):
+            d.load_state_dict(saved)
         if self.scaler is not None:
             self.scaler.load_state_dict(state["loss_scale"])
 
@@ -228,10 +238,15 @@ class SeedTraining:
         live_zeros = torch.zeros(seeds, dtype=torch.int64, device=device)
         grad_norms = torch.zeros(model.depth, seeds, dtype=torch.float64, device=device)
         orders = torch.stack([torch.randperm(n, generator=g) for g in self.order]).to(device)
+        nonzero_derivatives = NonzeroDerivatives(seeds, model.depth)
         steps = 0
 
         model.train()
-        with counting_exact_zeros_of(model, exact_zeros, live_zeros), cuda_check_without_nvml():
+        with (
+            counting_exact_zeros_of(model, exact_zeros, live_zeros),
+            recording_nonzero_derivatives(model, nonzero_derivatives),
+            cuda_check_without_nvml(),
+        ):
             for start in range(0, n, batch_size):
                 index = orders[:, start : start + batch_size]
                 optim.zero_grad(optimizer)
@@ -247,6 +262,7 @@ class SeedTraining:
             "live_zeros": live_zeros,
             "grad_norm": grad_norms / max(steps, 1),
             "steps": steps,
+            "dead_over_steps": nonzero_derivatives.dead(),
         }
 
     def scaled_backward(self, model, data, index, optimizer, grad_norms) -> None:
@@ -268,6 +284,7 @@ class SeedTraining:
         c = {k: v.cpu() if torch.is_tensor(v) else v for k, v in (counters or {}).items()}
         alive = alive.cpu()
         dynamics = [self.death[i].update(m["dead"][i]) for i in range(self.model.depth)]
+        step_dynamics = self.update_step_death(c.get("dead_over_steps"))
         steps_per_epoch = math.ceil(self.data.x_train.shape[0] / self.settings.batch_size)
         hashes = parameter_hashes(self.model)
         points = self.settings.points
@@ -327,8 +344,27 @@ class SeedTraining:
                             m["inactive_at_inference"][layer][s].double().mean()
                         ),
                         pre_activation_grad_rms=float(m["pre_activation_grad_rms"][layer][s]),
+                        **step_columns(step_dynamics[layer] if step_dynamics else None, s),
                     )
                 )
+
+    def update_step_death(self, dead_over_steps: list[torch.Tensor] | None) -> list[dict] | None:
+        """Each layer's step-level dynamics after an epoch of training; None before any step."""
+        if dead_over_steps is None:
+            return None
+        return [
+            death.update(d.cpu()) for death, d in zip(self.step_death, dead_over_steps, strict=True)
+        ]
+
+
+def step_columns(dynamics: dict | None, seed: int) -> dict[str, float]:
+    """A layer row's ``step_*`` fractions of seed ``seed``: NaN without steps (epoch 0)."""
+    return {
+        f"{rows.STEP_PREFIX}{name}_fraction": (
+            float(dynamics[name][seed].double().mean()) if dynamics is not None else math.nan
+        )
+        for name in DYNAMICS
+    }
 
 
 def seed_status(history: History, seeds: list[int], members: list[int] | None = None) -> dict:

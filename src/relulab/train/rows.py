@@ -10,6 +10,7 @@ pandas at import time, so that whatever only needs the names stays light.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -65,6 +66,20 @@ class LayerRow:
     dead_at_inference_fraction: float
     inactive_at_inference_fraction: float
     pre_activation_grad_rms: float
+    # The same dynamics by the step-level definition (``relulab.train.step_death``): a unit is
+    # dead over an epoch when its local derivative was 0 on every example of every training
+    # step of that epoch. Revived: dead over an earlier epoch and not over this one; born dead:
+    # dead over the first epoch. NaN at epoch 0 (no step yet).
+    step_dead_fraction: float = math.nan
+    step_ever_dead_fraction: float = math.nan
+    step_revived_fraction: float = math.nan
+    step_permanently_dead_fraction: float = math.nan
+    step_born_dead_fraction: float = math.nan
+    step_born_dead_revived_fraction: float = math.nan
+    step_born_dead_permanent_fraction: float = math.nan
+    step_died_in_training_fraction: float = math.nan
+    step_died_in_training_revived_fraction: float = math.nan
+    step_died_in_training_permanent_fraction: float = math.nan
 
 
 def _names(row_type) -> tuple[str, ...]:
@@ -86,6 +101,9 @@ TEXT_COLUMNS = {"status": str, "params_sha256": str, POINT: str}
 # Per hidden layer: the fraction of its units dead for each cause of death, the columns of
 # ``relulab.nn.probes.CAUSE_COLUMNS`` (``tests/test_rows.py`` holds them equal).
 CAUSE_FRACTIONS = tuple(c for c in LAYER_COLUMNS if c.startswith(("born_dead", "died_in_")))
+# The step-level columns: ``STEP_PREFIX`` + a snapshot column's name.
+STEP_PREFIX = "step_"
+STEP_FRACTIONS = tuple(c for c in LAYER_COLUMNS if c.startswith(STEP_PREFIX))
 
 
 def epoch_row(point: str | None = None, **values) -> dict:

@@ -34,6 +34,7 @@ __all__ = [
 class Evidence:
     training: TrainingEvidence
     bifurcation: tuple[questions.BifurcationCell, ...] | NotMeasured
+    gemm_paths: tuple[questions.GemmPathCount, ...] | NotMeasured
     twins: tuple[questions.TwinPoint, ...] | NotMeasured
     gradient: tuple[questions.GradientRatio, ...] | NotMeasured
     cost: questions.CostEvidence | NotMeasured
@@ -48,6 +49,7 @@ def gather(inputs: Inputs) -> Evidence:
     return Evidence(
         training=training_evidence(inputs.epochs, inputs.config),
         bifurcation=questions.bifurcation(inputs.bifurcation),
+        gemm_paths=questions.gemm_paths(inputs.bifurcation_machine),
         twins=questions.twins(inputs.zero_grad_effect),
         gradient=questions.gradient(inputs.gradient, inputs.depth_ids),
         cost=questions.cost(inputs.cost_step, inputs.cost),

@@ -17,6 +17,7 @@ from relulab.report.evidence.runs import Interval
 from relulab.report.outcome import NotMeasured
 from relulab.report.statistics import wilson_interval
 from relulab.tables import dynamics
+from relulab.train.rows import STEP_PREFIX
 
 MACHINE_COLUMNS = ("cpu_model", "cpu_capability", "torch_version", "blas", "threads", "env")
 
@@ -91,6 +92,62 @@ def bifurcation(table: pd.DataFrame | None) -> tuple[BifurcationCell, ...] | Not
         )
         for _, r in table.iterrows()
     )
+
+
+# -- Q1: the bifurcation on two GEMM paths --------------------------------------------------
+@dataclass(frozen=True)
+class GemmPathCount:
+    """One precision's bifurcation on the default GEMM path and on ``other_path``, on the same
+    ``inits`` initialisations (summed over the ``architectures`` measured on both): how many
+    differ bitwise between f'(0)=0 and f'(0)=1 on each path, and how many on both."""
+
+    precision: str
+    other_path: str
+    architectures: str
+    inits: int
+    default_differ: int
+    other_differ: int
+    shared: int
+    machine: str
+
+    @property
+    def same_initialisations(self) -> bool:
+        """Whether exactly the same initialisations differ on both paths."""
+        return self.default_differ == self.other_differ == self.shared
+
+
+GEMM_PATH_COLUMNS = ("gemm_path", "precision", "width", "depth", "inits", "differ")
+
+
+def gemm_paths(table: pd.DataFrame | None) -> tuple[GemmPathCount, ...] | NotMeasured:
+    """Per precision and other GEMM path, from ``bifurcation_machine.csv`` (default-path rows
+    restricted to the cells and initialisations measured on the other path)."""
+    missing = _missing(table, GEMM_PATH_COLUMNS, "the bifurcation on a second GEMM path")
+    if missing is not None:
+        return missing
+    from relulab.experiments.gemm_paths import DEFAULT
+
+    default = table[table["gemm_path"] == DEFAULT]
+    other = table[table["gemm_path"] != DEFAULT]
+    if other.empty or "differ_on_both" not in table:
+        return NotMeasured("the bifurcation was measured on the default GEMM path only")
+    found = []
+    for (path, precision), rows in other.groupby(["gemm_path", "precision"], sort=False):
+        cells = rows[["width", "depth"]].drop_duplicates()
+        base = default[default["precision"] == precision].merge(cells, on=["width", "depth"])
+        found.append(
+            GemmPathCount(
+                precision=str(precision),
+                other_path=str(path),
+                architectures=", ".join(f"{int(d)}x{int(w)}" for w, d in cells.itertuples(False)),
+                inits=int(base["inits"].sum()),
+                default_differ=int(base["differ"].sum()),
+                other_differ=int(rows["differ"].sum()),
+                shared=int(base["differ_on_both"].sum()),
+                machine=machine_text(base.iloc[0]) if len(base) else "not recorded",
+            )
+        )
+    return tuple(found)
 
 
 # -- Q1: training twins ---------------------------------------------------------------------
@@ -312,7 +369,12 @@ def born_dead(table: pd.DataFrame | None) -> tuple[BornDeadDepths, ...] | NotMea
 @dataclass(frozen=True)
 class RevivalCount:
     """Units of one optimizer's ReLU runs that died of ``cause`` in ``layer_group`` and those of
-    them alive again at the last epoch, pooled over units (Wilson interval of the share)."""
+    them alive again at the last epoch, pooled over units (Wilson interval of the share).
+
+    ``died``/``revived`` count death at epoch-end snapshots; ``step_died``/``step_revived`` by
+    the step-level definition (dead over a whole epoch's training steps; born dead: over the
+    first epoch), or None where the runs did not record it.
+    """
 
     optimizer: str
     cause: str
@@ -320,11 +382,23 @@ class RevivalCount:
     runs: int
     died: int
     revived: int
+    step_died: int | None = None
+    step_revived: int | None = None
 
     @property
     def share(self) -> Interval:
-        low, high = wilson_interval(self.revived, self.died)
-        return Interval(self.revived / self.died if self.died else math.nan, low, high, self.died)
+        return _share(self.revived, self.died)
+
+    @property
+    def step_share(self) -> Interval | None:
+        if self.step_died is None or self.step_revived is None:
+            return None
+        return _share(self.step_revived, self.step_died)
+
+
+def _share(revived: int, died: int) -> Interval:
+    low, high = wilson_interval(revived, died)
+    return Interval(revived / died if died else math.nan, low, high, died)
 
 
 # Activations whose units can be dead (local derivative 0 on every example): ReLU. Leaky ReLU,
@@ -356,12 +430,31 @@ def revival(layers: pd.DataFrame | None, epochs: pd.DataFrame, width: int, confi
         died_column, revived_column = f"{stem}_fraction", f"{stem}_revived_fraction"
         if died_column not in last or revived_column not in last:
             continue
+        step_columns = [f"{STEP_PREFIX}{died_column}", f"{STEP_PREFIX}{revived_column}"]
         for (optimizer, group), rows in last.groupby(["optimizer", "layer_group"], sort=True):
-            died = int((rows[died_column] * width).round().sum())
-            revived = int((rows[revived_column] * width).round().sum())
+            died, revived = (_units(rows[c], width) for c in (died_column, revived_column))
+            step_died, step_revived = (
+                (_units(rows[c], width) for c in step_columns)
+                if _recorded(rows, step_columns)
+                else (None, None)
+            )
             runs = rows[["point", "seed"]].drop_duplicates().shape[0]
-            found.append(RevivalCount(str(optimizer), cause, str(group), runs, died, revived))
+            found.append(
+                RevivalCount(
+                    str(optimizer), cause, str(group), runs, died, revived, step_died, step_revived
+                )
+            )
     return tuple(found) if found else NotMeasured("no cause of death was recorded per layer")
+
+
+def _recorded(rows: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether every row has a value in every one of ``columns``."""
+    return all(c in rows for c in columns) and bool(rows[columns].notna().all().all())
+
+
+def _units(fractions: pd.Series, width: int) -> int:
+    """Units counted by per-layer fractions of layers ``width`` units wide."""
+    return int((fractions * width).round().sum())
 
 
 # -- Q3: sparsity -----------------------------------------------------------------------------

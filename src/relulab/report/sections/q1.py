@@ -12,6 +12,7 @@ from relulab.experiments import bifurcation as bifurcation_experiment
 from relulab.report import labels
 from relulab.report.evidence import questions
 from relulab.report.inputs import Inputs, Section
+from relulab.report.outcome import NotMeasured
 from relulab.report.sections.common import kinked
 from relulab.report.text import listing, millions, num, pct
 
@@ -30,6 +31,7 @@ def section(inputs: Inputs) -> Section:
     if len(table):
         bifurcation_findings(found, table)
         rate_findings(found, inputs.bifurcation_rates)
+        gemm_path_findings(found, questions.gemm_paths(inputs.bifurcation_machine))
     else:
         found.add("The bifurcation study was not run (``bifurcation.enabled`` is false).")
     if len(twins):
@@ -148,6 +150,51 @@ def rate_findings(found: Section, rates: pd.DataFrame | None) -> None:
             "only under that constant-rate assumption.",
             "bifurcation",
         )
+
+
+def gemm_path_findings(
+    found: Section, counts: tuple[questions.GemmPathCount, ...] | NotMeasured
+) -> None:
+    """The same initialisations on two GEMM paths, per precision: how many bifurcate on each,
+    how many on both, and what that says about bitwise results."""
+    if isinstance(counts, NotMeasured):
+        found.add(
+            f"Machine dependence of the bifurcation not measured: {counts.reason}.", "bifurcation"
+        )
+        return
+    for path in dict.fromkeys(c.other_path for c in counts):
+        mine = [c for c in counts if c.other_path == path]
+        label = gemm_path_label(path)
+        parts = [
+            f"{c.precision} ({c.inits} initialisations, {c.architectures}): {c.default_differ} "
+            f"differ bitwise on the default path, {c.other_differ} on {label}, {c.shared} on both"
+            for c in mine
+        ]
+        found.add(
+            f"The same initialisations on two GEMM paths of one machine ({mine[0].machine}): "
+            f"{'; '.join(parts)}. {gemm_path_meaning(mine)}",
+            "bifurcation_machine",
+            items=[c.precision for c in mine],
+        )
+
+
+def gemm_path_meaning(counts: list[questions.GemmPathCount]) -> str:
+    """What the counts on two GEMM paths say about bitwise results."""
+    if all(c.default_differ == c.other_differ == 0 for c in counts):
+        return (
+            "No initialisation bifurcated on either path, so these runs cannot tell whether "
+            "the GEMM path matters."
+        )
+    if all(c.same_initialisations for c in counts):
+        return (
+            "The same initialisations bifurcated on both paths here; that two kernel paths "
+            "agree bit for bit holds for this machine, not in general."
+        )
+    return (
+        "Which initialisations bifurcate depends on the GEMM path: a bitwise result (an exact "
+        "zero, a gradient that differs, an f'(0) twin) belongs to the kernel path that "
+        "computed it, not to the network alone."
+    )
 
 
 def gemm_path_label(path: str) -> str:

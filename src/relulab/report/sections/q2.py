@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from relulab.report import labels
-from relulab.report.claims.irreversible import DEFINITION
+from relulab.report.claims.irreversible import DEFINITION, SNAPSHOT_ONLY
 from relulab.report.evidence import questions
 from relulab.report.inputs import Inputs, Section, with_axes
 from relulab.report.outcome import NotMeasured
@@ -215,7 +215,7 @@ def revival_findings(found: Section, inputs: Inputs) -> None:
     if isinstance(counts, NotMeasured):
         found.add(f"Revival not measured: {counts.reason}.", *sources)
         return
-    with_deaths = [c for c in counts if c.died]
+    with_deaths = [c for c in counts if c.died or c.step_died]
     if not with_deaths:
         found.add("No ReLU unit died, so none could come back.", *sources)
         return
@@ -226,16 +226,36 @@ def revival_findings(found: Section, inputs: Inputs) -> None:
         over = labels.spans(pooled, [a for a in labels.AXES if a != "optimizer"])
         items = [f"{c.cause}, {c.layer_group}" for c in mine]
         parts = [
-            f"{item}: {c.revived} of {c.died} units alive again at the last epoch, "
-            f"{pct(c.share.mean)} {pct_interval(c.share.low, c.share.high)} ({c.runs} runs)"
+            f"{item}: {revival_counts(c)} ({c.runs} runs)"
             for item, c in zip(items, mine, strict=True)
         ]
+        by_steps = all(c.step_share is not None for c in mine)
         found.add(
             capitalised(
                 f"revival of ReLU units with {labels.axis_text('optimizer', optimizer)}, pooled "
                 f"over units of every run ({over or 'one grid point'}; bitwise f'(0) twins once; "
-                f"Wilson 95 %; {DEFINITION}): " + "; ".join(parts) + "."
+                f"Wilson 95 %; {DEFINITION if by_steps else SNAPSHOT_ONLY}): "
+                + "; ".join(parts)
+                + "."
             ),
             *sources,
             items=items,
         )
+
+
+def revival_counts(c: questions.RevivalCount) -> str:
+    """A group's revived units by the step-level definition (where recorded) and at snapshots."""
+    snapshot = (
+        f"{c.revived} of {c.died} units alive again at the last epoch, "
+        f"{pct(c.share.mean)} {pct_interval(c.share.low, c.share.high)}"
+    )
+    steps = c.step_share
+    if steps is None:
+        return snapshot
+    if not c.step_died:
+        return f"no unit dead over a whole epoch's steps; at epoch-end snapshots {snapshot}"
+    return (
+        f"{c.step_revived} of {c.step_died} units dead over a whole epoch's steps alive in a "
+        f"later epoch's, {pct(steps.mean)} {pct_interval(steps.low, steps.high)}; at epoch-end "
+        f"snapshots {snapshot}"
+    )
