@@ -304,7 +304,7 @@ def test_revival_is_pooled_over_relu_units_only():
         (point("relu", 0.01), {"dead": 0.5, "revived": 0.5}),
         (point("leaky_relu", 0.01), {"dead": 0.5, "revived": 0.5}),
     )
-    counts = questions.revival(inputs.layers, inputs.epochs, 8, inputs.config)
+    counts = questions.revival(inputs.layers, inputs.epochs, inputs.study)
     died = {c.layer_group: c.died for c in counts if c.cause == "died in training"}
     # 3 seeds x 4 units (half of a width-8 layer) per layer group: ReLU's only.
     assert died == {"deeper hidden layers": 12, "first hidden layer": 12}

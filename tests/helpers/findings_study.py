@@ -6,6 +6,8 @@ import math
 import pandas as pd
 
 from relulab.report import findings
+from relulab.study import config as cfg
+from relulab.study import settings
 from relulab.tables import convergence, dynamics
 from relulab.tables import summary as analysis
 
@@ -136,12 +138,20 @@ def inputs_of(
         epochs=epochs,
         main_ids={i for i in ids if main(i)},
         depth_ids={i for i in ids if deep(i)},
-        config={
-            "study": "claims",
-            "dataset": "mnist1d",
-            "model": {"width": 8, "init": "default"},
-            "training": {"optimizer": config_optimizer, "epochs": EPOCHS, "batch_size": 16},
-        },
+        study=settings.from_config(
+            cfg.validate(
+                {
+                    "study": "claims",
+                    "dataset": "mnist1d",
+                    "model": {"width": 8, "init": "default"},
+                    "training": {
+                        "optimizer": config_optimizer,
+                        "epochs": EPOCHS,
+                        "batch_size": 16,
+                    },
+                }
+            )
+        ),
         best_lr=convergence.best_lr_table(conv_runs),
         revival_pooled=dynamics.revival_by_cause(layers, counted, by=dynamics.SETTING_COLUMNS),
         layers=layers,

@@ -1,5 +1,5 @@
 from relulab.report import findings
-from relulab.study import logs
+from relulab.study import logs, settings
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 given = snakemake.input  # noqa: F821
@@ -14,7 +14,7 @@ inputs = findings.Inputs(
     layers=findings.read_table(given.layers),
     main_ids=set(params.main_ids),
     depth_ids=set(params.depth_ids),
-    config=snakemake.config,  # noqa: F821
+    study=settings.from_config(snakemake.config),  # noqa: F821
     cost=findings.read_optional(given.cost),
     best_lr=findings.read_table(given.best_lr),
     revival_pooled=findings.read_table(given.revival_pooled),

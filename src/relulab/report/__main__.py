@@ -11,6 +11,7 @@ import yaml
 from relulab.report import findings
 from relulab.report.inputs import from_results
 from relulab.study import config as study_config
+from relulab.study import settings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,9 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("config", type=Path, help="the config file the study ran with")
     parser.add_argument("out", type=Path, nargs="?", help="where to write (default: results)")
     args = parser.parse_args(argv)
-    config = study_config.validate(yaml.safe_load(args.config.read_text()))
+    study = settings.from_config(study_config.validate(yaml.safe_load(args.config.read_text())))
     out = args.out or args.results
-    findings.write(from_results(args.results, config), out / "findings.md", out / "findings.html")
+    findings.write(from_results(args.results, study), out / "findings.md", out / "findings.html")
     print(f"wrote {out / 'findings.md'} and {out / 'findings.html'}")
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from relulab.study import paths
+from relulab.study.settings import Study
 
 
 def _relative(path: Path) -> str:
@@ -81,7 +82,7 @@ class Inputs:
     epochs: pd.DataFrame
     main_ids: set[str]
     depth_ids: set[str]
-    config: dict
+    study: Study  # the study's settings
     cost: pd.DataFrame | None = None
     cost_step: pd.DataFrame | None = None
     bifurcation: pd.DataFrame | None = None
@@ -118,25 +119,26 @@ def breadth(frame: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
     return frame[~frame["point"].isin(inputs.depth_ids - inputs.main_ids)]
 
 
-def with_axes(frame: pd.DataFrame, config: dict) -> pd.DataFrame:
-    """``frame`` with every grid axis as a column, from the config where a table has none."""
+def with_axes(frame: pd.DataFrame, study: Study) -> pd.DataFrame:
+    """``frame`` with every grid axis as a column, from the study's main grid where a table has
+    none (the axis's one value there; None where the main grid varies it)."""
     defaults = {
-        "optimizer": config.get("training", {}).get("optimizer", "sgd"),
-        "precision": config.get("training", {}).get("precision", "float32"),
-        "init": config.get("model", {}).get("init", "default"),
-        "batch_norm": config.get("model", {}).get("batch_norm", False),
-        "depth": config.get("model", {}).get("depth"),
+        "optimizer": _one(study.main.optimizers),
+        "precision": _one(study.main.precisions),
+        "init": _one(study.main.inits),
+        "batch_norm": _one(study.main.batch_norms),
+        "depth": _one(study.main.depths),
     }
-    missing = {
-        k: (v if not isinstance(v, list) else v[0])
-        for k, v in defaults.items()
-        if k not in frame.columns and v is not None and not (isinstance(v, list) and len(v) != 1)
-    }
+    missing = {k: v for k, v in defaults.items() if k not in frame.columns and v is not None}
     return frame.assign(**missing) if missing and len(frame.columns) else frame
 
 
-def from_results(results: str | Path, config: dict) -> Inputs:
-    """The inputs of a finished study's ``results/`` folder (its validated ``config``), as the
+def _one(values: tuple):
+    return values[0] if len(values) == 1 else None
+
+
+def from_results(results: str | Path, study: Study) -> Inputs:
+    """The inputs of a finished study's ``results/`` folder (its settings), as the
     workflow gives them: to rebuild the findings of a study without rerunning anything."""
     from relulab.study import grid
 
@@ -160,8 +162,8 @@ def from_results(results: str | Path, config: dict) -> Inputs:
         layers=read_table(tables / "layers.csv"),
         best_lr=read_table(tables / "convergence_best_lr.csv"),
         revival_pooled=read_table(tables / "revival_pooled.csv"),
-        main_ids={p.id for p in grid.main_grid(config)},
-        depth_ids={p.id for p in grid.depth_study_points(config)},
-        config=config,
+        main_ids={p.id for p in grid.main_grid(study)},
+        depth_ids={p.id for p in grid.depth_study_points(study)},
+        study=study,
         **{name: read_optional(tables / f"{name}.csv") for name in optional},
     )

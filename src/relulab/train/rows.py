@@ -92,17 +92,24 @@ LAYER_COLUMNS = _names(LayerRow)
 EPOCH_KEYS = ("seed", "epoch", "step")
 LAYER_KEYS = ("seed", "epoch", "layer")
 EPOCH_LABELS = ("status", "params_sha256")
+# The step-level columns: ``STEP_PREFIX`` + a snapshot column's name.
+STEP_PREFIX = "step_"
+# Of them, MLflow charts the two a reader follows during training (each metric value costs a
+# store write; the causes are in layers.csv and the study's tables).
+STEP_CHARTED = ("step_dead_fraction", "step_revived_fraction")
 # The numbers MLflow charts, in column order.
 EPOCH_METRICS = tuple(c for c in EPOCH_COLUMNS if c not in (*EPOCH_KEYS, *EPOCH_LABELS))
-LAYER_METRICS = tuple(c for c in LAYER_COLUMNS if c not in LAYER_KEYS)
+LAYER_METRICS = tuple(
+    c
+    for c in LAYER_COLUMNS
+    if c not in LAYER_KEYS and (not c.startswith(STEP_PREFIX) or c in STEP_CHARTED)
+)
 # Read as text whatever they look like (a hash may be all digits).
 TEXT_COLUMNS = {"status": str, "params_sha256": str, POINT: str}
 
 # Per hidden layer: the fraction of its units dead for each cause of death, the columns of
 # ``relulab.nn.probes.CAUSE_COLUMNS`` (``tests/test_rows.py`` holds them equal).
 CAUSE_FRACTIONS = tuple(c for c in LAYER_COLUMNS if c.startswith(("born_dead", "died_in_")))
-# The step-level columns: ``STEP_PREFIX`` + a snapshot column's name.
-STEP_PREFIX = "step_"
 STEP_FRACTIONS = tuple(c for c in LAYER_COLUMNS if c.startswith(STEP_PREFIX))
 
 

@@ -45,15 +45,14 @@ class Evidence:
 
 def gather(inputs: Inputs) -> Evidence:
     """Every claim's evidence from the study's tables."""
-    width = int(inputs.config.get("model", {}).get("width", 0) or 0)
     return Evidence(
-        training=training_evidence(inputs.epochs, inputs.config),
+        training=training_evidence(inputs.epochs, inputs.study),
         bifurcation=questions.bifurcation(inputs.bifurcation),
         gemm_paths=questions.gemm_paths(inputs.bifurcation_machine),
         twins=questions.twins(inputs.zero_grad_effect),
         gradient=questions.gradient(inputs.gradient, inputs.depth_ids),
         cost=questions.cost(inputs.cost_step, inputs.cost),
         born_dead=questions.born_dead(inputs.born_dead),
-        revival=questions.revival(inputs.layers, inputs.epochs, width, inputs.config),
+        revival=questions.revival(inputs.layers, inputs.epochs, inputs.study),
         sparsity=questions.sparsity(inputs.death),
     )

@@ -16,6 +16,7 @@ from relulab.report import labels
 from relulab.report.evidence.runs import Interval
 from relulab.report.outcome import NotMeasured
 from relulab.report.statistics import wilson_interval
+from relulab.study.settings import Study
 from relulab.tables import dynamics
 from relulab.train.rows import STEP_PREFIX
 
@@ -407,14 +408,15 @@ def _share(revived: int, died: int) -> Interval:
 CAN_DIE = ("relu",)
 
 
-def revival(layers: pd.DataFrame | None, epochs: pd.DataFrame, width: int, config: dict):
+def revival(layers: pd.DataFrame | None, epochs: pd.DataFrame, study: Study):
     """Pooled counts per optimizer, cause and layer group, from each counted run's last epoch
     (bitwise f'(0) twins counted once), ReLU only."""
     if layers is None:
         return NotMeasured("the per-layer rows (layers.csv) were not given to the findings")
     from relulab.report.inputs import with_axes
 
-    layers = with_axes(layers, config)
+    width = study.model.width
+    layers = with_axes(layers, study)
     relu = layers[layers["activation"].isin(CAN_DIE)]
     if relu.empty:
         return NotMeasured("no activation that can die (ReLU) was trained")

@@ -25,6 +25,7 @@ from relulab.report import labels
 from relulab.report.inputs import with_axes
 from relulab.report.statistics import one_sided_t, seed_interval
 from relulab.study import grid
+from relulab.study.settings import Study
 
 CLASSES = 10
 CHANCE = 1 / CLASSES
@@ -172,12 +173,12 @@ def _axis_value(value):
     return None if _is_nan(value) else value
 
 
-def training_evidence(epochs: pd.DataFrame, config: dict) -> TrainingEvidence:
+def training_evidence(epochs: pd.DataFrame, study: Study) -> TrainingEvidence:
     """Per grid point, each seed's last epoch from the study's per-seed rows (``epochs.csv``),
     divergence judged by this module's rule."""
     if epochs.empty:
         return TrainingEvidence(())
-    epochs = with_axes(epochs, config)
+    epochs = with_axes(epochs, study)
     axes = [a for a in grid.AXES if a in epochs.columns]
     last = epochs.sort_values(["point", "seed", "epoch"]).groupby(["point", "seed"]).tail(1)
     points = []

@@ -136,7 +136,7 @@ def _other_kinked_cost(section: Section, table: pd.DataFrame, device: str) -> No
 
 
 def sparsity_findings(section: Section, inputs: Inputs) -> None:
-    death = with_axes(main_points(inputs.death, inputs), inputs.config)
+    death = with_axes(main_points(inputs.death, inputs), inputs.study)
     death = death.dropna(subset=["final_sparsity_mean"])
     for context, rows in labels.groups(death, ("activation", "zero_grad", "lr")):
         rows = (

@@ -28,7 +28,7 @@ def gradient_measure(gradient: pd.DataFrame) -> tuple[str, str]:
 def first_layers(inputs: Inputs) -> tuple[pd.DataFrame, str, str]:
     """Layer 1's first-to-last ratio at the depth study's points (ReLU at f'(0)=0 only: its
     other f'(0) values are Q1's question)."""
-    gradient = with_axes(inputs.gradient, inputs.config)
+    gradient = with_axes(inputs.gradient, inputs.study)
     chosen = gradient[gradient["point"].isin(inputs.depth_ids)] if inputs.depth_ids else gradient
     if chosen.empty:
         chosen = gradient
@@ -125,13 +125,13 @@ def depth_trend(found: Section, context: str, rows: pd.DataFrame, lr: float, col
 
 
 def convergence_findings(found: Section, inputs: Inputs) -> None:
-    conv = with_axes(inputs.convergence, inputs.config)
+    conv = with_axes(inputs.convergence, inputs.study)
     if conv.empty:
         return
     target = float(conv["target"].iloc[0])
     best_lr = inputs.best_lr
     if best_lr is not None and len(best_lr):
-        held_out_findings(found, with_axes(breadth(best_lr, inputs), inputs.config), target)
+        held_out_findings(found, with_axes(breadth(best_lr, inputs), inputs.study), target)
     found.tables.append(("Convergence at every learning rate", every_lr_table(conv, inputs)))
     deep = conv[conv["point"].isin(inputs.depth_ids)]
     if deep["depth"].nunique() > 1:

@@ -15,6 +15,7 @@ from relulab.report.inputs import Inputs, Section
 from relulab.report.outcome import NotMeasured
 from relulab.report.sections.common import kinked
 from relulab.report.text import listing, millions, num, pct
+from relulab.study.settings import Study
 
 TITLE = "Q1. Does the value autograd uses for ReLU'(0) matter?"
 ANCHOR = "q1"
@@ -35,7 +36,7 @@ def section(inputs: Inputs) -> Section:
     else:
         found.add("The bifurcation study was not run (``bifurcation.enabled`` is false).")
     if len(twins):
-        twin_findings(found, twins, inputs.config)
+        twin_findings(found, twins, inputs.study)
     else:
         exact_zero_findings(found, inputs.epochs)
     return found
@@ -213,14 +214,13 @@ def _axes_of(table: pd.DataFrame) -> list[str]:
     return [a for a in labels.AXES if a in table.columns]
 
 
-def twin_findings(found: Section, table: pd.DataFrame, config: dict | None = None) -> None:
+def twin_findings(found: Section, table: pd.DataFrame, study: Study | None = None) -> None:
     """Training: runs that differ only in f'(0), whether they parted, each parted point's own
     differences beside its label, and the 1-ulp controls at the same points as a distribution."""
-    config = config or {}
-    training = config.get("training", {})
     where_trained = (
-        f"{config.get('dataset', 'the data set')}, {training.get('epochs', '?')} epochs, "
-        f"device {training.get('device', 'cpu')}"
+        f"{study.data.name}, {study.training.epochs} epochs, device {study.training.device}"
+        if study is not None
+        else "the data set, ? epochs, device cpu"
     )
     evidence = questions.twins(table)
     for context, rows in labels.groups(table, listed=("activation", "zero_grad", "lr")):

@@ -12,6 +12,7 @@ from relulab.report.outcome import NotMeasured
 from relulab.report.sections.common import having, top
 from relulab.report.statistics import seed_interval
 from relulab.report.text import capitalised, hidden, listing, pct, pct_ci, pct_interval, points
+from relulab.study.settings import Study
 
 TITLE = "Q2. How many neurons die, when, and do they come back?"
 ANCHOR = "q2"
@@ -21,7 +22,7 @@ LISTED = ("activation", "zero_grad", "lr", "depth")
 
 def section(inputs: Inputs) -> Section:
     found = Section(TITLE, ANCHOR)
-    death = with_axes(inputs.death, inputs.config)
+    death = with_axes(inputs.death, inputs.study)
     if death.empty:
         found.add("The study has no per-layer measurements.")
         return found
@@ -60,7 +61,7 @@ def section(inputs: Inputs) -> Section:
         found.add(
             f"Where units died, the dead fraction peaked at epoch "
             f"{dying['peak_epoch_median'].median():.2g} (median over those "
-            f"{points(len(dying))}, of {inputs.config['training']['epochs']} epochs), and "
+            f"{points(len(dying))}, of {inputs.study.training.epochs} epochs), and "
             f"at the last epoch {pct(kept, 0)} of the peak was still dead (median).",
             "death",
             "death_over_time",
@@ -120,10 +121,10 @@ def per_activation_death(death: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).fillna("all runs diverged")
 
 
-def born_dead_per_point(epochs: pd.DataFrame, config: dict) -> pd.DataFrame:
+def born_dead_per_point(epochs: pd.DataFrame, study: Study) -> pd.DataFrame:
     """Dead at initialisation (epoch 0) per point, over every seed, including those that later
     diverged: the init decides it, not what training did afterwards."""
-    start = with_axes(epochs[epochs["epoch"] == 0], config)
+    start = with_axes(epochs[epochs["epoch"] == 0], study)
     axes = [a for a in labels.AXES if a in start.columns]
     rows = []
     for point, runs in start.groupby("point", sort=True):
@@ -143,7 +144,7 @@ def born_dead_per_point(epochs: pd.DataFrame, config: dict) -> pd.DataFrame:
 
 def born_findings(found: Section, inputs: Inputs) -> None:
     """Units dead before any training, per setting (they depend on the init)."""
-    born = born_dead_per_point(inputs.epochs, inputs.config) if len(inputs.epochs) else None
+    born = born_dead_per_point(inputs.epochs, inputs.study) if len(inputs.epochs) else None
     if born is not None and len(born):
         for context, rows in labels.groups(born, LISTED):
             worst = top(rows, "born")
@@ -209,8 +210,7 @@ def inference_findings(found: Section, death: pd.DataFrame) -> None:
 
 def revival_findings(found: Section, inputs: Inputs) -> None:
     """Revival pooled over units, by cause and layer group, ReLU only."""
-    width = int(inputs.config.get("model", {}).get("width", 0) or 0)
-    counts = questions.revival(inputs.layers, inputs.epochs, width, inputs.config)
+    counts = questions.revival(inputs.layers, inputs.epochs, inputs.study)
     sources = ("revival_pooled", "revival", "death_by_layer")
     if isinstance(counts, NotMeasured):
         found.add(f"Revival not measured: {counts.reason}.", *sources)
@@ -219,7 +219,7 @@ def revival_findings(found: Section, inputs: Inputs) -> None:
     if not with_deaths:
         found.add("No ReLU unit died, so none could come back.", *sources)
         return
-    layers = with_axes(inputs.layers, inputs.config)
+    layers = with_axes(inputs.layers, inputs.study)
     for optimizer in dict.fromkeys(c.optimizer for c in with_deaths):
         mine = [c for c in with_deaths if c.optimizer == optimizer]
         pooled = layers[(layers["activation"] == "relu") & (layers["optimizer"] == optimizer)]

@@ -15,17 +15,17 @@ ANCHOR = "study"
 
 def describe(inputs: Inputs) -> str:
     """The study in one sentence, from its tables and config (every axis that varies named)."""
-    c = inputs.config
-    summary = with_axes(inputs.summary, c)
+    study = inputs.study
+    summary = with_axes(inputs.summary, study)
     seeds = int(summary["seeds"].max()) if len(summary) else 0
     shared = labels.context(summary)
     varied = labels.spans(summary, [a for a in labels.AXES if a not in labels.VARIANT_AXES])
     return (
-        f"Study `{c.get('study')}` on {c.get('dataset')}: MLPs of width "
-        f"{c.get('model', {}).get('width')}, {shared}"
+        f"Study `{study.name}` on {study.data.name}: MLPs of width "
+        f"{study.model.width}, {shared}"
         + (f"; varied: {varied}" if varied else "")
-        + f"; {c.get('training', {}).get('epochs')} epochs (batch "
-        f"{c.get('training', {}).get('batch_size')}), {len(summary)} grid points "
+        + f"; {study.training.epochs} epochs (batch "
+        f"{study.training.batch_size}), {len(summary)} grid points "
         f"({len(inputs.depth_ids - inputs.main_ids)} of them from the depth study) with "
         f"{seeds} seeds each"
     )
