@@ -26,7 +26,7 @@ from relulab.nn.models import MIXED, weight_dtype
 from relulab.study import config as cfg
 from relulab.study import paths
 from relulab.study.grid import Point, expand, fingerprint, is_finished
-from relulab.train import checkpoints, control, rows, store, tracking
+from relulab.train import checkpoints, control, rows, store, tracking, tracking_names
 from relulab.train import conv as conv_training
 from relulab.train.core import Settings, seed_status
 from relulab.train.hashing import parameter_hashes
@@ -487,7 +487,7 @@ def _start_tracking(
                 tracking_params(point, config),
                 built.seeds,
                 built.provenance,
-                name=tracking.run_name(point.params(), varying),
+                name=tracking_names.run_name(point.params(), varying),
                 dataset=tracking.dataset_entity(config["dataset"], data_path, built.profile),
             )
             if resumed or any(epoch >= 0 for epoch in tracker.logged_epochs.values()):

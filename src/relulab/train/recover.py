@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from relulab.study.grid import Point, is_finished
-from relulab.train import store, tracking
+from relulab.train import store, tracking, tracking_names, tracking_study
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def _same(a: float, b: float) -> bool:
 
 def _point_runs(client, experiment_id: str, point_id: str, point_fingerprint: str) -> list:
     query = (
-        f"tags.`{tracking.TAG_POINT}` = '{point_id}'"
-        f" and tags.`{tracking.TAG_FINGERPRINT}` = '{point_fingerprint}'"
+        f"tags.`{tracking_names.TAG_POINT}` = '{point_id}'"
+        f" and tags.`{tracking_names.TAG_FINGERPRINT}` = '{point_fingerprint}'"
     )
     return store.retry(lambda: client.search_runs([experiment_id], query, max_results=1000))
 
@@ -92,11 +92,11 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
     from relulab.train.job import tracking_params
 
     runs = _point_runs(client, experiment_id, point.id, record.summary["fingerprint"])
-    parents = [r for r in runs if r.data.tags.get(tracking.TAG_ROLE) == "point"]
+    parents = [r for r in runs if r.data.tags.get(tracking_names.TAG_ROLE) == "point"]
     seeds = {
-        r.data.tags.get(tracking.TAG_SEED): r
+        r.data.tags.get(tracking_names.TAG_SEED): r
         for r in runs
-        if r.data.tags.get(tracking.TAG_ROLE) == "seed"
+        if r.data.tags.get(tracking_names.TAG_ROLE) == "seed"
     }
     expected_seeds = sorted(record.summary["seeds"])
     if len(parents) != 1 or sorted(seeds) != expected_seeds or len(runs) != len(seeds) + 1:
@@ -126,7 +126,7 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
             if last is not None and key in last.index and not _same(value, float(last[key])):
                 return False
     parent_history = store.retry(
-        lambda: client.get_metric_history(parents[0].info.run_id, tracking.PARENT_METRICS[0])
+        lambda: client.get_metric_history(parents[0].info.run_id, tracking_names.PARENT_METRICS[0])
     )
     return sorted({m.step for m in parent_history}) == sorted(set(epochs.epoch.astype(int)))
 
@@ -143,7 +143,7 @@ def resend_point(point: Point, config: dict, record: PointRecord, out_dir: Path,
         tracking_params(point, config),
         seeds,
         {"resent_from": "csv"},
-        name=tracking.run_name(point.params(), varying_axes(config)),
+        name=tracking_names.run_name(point.params(), varying_axes(config)),
     )
     as_int = {"seed": int, "epoch": int}
     tracker.queue_rows(
@@ -167,9 +167,9 @@ def _resend_study_run(uri: str, config: dict, study_marker: Path) -> str:
     artifacts = sent.get("artifacts")
     if artifacts is None:
         return "not listed in study.json: run `snakemake -R track_study` to send it again"
-    client = tracking._client(uri)
-    experiment = tracking.experiment_id(uri, config["study"])
-    query = f"tags.`{tracking.TAG_ROLE}` = 'study'"
+    client = store.client(uri)
+    experiment = tracking_study.experiment_id(uri, config["study"])
+    query = f"tags.`{tracking_names.TAG_ROLE}` = 'study'"
     found = store.retry(lambda: client.search_runs([experiment], query, max_results=1))
     if found and found[0].info.status == "FINISHED":
         return "verified"
@@ -177,7 +177,9 @@ def _resend_study_run(uri: str, config: dict, study_marker: Path) -> str:
         folder: [Path(path) for path in paths if Path(path).exists()]
         for folder, paths in artifacts.items()
     }
-    tracking.log_study(uri, config["study"], files, sent.get("config", ""), sent.get("provenance"))
+    tracking_study.log_study(
+        uri, config["study"], files, sent.get("config", ""), sent.get("provenance")
+    )
     return "resent"
 
 
@@ -203,9 +205,9 @@ def rebuild(
         pending = store.pending_marker(results)
         pending.parent.mkdir(parents=True, exist_ok=True)
         pending.write_text("a rebuild of the MLflow store from results/runs/ is under way\n")
-        tracking.ensure_experiment(uri, config["study"], artifact_root)
-        client = tracking._client(uri)
-        experiment = tracking.experiment_id(uri, config["study"])
+        tracking_study.ensure_experiment(uri, config["study"], artifact_root)
+        client = store.client(uri)
+        experiment = tracking_study.experiment_id(uri, config["study"])
         for point in points:
             out_dir = runs_dir / point.id
             record = PointRecord.read(out_dir) if is_finished(point, config, out_dir) else None
