@@ -61,7 +61,7 @@ def digits(tmp_path_factory) -> Path:
     return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
 
 
-def metric_steps(uri: str, key: str = "val_accuracy") -> dict[str, list[int]]:
+def metric_steps(uri: str, key: str = "all/val_accuracy") -> dict[str, list[int]]:
     """Per seed run (by point and seed), the steps of ``key`` MLflow holds, sorted."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(STUDY)

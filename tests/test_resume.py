@@ -137,7 +137,7 @@ def test_mlflow_runs_of_a_superseded_checkpoint_are_retired(tmp_path, monkeypatc
         assert run_.data.tags["relulab.code_sha256"] == "edited-code"
         if run_.data.tags["relulab.role"] == "seed":
             seed = int(run_.data.tags["relulab.seed"])
-            history = client.get_metric_history(run_.info.run_id, "val_loss")
+            history = client.get_metric_history(run_.info.run_id, "all/val_loss")
             mine = epochs[epochs.seed == seed].set_index("epoch")["val_loss"]
             assert {m.step: m.value for m in history} == mine.to_dict()
 

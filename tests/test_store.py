@@ -100,7 +100,7 @@ def assert_store_holds_the_files(results: Path, config: dict) -> None:
             columns = [
                 c for c in rows.select_dtypes("number") if c not in ("seed", "epoch", "step")
             ]
-            expected = {c: list(zip(rows.epoch, rows[c], strict=True)) for c in columns}
+            expected = {f"all/{c}": list(zip(rows.epoch, rows[c], strict=True)) for c in columns}
             for layer, part in layers[layers.seed == int(seed)].groupby("layer"):
                 for c in part.columns.drop(["seed", "epoch", "layer"]):
                     expected[f"layer{layer}/{c}"] = list(zip(part.epoch, part[c], strict=True))

@@ -50,7 +50,7 @@ def rows(epochs: range, seeds=SEEDS) -> tuple[list[dict], list[dict]]:
     return epoch_rows, layer_rows
 
 
-METRICS = ["train_loss", "val_loss", "val_accuracy", "dead_fraction"] + [
+METRICS = ["all/train_loss", "all/val_loss", "all/val_accuracy", "all/dead_fraction"] + [
     f"layer{layer}/sparsity" for layer in range(1, LAYERS + 1)
 ]
 
@@ -104,7 +104,7 @@ def assert_each_metric_once_per_epoch(uri: str, epochs: int = EPOCHS) -> None:
     (parent,) = runs["point"]
     for key in tracking_names.PARENT_METRICS:
         for name in (key, f"{key}.{tracking_names.LOWER}", f"{key}.{tracking_names.UPPER}"):
-            history = client.get_metric_history(parent.info.run_id, name)
+            history = client.get_metric_history(parent.info.run_id, f"all/{name}")
             assert sorted(m.step for m in history) == list(range(epochs + 1)), name
     assert sorted(int(r.data.tags[tracking_names.TAG_SEED]) for r in runs["seed"]) == SEEDS
     for run in runs["seed"]:
@@ -272,7 +272,7 @@ def test_run_point_killed_before_any_send_logs_every_epoch_once(
             job.run_point(point, config, digits, tmp_path / "killed", uri)
     client = MlflowClient(uri)
     for run_id in seed_runs(uri)["seed"]:
-        assert client.get_metric_history(run_id.info.run_id, "val_accuracy") == []
+        assert client.get_metric_history(run_id.info.run_id, "all/val_accuracy") == []
 
     resumed = job.run_point(point, config, digits, tmp_path / "killed", uri)
     metrics = job_metrics(uri, resumed)
@@ -282,7 +282,7 @@ def test_run_point_killed_before_any_send_logs_every_epoch_once(
     epochs = pd.read_csv(tmp_path / "killed" / "epochs.csv")
     for seed, run_id in resumed["mlflow"]["seed_run_ids"].items():
         expected = epochs[epochs.seed == int(seed)]
-        assert metrics[seed, "val_accuracy"] == list(
+        assert metrics[seed, "all/val_accuracy"] == list(
             zip(expected.epoch, expected.val_accuracy, strict=True)
         )
         run = client.get_run(run_id)

@@ -162,12 +162,12 @@ def test_parent_runs_carry_seed_bands_tags_descriptions_and_dataset(store):
     tracker = trained_point(uri, data)
     client = MlflowClient(uri)
     parent = client.get_run(tracker.parent_id)
-    history = client.get_metric_history(tracker.parent_id, "val_accuracy")
+    history = client.get_metric_history(tracker.parent_id, "all/val_accuracy")
     assert [(m.step, round(m.value, 9)) for m in sorted(history, key=lambda m: m.step)] == [
         (0, 0.2),
         (1, 0.5),
     ]
-    low = client.get_metric_history(tracker.parent_id, "val_accuracy.ci95_low")
+    low = client.get_metric_history(tracker.parent_id, "all/val_accuracy.ci95_low")
     assert [m.value < 0.5 for m in low if m.step == 1] == [True]
     assert parent.info.run_name == "relu f'(0)=0 · lr 0.03"
     assert parent.data.tags[tracking_names.TAG_GIT_COMMIT] == COMMIT
@@ -240,15 +240,41 @@ def test_the_shared_view_groups_each_metric_with_its_bounds_and_shows_them_as_co
     tags = MlflowClient(uri).get_experiment_by_name(STUDY).tags
     state = json.loads(tags[f"mlflow.sharedViewState.{tracking_ui.SHARED_VIEW_KEY}"])
     shown = [chart for chart in state["compareRunCharts"] if not chart["deleted"]]
-    assert [chart["metricKey"] for chart in shown] == list(tracking_names.PARENT_METRICS)
+    keys = [f"all/{metric}" for metric in tracking_names.PARENT_METRICS]
+    assert [chart["metricKey"] for chart in shown] == keys
     for chart in shown:
         key = chart["metricKey"]
         assert chart["selectedMetricKeys"] == [key, f"{key}.ci95_low", f"{key}.ci95_high"]
+    assert shown[0]["displayName"] == "val_accuracy (mean, 95 % bounds)"
     # The bounds' own charts are there, deleted, so that the UI does not add them back.
     hidden = {chart["metricKey"] for chart in state["compareRunCharts"] if chart["deleted"]}
-    assert hidden == {
-        f"{m}.ci95_{b}" for m in tracking_names.PARENT_METRICS for b in ("low", "high")
-    }
+    assert hidden == {f"{key}.ci95_{b}" for key in keys for b in ("low", "high")}
+    # The section is the overall metrics' own ("all/..."), where the UI adds their other charts.
     (section,) = state["compareRunSections"]
-    assert section["name"] == "Model metrics" and state["isAccordionReordered"]
-    assert "metrics.`val_accuracy`" in state["selectedColumns"]
+    assert section["name"] == "all" and state["isAccordionReordered"]
+    assert section["columns"] == 2  # wide enough for titles that name three metrics
+    assert "metrics.`all/val_accuracy`" in state["selectedColumns"]
+
+
+def test_a_seed_runs_page_opens_on_its_overall_metrics(store):
+    """MLflow's run page makes a section of each "<section>/" prefix and lists them by name
+    (plain and locale order), then the metrics of no section: every metric of a seed run and
+    of its grid point is in a section, and the overall one, ``all``, comes first."""
+    uri, _ = store
+    tracker = tracking.PointTracker(uri, STUDY, "relu_deep", "fp")
+    tracker.start(PARAMS, [0, 1])
+    rows = epoch_rows({0: [0.1, 0.2], 1: [0.4, 0.5]})
+    layers = [
+        {"seed": row["seed"], "epoch": row["epoch"], "layer": layer, "sparsity": 0.5}
+        for row in rows
+        for layer in range(1, 12)
+    ]
+    tracker.log_rows(rows, layers, force=True)
+    tracker.finish({seed: {"status": "ok"} for seed in range(2)})
+    client = MlflowClient(uri)
+    for run_id in (tracker.seed_runs[0], tracker.parent_id):
+        metrics = client.get_run(run_id).data.metrics
+        assert metrics and all("/" in key for key in metrics)
+        sections = {key.rsplit("/", 1)[0] for key in metrics}
+        for order in (sorted(sections), sorted(sections, key=str.casefold)):
+            assert order[0] == tracking_names.OVERALL, order

@@ -329,7 +329,7 @@ def test_mlflow_seed_runs_carry_the_parameter_hash(digits, tmp_path):
         tags = client.get_run(run_id).data.tags
         assert tags[tracking_names.TAG_PARAMS_SHA256] == summary["seeds"][seed]["params_sha256"]
     metrics = client.get_run(summary["mlflow"]["seed_run_ids"]["0"]).data.metrics
-    assert "live_exact_zeros" in metrics and "params_sha256" not in metrics
+    assert "all/live_exact_zeros" in metrics and "all/params_sha256" not in metrics
 
 
 # -- the 1-ulp control --------------------------------------------------------------------------

@@ -84,10 +84,10 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
     """Whether the store holds ``point``'s runs whole, as its files describe them.
 
     One finished parent and one finished run per seed, found by the point's tags; every
-    parameter the point's runs carry; each seed's ``val_accuracy`` history equal to its
-    epochs.csv column (its value marks an epoch whose metrics were all sent, since a call
-    holds whole epochs with it last) and each metric's latest value equal to the seed's last
-    row; the parent's seed bands for every epoch.
+    parameter the point's runs carry; each seed's ``all/val_accuracy`` history equal to its
+    epochs.csv column ``val_accuracy`` (its value marks an epoch whose metrics were all sent,
+    since a call holds whole epochs with it last) and each overall metric's latest value equal
+    to the seed's last row; the parent's seed bands for every epoch.
     """
     from relulab.train.job import tracking_params
 
@@ -112,7 +112,9 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
             return False
         rows = epochs[epochs.seed == int(seed)].sort_values("epoch")
         history = store.retry(
-            lambda run=run: client.get_metric_history(run.info.run_id, "val_accuracy")
+            lambda run=run: client.get_metric_history(
+                run.info.run_id, tracking_names.overall_metric("val_accuracy")
+            )
         )
         logged = sorted((m.step, m.value) for m in history)
         wanted = list(zip(rows.epoch.astype(int), rows.val_accuracy.astype(float), strict=True))
@@ -121,12 +123,15 @@ def point_complete(client, experiment_id: str, point: Point, config: dict, recor
             for (step, value), (epoch, target) in zip(logged, wanted, strict=True)
         ):
             return False
-        last = rows.iloc[-1] if len(rows) else None
-        for key, value in run.data.metrics.items():
-            if last is not None and key in last.index and not _same(value, float(last[key])):
+        last = rows.iloc[-1] if len(rows) else pd.Series(dtype=object)
+        for column, target in last.items():
+            value = run.data.metrics.get(tracking_names.overall_metric(column))
+            if value is not None and not _same(value, float(target)):
                 return False
     parent_history = store.retry(
-        lambda: client.get_metric_history(parents[0].info.run_id, tracking_names.PARENT_METRICS[0])
+        lambda: client.get_metric_history(
+            parents[0].info.run_id, tracking_names.overall_metric(tracking_names.PARENT_METRICS[0])
+        )
     )
     return sorted({m.step for m in parent_history}) == sorted(set(epochs.epoch.astype(int)))
 

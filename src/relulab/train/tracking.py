@@ -38,6 +38,7 @@ from relulab.train.tracking_names import (
     TAG_SUPERSEDED,
     UPPER,
     layer_metric,
+    overall_metric,
     point_description,
     seed_description,
 )
@@ -248,7 +249,9 @@ class PointTracker:
         else:
             self.parent_id = parent.info.run_id
             history = store.retry(
-                lambda: self.client.get_metric_history(self.parent_id, PARENT_METRICS[0])
+                lambda: self.client.get_metric_history(
+                    self.parent_id, overall_metric(PARENT_METRICS[0])
+                )
             )
             self.parent_queued = max((m.step for m in history), default=-1)
         self.parent_pending = []
@@ -270,7 +273,9 @@ class PointTracker:
             else:
                 run_id = run.info.run_id
                 history = store.retry(
-                    lambda run_id=run_id: self.client.get_metric_history(run_id, "val_accuracy")
+                    lambda run_id=run_id: self.client.get_metric_history(
+                        run_id, overall_metric("val_accuracy")
+                    )
                 )
                 self.logged_epochs[seed] = max((m.step for m in history), default=-1)
             self.queued_epochs[seed] = self.logged_epochs[seed]
@@ -291,7 +296,7 @@ class PointTracker:
             metrics = new.setdefault((seed, epoch), [])
             for key in EPOCH_METRICS:
                 if key in row:
-                    metrics.append(Metric(key, float(row[key]), now, epoch))
+                    metrics.append(Metric(overall_metric(key), float(row[key]), now, epoch))
         for row in layer_rows:
             metrics = new.get((row["seed"], row["epoch"]))
             if metrics is None:
@@ -303,7 +308,7 @@ class PointTracker:
                     )
         for (seed, epoch), metrics in sorted(new.items()):
             # val_accuracy goes last: its history marks the epochs that are fully logged.
-            metrics.sort(key=lambda m: m.key == "val_accuracy")
+            metrics.sort(key=lambda m: m.key == overall_metric("val_accuracy"))
             self.pending[seed].append((epoch, metrics))
             self.queued_epochs[seed] = epoch
         self._queue_bands(epoch_rows, now)
@@ -323,7 +328,9 @@ class PointTracker:
         for epoch, values in seed_bands(fresh).items():
             # The mean of PARENT_METRICS[0] goes last: its history marks the epochs logged.
             keys = sorted(values, key=lambda key: key == PARENT_METRICS[0])
-            self.parent_pending.append((epoch, [Metric(k, values[k], now, epoch) for k in keys]))
+            self.parent_pending.append(
+                (epoch, [Metric(overall_metric(k), values[k], now, epoch) for k in keys])
+            )
             self.parent_queued = max(self.parent_queued, epoch)
 
     def _send_parent(self, tags: dict[str, str] | None = None, status: str | None = None) -> None:

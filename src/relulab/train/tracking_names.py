@@ -30,12 +30,22 @@ TAG_RUN_COLOUR = "mlflow.runColor"
 # one chart holds parents and seeds), and the bounds of its 95 % interval beside it.
 PARENT_METRICS = ("val_accuracy", "dead_fraction", "val_loss", "train_loss")
 LOWER, UPPER = "ci95_low", "ci95_high"
-# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own, listed
-# before its "Model metrics". The per-layer metrics of the seed runs go in one section per layer
-# (``layer1/sparsity``); the bounds stay beside their mean (``val_accuracy.ci95_low``), so that
-# the grid points' charts open as rows of mean, upper and lower bound.
+# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own. A run's
+# page lists its sections by name, and the metrics of no section ("Model metrics") after them
+# all: MLflow 3.17 decides this in the browser, from the names alone. So the metrics of the whole
+# network go in the section ``all`` (``all/val_accuracy``), which comes before the per-layer
+# sections of the seed runs (``layer1/sparsity``). The bounds stay beside their mean
+# (``all/val_accuracy.ci95_low``), so that the grid points' charts open as rows of mean, upper
+# and lower bound.
 SECTION = "/"
+OVERALL = "all"
 BOUND = "."
+
+
+def overall_metric(name: str) -> str:
+    """The MLflow name of the whole network's metric ``name`` (a column of epochs.csv, or a
+    seed band such as ``val_accuracy.ci95_low``)."""
+    return f"{OVERALL}{SECTION}{name}"
 
 
 def layer_metric(layer: int, name: str) -> str:
@@ -86,11 +96,11 @@ def run_name(params: dict, varying: Iterable[str] | None = None) -> str:
 def point_description(name: str, point_id: str, seeds: int) -> str:
     """A parent run's ``mlflow.note.content``."""
     return (
-        f"Grid point **{name}** (`{point_id}`), trained with {seeds} seeds. Its metrics are, "
-        f"per epoch, the mean over the seeds that did not diverge, with `.{LOWER}` and "
-        f"`.{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
-        "The seed runs below it hold each seed's metrics, per layer too; the artifacts hold "
-        "the point's epochs.csv and layers.csv."
+        f"Grid point **{name}** (`{point_id}`), trained with {seeds} seeds. Its metrics "
+        f"(`{OVERALL}/*`) are, per epoch, the mean over the seeds that did not diverge, with "
+        f"`.{LOWER}` and `.{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the "
+        "initialisation. The seed runs below it hold each seed's metrics, per layer too; the "
+        "artifacts hold the point's epochs.csv and layers.csv."
     )
 
 
@@ -99,8 +109,8 @@ def seed_description(name: str, seed: int) -> str:
     return (
         f"Seed {seed} of grid point **{name}**: one network, its per-epoch metrics on the "
         "whole training set (dead_fraction, inactive_fraction, exact_zeros) and validation "
-        "set (val_accuracy, val_loss), and per hidden layer (`layer<N>/*`, 1 = next to the "
-        "input)."
+        f"set (val_accuracy, val_loss) under `{OVERALL}/`, and per hidden layer (`layer<N>/*`, "
+        "1 = next to the input)."
     )
 
 
@@ -120,7 +130,7 @@ def experiment_description(name: str) -> str:
         f"relulab study **{name}**: is ReLU's kink at 0 a problem, and what does it cost? "
         "Each top-level run is one grid point (activation, f'(0), learning rate, ...) and "
         "carries per epoch the mean over seeds and its 95 % interval "
-        f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
+        f"(`{OVERALL}/<metric>.{LOWER}`, `.{UPPER}`); expand it for its seed runs. The run "
         "`study` holds the findings, figures, summary tables and resolved config. To compare "
         "ReLU with Leaky ReLU, one line per activation: search "
         f"`{comparison_filter('<optimizer>', '<rate>')}` (the ReLU family at f'(0)=0 with one "

@@ -9,28 +9,37 @@ compares grid points without expanding a single run; ``ui_url`` is the address t
 from __future__ import annotations
 
 from relulab.train import store
-from relulab.train.tracking_names import BOUND, LOWER, PARENT_METRICS, UPPER
+from relulab.train.tracking_names import (
+    BOUND,
+    LOWER,
+    OVERALL,
+    PARENT_METRICS,
+    UPPER,
+    overall_metric,
+)
 
 # MLflow's UI keeps its runs-page layout (columns, charts, sections) in the browser; the one
 # layout a store can hold is a "shared view": the experiment tag ``mlflow.sharedViewState.<key>``
 # holds it as JSON, and the address ``?viewStateShareKey=<key>`` opens it (what the UI's Share
-# button writes; ``ui_url`` gives that address).
+# button writes; ``ui_url`` gives that address). A single run's page has no such view: its layout
+# is the browser's own, made from the metrics' names (``tracking_names.OVERALL``).
 SHARED_VIEW_KEY = "relulab"
 TAG_SHARED_VIEW = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
-OVERALL_SECTION = "Model metrics"  # MLflow's section of metrics without a "<section>/" prefix
 
 
-def _line_chart(metric: str, keys: list[str], section: str, deleted: bool = False) -> dict:
-    """One line chart of the UI's chart view (the fields of MLflow 3's RunsChartsLineCardConfig)."""
+def _line_chart(name: str, keys: list[str], section: str, deleted: bool = False) -> dict:
+    """One line chart of the UI's chart view (the fields of MLflow 3's RunsChartsLineCardConfig)
+    of the metrics ``keys`` (the first is the chart's own), named ``name``; the UI shows that
+    name on a chart of one metric, and titles a chart of several by their keys."""
     return {
-        "uuid": f"relulab-{metric}",
+        "uuid": f"relulab-{name}",
         "type": "LINE",
         "runsCountToCompare": 10,
         "metricSectionId": section,
         "deleted": deleted,
         "isGenerated": True,
-        "displayName": metric if len(keys) == 1 else f"{metric} (mean, 95 % bounds)",
-        "metricKey": metric,
+        "displayName": name if len(keys) == 1 else f"{name} (mean, 95 % bounds)",
+        "metricKey": keys[0],
         "selectedMetricKeys": keys,
         "lineSmoothness": 0,
         "xAxisScaleType": "linear",
@@ -51,21 +60,36 @@ def shared_view_state() -> dict:
     chart view that opens on one chart per key metric (its mean with its 95 % bounds, for the
     grid points) before the per-layer sections of the seed runs.
 
-    The bounds' own charts are listed as deleted, so that the UI does not add them back; every
-    other metric gets the UI's default chart after these (the section order is kept as given).
+    The charts are in the section of the overall metrics (``all``), where the UI adds the other
+    overall metrics' charts; the bounds' own charts are listed as deleted, so that the UI does
+    not add them back. Every other metric gets the UI's default chart after these (the section
+    order is kept as given).
     """
     section = "relulab-overall"
     charts = []
     for metric in PARENT_METRICS:
         bounds = [f"{metric}{BOUND}{LOWER}", f"{metric}{BOUND}{UPPER}"]
-        charts.append(_line_chart(metric, [metric, *bounds], section))
-        charts += [_line_chart(bound, [bound], section, deleted=True) for bound in bounds]
-    columns = ["attributes.`Dataset`", *(f"metrics.`{metric}`" for metric in PARENT_METRICS)]
+        keys = [overall_metric(name) for name in (metric, *bounds)]
+        charts.append(_line_chart(metric, keys, section))
+        charts += [
+            _line_chart(bound, [key], section, deleted=True)
+            for bound, key in zip(bounds, keys[1:], strict=True)
+        ]
+    columns = [f"metrics.`{overall_metric(metric)}`" for metric in PARENT_METRICS]
     return {
-        "selectedColumns": [*columns, "tags.`status`"],
+        "selectedColumns": ["attributes.`Dataset`", *columns, "tags.`status`"],
         "compareRunCharts": charts,
         "compareRunSections": [
-            {"uuid": section, "name": OVERALL_SECTION, "display": True, "isReordered": True}
+            {
+                "uuid": section,
+                "name": OVERALL,
+                "display": True,
+                "isReordered": True,
+                # Two charts a row, not three: a chart of several metrics is titled by their
+                # names ("all/val_accuracy vs all/val_accuracy.ci95_low ..."), which a narrow
+                # chart cuts to "all/...".
+                "columns": 2,
+            }
         ],
         "isAccordionReordered": True,
         "hideEmptyCharts": True,
