@@ -49,7 +49,7 @@ import yaml
 from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
-from relulab.train import job, tracking
+from relulab.train import job, tracking, tracking_study
 
 ROOT = Path(__file__).resolve().parents[1]
 PEERS = Path(__file__).resolve().parent / "peers.py"
@@ -252,7 +252,7 @@ class Store:
     def new_experiment(self) -> str:
         self.count += 1
         name = f"bench-{self.count}"
-        tracking.ensure_experiment(self.uri, name, self.root / "mlartifacts")
+        tracking_study.ensure_experiment(self.uri, name, self.root / "mlartifacts")
         return name
 
 

@@ -20,7 +20,7 @@ import pytest
 from helpers import mlflow_server
 from mlflow.tracking import MlflowClient
 
-from relulab.train import store, tracking
+from relulab.train import store, tracking_study
 
 STUDY = "relulab-race"
 
@@ -88,7 +88,7 @@ def race(uri: str, folder: Path, jobs: int = 4, rounds: int = 4) -> None:
 
 def test_jobs_starting_together_all_log_the_dataset_to_sqlite(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
     race(uri, tmp_path)
 
 
@@ -99,7 +99,7 @@ def test_jobs_starting_together_all_log_the_dataset_to_a_server(tmp_path: Path):
     try:
         uri = f"http://127.0.0.1:{port}"
         mlflow_server.wait_until_up(uri, server)
-        tracking.ensure_experiment(uri, STUDY)
+        tracking_study.ensure_experiment(uri, STUDY)
         race(uri, tmp_path)
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -35,7 +35,7 @@ from relulab.data import prepared as data
 from relulab.data import vision
 from relulab.study import config as cfg
 from relulab.study import grid
-from relulab.train import job, recover, store, tracking
+from relulab.train import job, recover, store, tracking, tracking_study
 
 STUDY = "relulab-faults"
 RUNNER = Path(__file__).parent / "helpers" / "point_runner.py"
@@ -61,7 +61,7 @@ def digits(tmp_path_factory) -> Path:
     return data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
 
 
-def metric_steps(uri: str, key: str = "val_accuracy") -> dict[str, list[int]]:
+def metric_steps(uri: str, key: str = "all/val_accuracy") -> dict[str, list[int]]:
     """Per seed run (by point and seed), the steps of ``key`` MLflow holds, sorted."""
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(STUDY)
@@ -291,7 +291,7 @@ def test_lost_store_is_made_once_and_every_finished_run_resent(digits, tmp_path)
     config = small_config(epochs=3, zero_grad=[0.0, 1.0])
     db = tmp_path / "mlflow.db"
     uri = f"sqlite:///{db}"
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "mlartifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "mlartifacts")
     for point in grid.expand(config):
         job.run_point(point, config, digits, tmp_path / "runs" / point.id, uri)
     before = metric_steps(uri)
@@ -323,7 +323,7 @@ def test_lost_store_is_made_once_and_every_finished_run_resent(digits, tmp_path)
 
 def test_corrupt_store_is_found(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
     store.check_sqlite(uri)
     db = tmp_path / "mlflow.db"
     db.write_bytes(db.read_bytes()[: db.stat().st_size // 2])
@@ -339,7 +339,7 @@ def test_two_processes_train_a_point_once(digits, tmp_path):
     config = small_config(epochs=12)
     (point,) = grid.expand(config)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
     out = tmp_path / "runs" / point.id
     hold = tmp_path / "hold"
     hold.touch()  # the first process stays mid-training until the second is at the lock
@@ -406,7 +406,7 @@ def test_server_killed_mid_run_ends_the_job_in_bounded_time(digits, tmp_path):
     uri = f"http://127.0.0.1:{port}"
     server = start_server(tmp_path, port)
     try:
-        tracking.ensure_experiment(uri, STUDY)
+        tracking_study.ensure_experiment(uri, STUDY)
         out = tmp_path / "runs" / "point"
         process = run_in_process(config, digits, out, uri, delay=0.5)
         wait_for(lambda: any(len(s) > 2 for s in metric_steps(uri).values()), 120, "metrics")

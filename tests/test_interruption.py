@@ -234,7 +234,7 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
     before = seed_runs(client, experiment_id)
     for run in before["seed"]:
         if run.data.tags["relulab.point"] == first:
-            steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "all/val_accuracy")]
             # Metrics reach MLflow in batches (tracking.FLUSH_INTERVAL_S), so it may hold fewer
             # epochs than the checkpoint; the rerun sends the rest (step 5 checks each once).
             assert max(steps, default=-1) <= held_first + 1, "no epoch beyond the next"
@@ -298,7 +298,7 @@ def test_killed_training_resumes_and_nothing_is_retrained_or_duplicated(tmp_path
             steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
             assert sorted(steps) == list(range(epochs + 1)), (point, seed, key)
         if point in reference:
-            history = client.get_metric_history(run.info.run_id, "val_accuracy")
+            history = client.get_metric_history(run.info.run_id, "all/val_accuracy")
             expected = reference[point][reference[point].seed == seed]
             assert {m.step: m.value for m in history} == dict(
                 zip(expected.epoch, expected.val_accuracy, strict=True)

@@ -21,7 +21,7 @@ from helpers.workflow import (
 from mlflow.tracking import MlflowClient
 
 from relulab.study import grid
-from relulab.train import tracking
+from relulab.train import tracking_study
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_eight_simultaneous_writers_on_one_sqlite_store(tmp_path):
     """Eight processes released at the same instant, each creating runs and logging epochs."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     study = "relulab-writers"
-    tracking.ensure_experiment(uri, study, tmp_path / "mlartifacts")
+    tracking_study.ensure_experiment(uri, study, tmp_path / "mlartifacts")
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(WRITERS, timeout=300)
     log_paths = [tmp_path / f"writer{i}.log" for i in range(WRITERS)]

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
-from relulab.train import checkpoints, job, provenance, tracking
+from relulab.train import checkpoints, job, provenance, tracking_names, tracking_study
 from relulab.train.core import SeedTraining, Settings
 from relulab.train.stacked import build_stack
 
@@ -120,7 +120,7 @@ def test_mlflow_runs_of_a_superseded_checkpoint_are_retired(tmp_path, monkeypatc
     """The runs that held the old code's epochs end (KILLED, role ``superseded``); the point's
     live runs hold exactly its new CSV rows, and name the code they ran under."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracking.ensure_experiment(uri, "relulab-resume", tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, "relulab-resume", tmp_path / "artifacts")
     config = config_with(2)
     killed_after_epoch_2(monkeypatch, config, digits, tmp_path / "point", uri)
     monkeypatch.setattr(provenance, "code_version", lambda: "edited-code")
@@ -137,24 +137,24 @@ def test_mlflow_runs_of_a_superseded_checkpoint_are_retired(tmp_path, monkeypatc
         assert run_.data.tags["relulab.code_sha256"] == "edited-code"
         if run_.data.tags["relulab.role"] == "seed":
             seed = int(run_.data.tags["relulab.seed"])
-            history = client.get_metric_history(run_.info.run_id, "val_loss")
+            history = client.get_metric_history(run_.info.run_id, "all/val_loss")
             mine = epochs[epochs.seed == seed].set_index("epoch")["val_loss"]
             assert {m.step: m.value for m in history} == mine.to_dict()
 
 
 def test_a_resumed_point_names_the_code_it_runs_under(tmp_path, monkeypatch, digits):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracking.ensure_experiment(uri, "relulab-resume", tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, "relulab-resume", tmp_path / "artifacts")
     config = config_with(2)
     killed_after_epoch_2(monkeypatch, config, digits, tmp_path / "point", uri)
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("relulab-resume").experiment_id
     (parent,) = client.search_runs([experiment], "tags.`relulab.role` = 'point'")
     # As a run made by an earlier relulab: its code_versions tag names other code.
-    client.set_tag(parent.info.run_id, tracking.TAG_CODE_VERSIONS, "older")
+    client.set_tag(parent.info.run_id, tracking_names.TAG_CODE_VERSIONS, "older")
     run(config, digits, tmp_path / "point", uri)
     tags = client.get_run(parent.info.run_id).data.tags
-    assert tags[tracking.TAG_CODE_VERSIONS] == f"older,{provenance.code_version()}"
+    assert tags[tracking_names.TAG_CODE_VERSIONS] == f"older,{provenance.code_version()}"
     assert tags["relulab.git_commit"] == provenance.git_commit()
     summary = (tmp_path / "point" / "point.json").read_text()
     assert provenance.code_version() in summary

@@ -21,7 +21,7 @@ from mlflow.tracking import MlflowClient
 from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
-from relulab.train import job, recover, store, tracking
+from relulab.train import job, recover, store, tracking, tracking_names, tracking_study
 
 STUDY = "relulab-store"
 RUNNER = Path(__file__).parent / "helpers" / "rebuild_runner.py"
@@ -55,7 +55,7 @@ def trained(tmp_path_factory) -> Path:
     digits = data.prepare("digits", tmp_path_factory.mktemp("data") / "digits.npz")
     results = tmp_path_factory.mktemp("trained") / "results"
     config = small_config()
-    tracking.ensure_experiment(uri_of(results), STUDY, results / "mlartifacts")
+    tracking_study.ensure_experiment(uri_of(results), STUDY, results / "mlartifacts")
     for point in grid.expand(config):
         job.run_point(point, config, digits, results / "runs" / point.id, uri_of(results))
     return results
@@ -100,7 +100,7 @@ def assert_store_holds_the_files(results: Path, config: dict) -> None:
             columns = [
                 c for c in rows.select_dtypes("number") if c not in ("seed", "epoch", "step")
             ]
-            expected = {c: list(zip(rows.epoch, rows[c], strict=True)) for c in columns}
+            expected = {f"all/{c}": list(zip(rows.epoch, rows[c], strict=True)) for c in columns}
             for layer, part in layers[layers.seed == int(seed)].groupby("layer"):
                 for c in part.columns.drop(["seed", "epoch", "layer"]):
                     expected[f"layer{layer}/{c}"] = list(zip(part.epoch, part[c], strict=True))
@@ -165,7 +165,7 @@ def test_a_lost_store_or_a_pending_rebuild_asks_for_a_rebuild(tmp_path):
 
 def test_runs_of_abandoned_settings_are_marked_stale(tmp_path):
     uri = uri_of(tmp_path)
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
     old = tracking.PointTracker(uri, STUDY, "relu_point", "old-fingerprint")
     old.start({"lr": 0.1}, [0, 1])
     new = tracking.PointTracker(uri, STUDY, "relu_point", "new-fingerprint")
@@ -173,11 +173,11 @@ def test_runs_of_abandoned_settings_are_marked_stale(tmp_path):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(STUDY).experiment_id
     live = client.search_runs([experiment], "attributes.status = 'RUNNING'")
-    assert {r.data.tags[tracking.TAG_FINGERPRINT] for r in live} == {"new-fingerprint"}
+    assert {r.data.tags[tracking_names.TAG_FINGERPRINT] for r in live} == {"new-fingerprint"}
     for run_id in [old.parent_id, *old.seed_runs.values()]:
         run = client.get_run(run_id)
         assert run.info.status == "KILLED"
-        assert "new-fingerprint" in run.data.tags[tracking.TAG_STALE]
+        assert "new-fingerprint" in run.data.tags[tracking_names.TAG_STALE]
 
 
 # -- store faults: one line that names the file and the fix ------------------------------------
@@ -197,7 +197,7 @@ with store.faults_in_one_line(sys.argv[1]):
 def faulty_store(fault: str, folder: Path) -> tuple[Path, list[str]]:
     """A store with ``fault``; the command prefix that runs a job's first calls on it."""
     db = folder / "mlflow.db"
-    tracking.ensure_experiment(f"sqlite:///{db}", STUDY, folder / "artifacts")
+    tracking_study.ensure_experiment(f"sqlite:///{db}", STUDY, folder / "artifacts")
     prefix: list[str] = []
     if fault in ("older", "newer"):
         revision = {"older": "451aebb31d03", "newer": "ffffffffffff"}[fault]

@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from relulab.study import config as cfg
 from relulab.study import grid
-from relulab.train import job, tracking
+from relulab.train import job, tracking, tracking_names, tracking_study
 
 STUDY = "relulab-tracking"
 SEEDS = [0, 1, 2]
@@ -50,7 +50,7 @@ def rows(epochs: range, seeds=SEEDS) -> tuple[list[dict], list[dict]]:
     return epoch_rows, layer_rows
 
 
-METRICS = ["train_loss", "val_loss", "val_accuracy", "dead_fraction"] + [
+METRICS = ["all/train_loss", "all/val_loss", "all/val_accuracy", "all/dead_fraction"] + [
     f"layer{layer}/sparsity" for layer in range(1, LAYERS + 1)
 ]
 
@@ -58,7 +58,7 @@ METRICS = ["train_loss", "val_loss", "val_accuracy", "dead_fraction"] + [
 @pytest.fixture
 def uri(tmp_path) -> str:
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "artifacts")
     return uri
 
 
@@ -91,7 +91,7 @@ def seed_runs(uri: str) -> dict[str, list]:
     experiment = client.get_experiment_by_name(STUDY).experiment_id
     found: dict[str, list] = {"point": [], "seed": []}
     for run in client.search_runs([experiment], max_results=1000):
-        found[run.data.tags[tracking.TAG_ROLE]].append(run)
+        found[run.data.tags[tracking_names.TAG_ROLE]].append(run)
     return found
 
 
@@ -102,13 +102,13 @@ def assert_each_metric_once_per_epoch(uri: str, epochs: int = EPOCHS) -> None:
     runs = seed_runs(uri)
     assert len(runs["point"]) == 1
     (parent,) = runs["point"]
-    for key in tracking.PARENT_METRICS:
-        for name in (key, f"{key}.{tracking.LOWER}", f"{key}.{tracking.UPPER}"):
-            history = client.get_metric_history(parent.info.run_id, name)
+    for key in tracking_names.PARENT_METRICS:
+        for name in (key, f"{key}.{tracking_names.LOWER}", f"{key}.{tracking_names.UPPER}"):
+            history = client.get_metric_history(parent.info.run_id, f"all/{name}")
             assert sorted(m.step for m in history) == list(range(epochs + 1)), name
-    assert sorted(int(r.data.tags[tracking.TAG_SEED]) for r in runs["seed"]) == SEEDS
+    assert sorted(int(r.data.tags[tracking_names.TAG_SEED]) for r in runs["seed"]) == SEEDS
     for run in runs["seed"]:
-        seed = int(run.data.tags[tracking.TAG_SEED])
+        seed = int(run.data.tags[tracking_names.TAG_SEED])
         assert sorted(run.data.metrics) == sorted(METRICS)
         for key in METRICS:
             history = client.get_metric_history(run.info.run_id, key)
@@ -163,7 +163,7 @@ def test_metrics_are_sent_at_most_once_per_interval_and_at_finish(uri, monkeypat
     for run in seed_runs(uri)["seed"]:
         assert run.info.status == "FINISHED"
         assert run.data.tags["status"] == "ok"
-        assert run.data.tags[tracking.TAG_PARAMS_SHA256] == "f" * 64
+        assert run.data.tags[tracking_names.TAG_PARAMS_SHA256] == "f" * 64
     (parent,) = seed_runs(uri)["point"]
     assert parent.data.tags["status"] == "finished" and parent.data.tags["diverged_seeds"] == "0"
 
@@ -254,11 +254,11 @@ def test_run_point_killed_before_any_send_logs_every_epoch_once(
     point, config = small_point()
     monkeypatch.setattr(tracking, "FLUSH_INTERVAL_S", 3600.0)
     straight_uri = f"sqlite:///{tmp_path}/straight.db"
-    tracking.ensure_experiment(straight_uri, STUDY, tmp_path / "straight-artifacts")
+    tracking_study.ensure_experiment(straight_uri, STUDY, tmp_path / "straight-artifacts")
     straight = job.run_point(point, config, digits, tmp_path / "straight", straight_uri)
 
     uri = f"sqlite:///{tmp_path}/killed.db"
-    tracking.ensure_experiment(uri, STUDY, tmp_path / "killed-artifacts")
+    tracking_study.ensure_experiment(uri, STUDY, tmp_path / "killed-artifacts")
     save = job.SaveEveryEpoch.on_train_epoch_end
 
     def save_then_die(self, trainer, module):
@@ -272,7 +272,7 @@ def test_run_point_killed_before_any_send_logs_every_epoch_once(
             job.run_point(point, config, digits, tmp_path / "killed", uri)
     client = MlflowClient(uri)
     for run_id in seed_runs(uri)["seed"]:
-        assert client.get_metric_history(run_id.info.run_id, "val_accuracy") == []
+        assert client.get_metric_history(run_id.info.run_id, "all/val_accuracy") == []
 
     resumed = job.run_point(point, config, digits, tmp_path / "killed", uri)
     metrics = job_metrics(uri, resumed)
@@ -282,7 +282,7 @@ def test_run_point_killed_before_any_send_logs_every_epoch_once(
     epochs = pd.read_csv(tmp_path / "killed" / "epochs.csv")
     for seed, run_id in resumed["mlflow"]["seed_run_ids"].items():
         expected = epochs[epochs.seed == int(seed)]
-        assert metrics[seed, "val_accuracy"] == list(
+        assert metrics[seed, "all/val_accuracy"] == list(
             zip(expected.epoch, expected.val_accuracy, strict=True)
         )
         run = client.get_run(run_id)

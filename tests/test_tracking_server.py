@@ -149,9 +149,12 @@ def test_server_holds_every_run_epoch_file_and_provenance(served_study):
         assert re.fullmatch(r"[0-9a-f]{40}|uncommitted", run_tags["relulab.git_commit"])
         assert run_tags["relulab.device"].startswith("cpu")  # training.device: cpu
         metric_keys = {m["key"] for m in run["data"]["metrics"]}
-        assert {"val_accuracy", "train_loss", "dead_fraction", "layer1/dead_fraction"} <= (
-            metric_keys
-        )
+        assert {
+            "all/val_accuracy",
+            "all/train_loss",
+            "all/dead_fraction",
+            "layer1/dead_fraction",
+        } <= (metric_keys)
         last = epochs if run_tags["status"] == "finished" else int(run_tags["diverged_epoch"])
         for key in metric_keys:
             steps = sorted(m["step"] for m in history(server, run["info"]["run_id"], key))

@@ -307,7 +307,7 @@ def test_half_precision_training_runs_on_cpu(digits, tmp_path, precision):
 def test_mlflow_seed_runs_carry_the_parameter_hash(digits, tmp_path):
     from mlflow.tracking import MlflowClient
 
-    from relulab.train import tracking
+    from relulab.train import tracking_names, tracking_study
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     config = cfg.validate(
@@ -321,15 +321,15 @@ def test_mlflow_seed_runs_carry_the_parameter_hash(digits, tmp_path):
             "training": {"epochs": 1, "batch_size": 256, "seeds": 2},
         }
     )
-    tracking.ensure_experiment(uri, "hashes", tmp_path / "artifacts")
+    tracking_study.ensure_experiment(uri, "hashes", tmp_path / "artifacts")
     point = grid.expand(config)[0]
     summary = job.run_point(point, config, digits, tmp_path / point.id, tracking_uri=uri)
     client = MlflowClient(uri)
     for seed, run_id in summary["mlflow"]["seed_run_ids"].items():
         tags = client.get_run(run_id).data.tags
-        assert tags[tracking.TAG_PARAMS_SHA256] == summary["seeds"][seed]["params_sha256"]
+        assert tags[tracking_names.TAG_PARAMS_SHA256] == summary["seeds"][seed]["params_sha256"]
     metrics = client.get_run(summary["mlflow"]["seed_run_ids"]["0"]).data.metrics
-    assert "live_exact_zeros" in metrics and "params_sha256" not in metrics
+    assert "all/live_exact_zeros" in metrics and "all/params_sha256" not in metrics
 
 
 # -- the 1-ulp control --------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_parsing_the_workflow_imports_neither_torch_nor_mlflow():
         "from relulab.study import config, grid, paths, snakemake_settings\n"
         "from relulab.data import vision\n"
         "from relulab.train.store import needs_rebuild\n"
-        "from relulab.train.tracking import tracking_uri\n"
+        "from relulab.train.tracking_study import tracking_uri\n"
         "import relulab.cli\n"
         "print(sorted({'torch', 'mlflow', 'pandas', 'lightning'} & set(sys.modules)))\n"
     )

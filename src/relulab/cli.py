@@ -178,7 +178,8 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from relulab.train.tracking import tracking_uri, ui_command, ui_environment, ui_url
+    from relulab.train.tracking_study import tracking_uri
+    from relulab.train.tracking_ui import ui_command, ui_environment, ui_url
 
     study = _study(args)
     if study.folder.is_dir():  # the store's relative paths are the study's

@@ -128,7 +128,7 @@ def check_mlflow_runs(tracking_uri: str, config: dict) -> None:
         assert run.data.tags["status"] in ("finished", "diverged")
         assert run.data.params["seed"] == run.data.tags["relulab.seed"]
         assert run.data.params["activation"] in config["activation"]
-        history = client.get_metric_history(run.info.run_id, "val_accuracy")
+        history = client.get_metric_history(run.info.run_id, "all/val_accuracy")
         if run.data.tags["status"] == "finished":
             assert sorted(m.step for m in history) == epochs
         assert "layer1/dead_fraction" in run.data.metrics

@@ -9,7 +9,7 @@ from snakemake.utils import update_config
 from relulab.study import config as relulab_config
 from relulab.study import snakemake_settings
 from relulab.train.store import needs_rebuild
-from relulab.train.tracking import tracking_uri
+from relulab.train.tracking_study import tracking_uri
 
 # Values given with --config arrive as untyped strings; restore their YAML types. Values
 # from config files keep their own, so a quoted number there stays an error.

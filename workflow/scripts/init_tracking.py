@@ -1,7 +1,7 @@
 import json
 
 from relulab.study import grid, logs, settings
-from relulab.train import recover, store, tracking
+from relulab.train import recover, store, tracking_study
 
 logs.to_file(snakemake.log[0])  # noqa: F821
 params = snakemake.params  # noqa: F821
@@ -13,7 +13,7 @@ with store.faults_in_one_line(params.uri):
     rebuilt = recover.rebuild(
         params.uri, study, grid.expand(study), artifact_root=params.artifact_root
     )
-    experiment_id = tracking.experiment_id(params.uri, params.experiment)
+    experiment_id = tracking_study.experiment_id(params.uri, params.experiment)
 summary = {
     "tracking_uri": params.uri,
     "experiment": params.experiment,

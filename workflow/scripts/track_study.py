@@ -4,7 +4,7 @@ from pathlib import Path
 import yaml
 
 from relulab.study import logs
-from relulab.train import store, tracking
+from relulab.train import store, tracking_study
 from relulab.train.provenance import git_commit
 
 logs.to_file(snakemake.log[0])  # noqa: F821
@@ -27,7 +27,7 @@ config = yaml.safe_dump(dict(snakemake.config), sort_keys=False)  # noqa: F821
 provenance = {"git_commit": git_commit()}
 # Under the store's lock: never while a rebuild of the store is under way.
 with store.faults_in_one_line(params.uri), store.store_lock(params.uri):
-    run_id = tracking.log_study(params.uri, params.experiment, artifacts, config, provenance)
+    run_id = tracking_study.log_study(params.uri, params.experiment, artifacts, config, provenance)
 summary = {
     "tracking_uri": params.uri,
     "experiment": params.experiment,

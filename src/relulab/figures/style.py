@@ -30,7 +30,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from relulab.figures.palette import COLOURS, OTHER_COLOUR  # noqa: E402
+from relulab.colours import COLOURS, OTHER_COLOUR  # noqa: E402
 
 ACTIVATION_ORDER = tuple(COLOURS)
 # f'(0) -> (dashes, marker, filled): the twins differ in style, never in colour.

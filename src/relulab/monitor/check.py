@@ -1,10 +1,11 @@
 """What one check found, per call site and per unit, and its metrics under the study's names.
 
 Per-layer metrics are named as the study's per-layer metrics in MLflow
-(``relulab.train.tracking.layer_metric``: ``layer1/dead_fraction``), layers numbered from 1 in
-the order the forward pass calls them; model-wide metrics as the study's per-epoch metrics
-(``dead_fraction`` over all units of all layers). Per-unit values go to a table (a file
-artifact), not to thousands of metrics.
+(``relulab.train.tracking_names.layer_metric``: ``layer1/dead_fraction``), layers numbered
+from 1 in the order the forward pass calls them; model-wide metrics as the columns of the
+study's epochs.csv (``dead_fraction`` over all units of all layers), without the ``all/``
+section the study's MLflow runs give them. Per-unit values go to a table (a file artifact),
+not to thousands of metrics.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from relulab.train.tracking import layer_metric
+from relulab.train.tracking_names import layer_metric
 
 SECONDS_METRIC = "monitor/seconds"
 

@@ -27,7 +27,7 @@ from relulab.study import paths
 from relulab.study import settings as study_settings
 from relulab.study.grid import Point, expand, fingerprint, is_finished
 from relulab.study.settings import Study
-from relulab.train import checkpoints, control, rows, store, tracking
+from relulab.train import checkpoints, control, rows, store, tracking, tracking_names
 from relulab.train import conv as conv_training
 from relulab.train.core import Settings, seed_status
 from relulab.train.hashing import parameter_hashes
@@ -493,7 +493,7 @@ def _start_tracking(
                 tracking_params(point, study),
                 built.seeds,
                 built.provenance,
-                name=tracking.run_name(point.params(), varying),
+                name=tracking_names.run_name(point.params(), varying),
                 dataset=tracking.dataset_entity(study.data.name, data_path, built.profile),
             )
             if resumed or any(epoch >= 0 for epoch in tracker.logged_epochs.values()):

@@ -28,7 +28,7 @@ import pandas as pd
 from relulab.study import settings
 from relulab.study.grid import Point, is_finished
 from relulab.study.settings import Study
-from relulab.train import store, tracking
+from relulab.train import store, tracking, tracking_names, tracking_study
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def _same(a: float, b: float) -> bool:
 
 def _point_runs(client, experiment_id: str, point_id: str, point_fingerprint: str) -> list:
     query = (
-        f"tags.`{tracking.TAG_POINT}` = '{point_id}'"
-        f" and tags.`{tracking.TAG_FINGERPRINT}` = '{point_fingerprint}'"
+        f"tags.`{tracking_names.TAG_POINT}` = '{point_id}'"
+        f" and tags.`{tracking_names.TAG_FINGERPRINT}` = '{point_fingerprint}'"
     )
     return store.retry(lambda: client.search_runs([experiment_id], query, max_results=1000))
 
@@ -86,19 +86,19 @@ def point_complete(client, experiment_id: str, point: Point, study: Study, recor
     """Whether the store holds ``point``'s runs whole, as its files describe them.
 
     One finished parent and one finished run per seed, found by the point's tags; every
-    parameter the point's runs carry; each seed's ``val_accuracy`` history equal to its
-    epochs.csv column (its value marks an epoch whose metrics were all sent, since a call
-    holds whole epochs with it last) and each metric's latest value equal to the seed's last
-    row; the parent's seed bands for every epoch.
+    parameter the point's runs carry; each seed's ``all/val_accuracy`` history equal to its
+    epochs.csv column ``val_accuracy`` (its value marks an epoch whose metrics were all sent,
+    since a call holds whole epochs with it last) and each overall metric's latest value equal
+    to the seed's last row; the parent's seed bands for every epoch.
     """
     from relulab.train.job import tracking_params
 
     runs = _point_runs(client, experiment_id, point.id, record.summary["fingerprint"])
-    parents = [r for r in runs if r.data.tags.get(tracking.TAG_ROLE) == "point"]
+    parents = [r for r in runs if r.data.tags.get(tracking_names.TAG_ROLE) == "point"]
     seeds = {
-        r.data.tags.get(tracking.TAG_SEED): r
+        r.data.tags.get(tracking_names.TAG_SEED): r
         for r in runs
-        if r.data.tags.get(tracking.TAG_ROLE) == "seed"
+        if r.data.tags.get(tracking_names.TAG_ROLE) == "seed"
     }
     expected_seeds = sorted(record.summary["seeds"])
     if len(parents) != 1 or sorted(seeds) != expected_seeds or len(runs) != len(seeds) + 1:
@@ -114,7 +114,9 @@ def point_complete(client, experiment_id: str, point: Point, study: Study, recor
             return False
         rows = epochs[epochs.seed == int(seed)].sort_values("epoch")
         history = store.retry(
-            lambda run=run: client.get_metric_history(run.info.run_id, "val_accuracy")
+            lambda run=run: client.get_metric_history(
+                run.info.run_id, tracking_names.overall_metric("val_accuracy")
+            )
         )
         logged = sorted((m.step, m.value) for m in history)
         wanted = list(zip(rows.epoch.astype(int), rows.val_accuracy.astype(float), strict=True))
@@ -123,12 +125,15 @@ def point_complete(client, experiment_id: str, point: Point, study: Study, recor
             for (step, value), (epoch, target) in zip(logged, wanted, strict=True)
         ):
             return False
-        last = rows.iloc[-1] if len(rows) else None
-        for key, value in run.data.metrics.items():
-            if last is not None and key in last.index and not _same(value, float(last[key])):
+        last = rows.iloc[-1] if len(rows) else pd.Series(dtype=object)
+        for column, target in last.items():
+            value = run.data.metrics.get(tracking_names.overall_metric(column))
+            if value is not None and not _same(value, float(target)):
                 return False
     parent_history = store.retry(
-        lambda: client.get_metric_history(parents[0].info.run_id, tracking.PARENT_METRICS[0])
+        lambda: client.get_metric_history(
+            parents[0].info.run_id, tracking_names.overall_metric(tracking_names.PARENT_METRICS[0])
+        )
     )
     return sorted({m.step for m in parent_history}) == sorted(set(epochs.epoch.astype(int)))
 
@@ -145,7 +150,7 @@ def resend_point(point: Point, study: Study, record: PointRecord, out_dir: Path,
         tracking_params(point, study),
         seeds,
         {"resent_from": "csv"},
-        name=tracking.run_name(point.params(), varying_axes(study)),
+        name=tracking_names.run_name(point.params(), varying_axes(study)),
     )
     as_int = {"seed": int, "epoch": int}
     tracker.queue_rows(
@@ -169,9 +174,9 @@ def _resend_study_run(uri: str, study: Study, study_marker: Path) -> str:
     artifacts = sent.get("artifacts")
     if artifacts is None:
         return "not listed in study.json: run `snakemake -R track_study` to send it again"
-    client = tracking._client(uri)
-    experiment = tracking.experiment_id(uri, study.tracking.experiment)
-    query = f"tags.`{tracking.TAG_ROLE}` = 'study'"
+    client = store.client(uri)
+    experiment = tracking_study.experiment_id(uri, study.tracking.experiment)
+    query = f"tags.`{tracking_names.TAG_ROLE}` = 'study'"
     found = store.retry(lambda: client.search_runs([experiment], query, max_results=1))
     if found and found[0].info.status == "FINISHED":
         return "verified"
@@ -179,7 +184,7 @@ def _resend_study_run(uri: str, study: Study, study_marker: Path) -> str:
         folder: [Path(path) for path in paths if Path(path).exists()]
         for folder, paths in artifacts.items()
     }
-    tracking.log_study(
+    tracking_study.log_study(
         uri, study.tracking.experiment, files, sent.get("config", ""), sent.get("provenance")
     )
     return "resent"
@@ -208,9 +213,9 @@ def rebuild(
         pending = store.pending_marker(results)
         pending.parent.mkdir(parents=True, exist_ok=True)
         pending.write_text("a rebuild of the MLflow store from results/runs/ is under way\n")
-        tracking.ensure_experiment(uri, study.tracking.experiment, artifact_root)
-        client = tracking._client(uri)
-        experiment = tracking.experiment_id(uri, study.tracking.experiment)
+        tracking_study.ensure_experiment(uri, study.tracking.experiment, artifact_root)
+        client = store.client(uri)
+        experiment = tracking_study.experiment_id(uri, study.tracking.experiment)
         for point in points:
             out_dir = runs_dir / point.id
             record = PointRecord.read(out_dir) if is_finished(point, study, out_dir) else None

@@ -1,10 +1,11 @@
 """The MLflow store's failures: an unreachable server, a corrupt or a lost SQLite file.
 
-``tracking`` makes every store call through ``retry``, which waits out SQLite's transient
-locks and, for a tracking server that does not answer, gives up after ``tracking_timeout_s``
-(30 s by default) with one line that names the server: the training state is checkpointed
-after every epoch and a rerun continues it, so stopping loses nothing, whereas MLflow's own
-retries would hold the job for about four minutes and end in a long traceback.
+The tracking modules (``tracking``, ``tracking_study``, ``tracking_ui``) reach the store through
+``client`` and make every store call through ``retry``, which waits out SQLite's transient locks
+and, for a tracking server that does not answer, gives up after ``tracking_timeout_s`` (30 s by
+default) with one line that names the server: the training state is checkpointed after every
+epoch and a rerun continues it, so stopping loses nothing, whereas MLflow's own retries would
+hold the job for about four minutes and end in a long traceback.
 
 ``check_sqlite`` finds a corrupt store before the workflow's tracking step uses it. A store that
 was deleted while its study's results were kept is rebuilt by ``recover.rebuild`` (the rules
@@ -127,6 +128,13 @@ def retry(call: Callable[[], T], attempts: int | None = None) -> T:
             else:
                 raise
             attempt += 1
+
+
+def client(uri: str):
+    """MLflow's client of the store at ``uri`` (MLflow is imported on first use)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -1,13 +1,11 @@
-"""Every MLflow call of relulab.
+"""The MLflow runs of the grid points: one parent run per grid point, one nested child run per
+(grid point, seed).
 
-One parent run per grid point, one nested child run per (grid point, seed), and one study run
-holding what the whole study concluded (findings, figures, tables, the resolved config). Runs
-are found again by their tags, so a job that is interrupted and run again continues its own runs
-instead of creating duplicates, and epochs already logged are not logged twice.
-
-What a reader of the MLflow UI sees first are the parent runs, so they carry, per epoch, the
-mean over seeds and the bounds of its 95 % interval of the main metrics: the default chart view
-then compares grid points without expanding a single run.
+Runs are found again by their tags (``tracking_names``), so a job that is interrupted and run
+again continues its own runs instead of creating duplicates, and epochs already logged are not
+logged twice. The parent runs carry, per epoch, the mean over seeds and the bounds of its 95 %
+interval of the main metrics (``seed_bands``), which the UI's shared view (``tracking_ui``)
+opens on. The experiment and the study run are ``tracking_study``'s.
 """
 
 from __future__ import annotations
@@ -15,49 +13,37 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TypeVar
 
-from relulab.figures.palette import COLOURS, OTHER_COLOUR
+from relulab.colours import COLOURS, OTHER_COLOUR
 from relulab.train import store
 from relulab.train.rows import EPOCH_METRICS, LAYER_METRICS
+from relulab.train.tracking_names import (
+    BOUND,
+    LOWER,
+    PARENT_METRICS,
+    TAG_CODE_VERSIONS,
+    TAG_FINGERPRINT,
+    TAG_GIT_COMMIT,
+    TAG_NOTE,
+    TAG_PARAMS_SHA256,
+    TAG_PARENT,
+    TAG_POINT,
+    TAG_ROLE,
+    TAG_RUN_COLOUR,
+    TAG_SEED,
+    TAG_STALE,
+    TAG_SUPERSEDED,
+    UPPER,
+    layer_metric,
+    overall_metric,
+    point_description,
+    seed_description,
+)
+from relulab.train.tracking_study import experiment_id
 
-DEFAULT_URI = "sqlite:///results/mlflow.db"
-TAG_POINT = "relulab.point"
-TAG_SEED = "relulab.seed"
-TAG_FINGERPRINT = "relulab.fingerprint"
-TAG_ROLE = "relulab.role"
-TAG_PARAMS_SHA256 = "relulab.params_sha256"
-# On a run ended because its point's settings changed before it finished (see _mark_stale).
-TAG_STALE = "relulab.stale"
-# MLflow's own tags: the UI shows these in its columns and run pages.
-TAG_NOTE = "mlflow.note.content"
-TAG_GIT_COMMIT = "mlflow.source.git.commit"
-TAG_PARENT = "mlflow.parentRunId"
-# MLflow 3 opens an experiment without runs of a model in its GenAI view unless told otherwise.
-TAG_EXPERIMENT_KIND = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"
-# The metrics a parent run carries per epoch: the mean over seeds under the seeds' own name (so
-# one chart holds parents and seeds), and the bounds of its 95 % interval beside it.
-PARENT_METRICS = ("val_accuracy", "dead_fraction", "val_loss", "train_loss")
-LOWER, UPPER = "ci95_low", "ci95_high"
-# MLflow's chart view puts metrics named "<section>/<name>" in a section of their own, listed
-# before its "Model metrics". The per-layer metrics of the seed runs go in one section per layer
-# (``layer1/sparsity``); the bounds stay beside their mean (``val_accuracy.ci95_low``), so that
-# the grid points' charts open as rows of mean, upper and lower bound.
-SECTION = "/"
-BOUND = "."
-
-
-def layer_metric(layer: int, name: str) -> str:
-    """The name of hidden layer ``layer``'s (1-based, forward order) metric ``name``."""
-    return f"layer{layer}{SECTION}{name}"
-
-
-TAG_RUN_COLOUR = "mlflow.runColor"
 # Queued epoch metrics go to the store at most this often (and at the end of training): a
 # store call costs about the same for 30 metrics as for 900, so per-epoch calls would dominate
 # a short job, while a long job's progress still shows in the MLflow UI.
@@ -67,165 +53,6 @@ FLUSH_INTERVAL_S = 10.0
 BATCH_METRICS = 900
 # Params per log_batch call (MLflow's limit).
 PARAMS_PER_BATCH = 100
-
-T = TypeVar("T")
-
-
-def tracking_uri(configured: str | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the config's ``tracking_uri``, else the default."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured or DEFAULT_URI
-
-
-def _retry(call: Callable[[], T], attempts: int | None = None) -> T:
-    """Retry a store call that hit a transient lock (SQLite with several writers) or a server
-    that does not answer (for at most ``tracking_timeout_s``): see ``store.retry``."""
-    return store.retry(call, attempts)
-
-
-def _client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-# MLflow's UI keeps its runs-page layout (columns, charts, sections) in the browser; the one
-# layout a store can hold is a "shared view": the experiment tag ``mlflow.sharedViewState.<key>``
-# holds it as JSON, and the address ``?viewStateShareKey=<key>`` opens it (what the UI's Share
-# button writes; ``ui_url`` gives that address).
-SHARED_VIEW_KEY = "relulab"
-TAG_SHARED_VIEW = f"mlflow.sharedViewState.{SHARED_VIEW_KEY}"
-OVERALL_SECTION = "Model metrics"  # MLflow's section of metrics without a "<section>/" prefix
-
-
-def _line_chart(metric: str, keys: list[str], section: str, deleted: bool = False) -> dict:
-    """One line chart of the UI's chart view (the fields of MLflow 3's RunsChartsLineCardConfig)."""
-    return {
-        "uuid": f"relulab-{metric}",
-        "type": "LINE",
-        "runsCountToCompare": 10,
-        "metricSectionId": section,
-        "deleted": deleted,
-        "isGenerated": True,
-        "displayName": metric if len(keys) == 1 else f"{metric} (mean, 95 % bounds)",
-        "metricKey": metric,
-        "selectedMetricKeys": keys,
-        "lineSmoothness": 0,
-        "xAxisScaleType": "linear",
-        "scaleType": "linear",
-        "range": {},
-        "xAxisKey": "step",
-        "selectedXAxisMetricKey": "",
-        "yAxisKey": "metric",
-        "yAxisExpressions": [],
-        "ignoreOutliers": False,
-        "useGlobalXaxisKey": True,
-        "useGlobalLineSmoothing": True,
-    }
-
-
-def shared_view_state() -> dict:
-    """The runs page as a reader should first see it: the key metrics as table columns, and a
-    chart view that opens on one chart per key metric (its mean with its 95 % bounds, for the
-    grid points) before the per-layer sections of the seed runs.
-
-    The bounds' own charts are listed as deleted, so that the UI does not add them back; every
-    other metric gets the UI's default chart after these (the section order is kept as given).
-    """
-    section = "relulab-overall"
-    charts = []
-    for metric in PARENT_METRICS:
-        bounds = [f"{metric}{BOUND}{LOWER}", f"{metric}{BOUND}{UPPER}"]
-        charts.append(_line_chart(metric, [metric, *bounds], section))
-        charts += [_line_chart(bound, [bound], section, deleted=True) for bound in bounds]
-    columns = ["attributes.`Dataset`", *(f"metrics.`{metric}`" for metric in PARENT_METRICS)]
-    return {
-        "selectedColumns": [*columns, "tags.`status`"],
-        "compareRunCharts": charts,
-        "compareRunSections": [
-            {"uuid": section, "name": OVERALL_SECTION, "display": True, "isReordered": True}
-        ],
-        "isAccordionReordered": True,
-        "hideEmptyCharts": True,
-    }
-
-
-def experiment_description(name: str) -> str:
-    """The experiment's description (``mlflow.note.content``), shown above its runs."""
-    return (
-        f"relulab study **{name}**: is ReLU's kink at 0 a problem, and what does it cost? "
-        "Each top-level run is one grid point (activation, f'(0), learning rate, ...) and "
-        "carries per epoch the mean over seeds and its 95 % interval "
-        f"(`<metric>.{LOWER}`, `<metric>.{UPPER}`); expand it for its seed runs. The run "
-        "`study` holds the findings, figures, summary tables and resolved config. To compare "
-        "ReLU with Leaky ReLU, one line per activation: search "
-        f"`{comparison_filter('<optimizer>', '<rate>')}` (the ReLU family at f'(0)=0 with one "
-        "optimizer and learning rate; the last condition keeps the grid points, not their "
-        "seeds), then open Chart view."
-    )
-
-
-def comparison_filter(optimizer: str, lr, zero_grad="0.0") -> str:
-    """The runs-search filter that compares activations at one setting, one run each: the grid
-    points (not their seed runs) of one optimizer, learning rate and f'(0).
-
-    Smooth activations have no f'(0) (``params.zero_grad = 'None'``), so the default keeps the
-    ReLU family. ``lr`` and ``zero_grad`` are written as the runs' params hold them (``'3.0'``).
-    Axes a study varies besides these (depth, init, precision) need a condition of their own.
-    """
-    return (
-        f"params.optimizer = '{optimizer}' and params.lr = '{lr}' "
-        f"and params.zero_grad = '{zero_grad}' and tags.`{TAG_ROLE}` = 'point'"
-    )
-
-
-def ensure_experiment(uri: str, name: str, artifact_root: str | Path | None = None) -> str:
-    """Create the store (if new) and the experiment once, before any training job starts.
-
-    The experiment opens in MLflow's model-training view and says what its runs are. Where this
-    call creates the store, MLflow's empty "Default" experiment is deleted (it would be the
-    first thing the UI shows, and it never holds a relulab run).
-    """
-    database = store.sqlite_path(uri)
-    new_store = database is not None and not database.exists()
-    client = _client(uri)
-    experiment = _retry(lambda: client.get_experiment_by_name(name))
-    if experiment is None:
-        location = None
-        if artifact_root is not None and not uri.startswith(("http://", "https://")):
-            location = Path(artifact_root).resolve().as_uri()
-        experiment_id = _retry(lambda: client.create_experiment(name, artifact_location=location))
-    else:
-        experiment_id = experiment.experiment_id
-    for key, value in (
-        (TAG_EXPERIMENT_KIND, EXPERIMENT_KIND),
-        (TAG_NOTE, experiment_description(name)),
-        (TAG_SHARED_VIEW, json.dumps(shared_view_state())),
-    ):
-        _retry(lambda key=key, value=value: client.set_experiment_tag(experiment_id, key, value))
-    if new_store:
-        _delete_empty_default(client)
-    return experiment_id
-
-
-def _delete_empty_default(client) -> None:
-    """Delete MLflow's "Default" experiment (id 0) when it holds no run."""
-    default = _retry(lambda: client.get_experiment("0"))
-    if default.lifecycle_stage != "active":
-        return
-    if not _retry(lambda: client.search_runs(["0"], max_results=1)):
-        _retry(lambda: client.delete_experiment("0"))
-
-
-def experiment_id(uri: str, name: str) -> str:
-    store.require_store(uri)
-    experiment = _retry(lambda: _client(uri).get_experiment_by_name(name))
-    if experiment is None:
-        raise store.StoreLostError(
-            f"MLflow experiment {name!r} does not exist at {uri}; run the workflow again "
-            "(its rule init_tracking makes it; if the store was replaced, delete "
-            "results/mlflow/experiment.json first)"
-        )
-    return experiment.experiment_id
 
 
 def _flat(params: dict, prefix: str = "") -> dict[str, str]:
@@ -284,67 +111,6 @@ def within_domain(metric: str, low: float, high: float) -> tuple[float, float]:
     return min(max(low, floor), ceiling), max(min(high, ceiling), floor)
 
 
-def _number(value) -> str:
-    return format(float(value), "g")
-
-
-# A run name's parts, most distinguishing first; each names a value of the point's parameters.
-# The optimizer comes right after the variant and is always named: a column cut after two
-# parts still tells Adam's ReLU from SGD's.
-_NAME_PARTS = (
-    ("activation", lambda p: str(p["activation"])),
-    ("zero_grad", lambda p: None if p["zero_grad"] is None else f"f'(0)={_number(p['zero_grad'])}"),
-    ("optimizer", lambda p: str(p["optimizer"])),
-    ("lr", lambda p: f"lr {_number(p['lr'])}"),
-    ("depth", lambda p: f"{p['depth']} layers"),
-    ("init", lambda p: f"{p['init']} init" if p.get("init") else None),
-    ("precision", lambda p: str(p["precision"])),
-    ("batch_norm", lambda p: "batch norm" if p["batch_norm"] else "no batch norm"),
-)
-ALWAYS_NAMED = ("activation", "zero_grad", "optimizer")
-
-
-def run_name(params: dict, varying: Iterable[str] | None = None) -> str:
-    """A parent run's name: activation, f'(0) and optimizer first, then only the axes that vary.
-
-    ``relu f'(0)=0 · adam · lr 0.03`` reads in a narrow column where the point id
-    ``relu_zg0_lr0.03_adam_float32_d3_nobn`` is cut before what tells rows apart.
-    ``varying=None`` names every axis.
-    """
-    shown = None if varying is None else {*ALWAYS_NAMED, *varying}
-    parts = []
-    for axis, word in _NAME_PARTS:
-        text = word(params)
-        if text is None or (shown is not None and axis not in shown):
-            continue
-        if axis == "zero_grad":  # "relu f'(0)=0": one variant, one part
-            parts[-1] += f" {text}"
-        else:
-            parts.append(text)
-    return " · ".join(parts)
-
-
-def point_description(name: str, point_id: str, seeds: int) -> str:
-    """A parent run's ``mlflow.note.content``."""
-    return (
-        f"Grid point **{name}** (`{point_id}`), trained with {seeds} seeds. Its metrics are, "
-        f"per epoch, the mean over the seeds that did not diverge, with `.{LOWER}` and "
-        f"`.{UPPER}` the bounds of its Student-t 95 % interval. Epoch 0 is the initialisation. "
-        "The seed runs below it hold each seed's metrics, per layer too; the artifacts hold "
-        "the point's epochs.csv and layers.csv."
-    )
-
-
-def seed_description(name: str, seed: int) -> str:
-    """A seed run's ``mlflow.note.content``."""
-    return (
-        f"Seed {seed} of grid point **{name}**: one network, its per-epoch metrics on the "
-        "whole training set (dead_fraction, inactive_fraction, exact_zeros) and validation "
-        "set (val_accuracy, val_loss), and per hidden layer (`layer<N>/*`, 1 = next to the "
-        "input)."
-    )
-
-
 def dataset_entity(name: str, path: str | Path, profile: dict | None = None):
     """The prepared data file as an MLflow dataset, its digest the file's SHA-256 (first 16)."""
     from mlflow.entities import Dataset
@@ -371,7 +137,7 @@ class PointTracker:
 
     def __init__(self, uri: str, experiment: str, point_id: str, fingerprint: str):
         self.uri = uri
-        self.client = _client(uri)
+        self.client = store.client(uri)
         self.experiment_id = experiment_id(uri, experiment)
         self.point_id = point_id
         self.fingerprint = fingerprint
@@ -392,7 +158,7 @@ class PointTracker:
         query = f"tags.`{TAG_POINT}` = '{self.point_id}'"
         runs, token = [], None
         while True:
-            page = _retry(
+            page = store.retry(
                 lambda token=token: self.client.search_runs(
                     [self.experiment_id], query, max_results=1000, page_token=token
                 )
@@ -413,10 +179,10 @@ class PointTracker:
             if run.info.status != "RUNNING":
                 continue
             run_id = run.info.run_id
-            _retry(
+            store.retry(
                 lambda run_id=run_id: self.client.log_batch(run_id, tags=[RunTag(TAG_STALE, note)])
             )
-            _retry(lambda run_id=run_id: self.client.set_terminated(run_id, "KILLED"))
+            store.retry(lambda run_id=run_id: self.client.set_terminated(run_id, "KILLED"))
 
     def _create(self, name: str, tags: dict[str, str], params: dict[str, str], dataset) -> str:
         """A new run with its tags (in the same call: a run is always found again by them),
@@ -424,15 +190,17 @@ class PointTracker:
         from mlflow.entities import DatasetInput, InputTag, Param
 
         params = {k: v[:6000] for k, v in params.items()}
-        run = _retry(lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags))
+        run = store.retry(
+            lambda: self.client.create_run(self.experiment_id, run_name=name, tags=tags)
+        )
         run_id = run.info.run_id
         batch = [Param(k, v) for k, v in params.items()]
         for start in range(0, len(batch), PARAMS_PER_BATCH):
             chunk = batch[start : start + PARAMS_PER_BATCH]
-            _retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
+            store.retry(lambda chunk=chunk: self.client.log_batch(run_id, params=chunk))
         if dataset is not None:
             used = DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])
-            _retry(lambda: self.client.log_inputs(run_id, datasets=[used]))
+            store.retry(lambda: self.client.log_inputs(run_id, datasets=[used]))
         return run_id
 
     def start(
@@ -480,8 +248,10 @@ class PointTracker:
             self.parent_queued = -1
         else:
             self.parent_id = parent.info.run_id
-            history = _retry(
-                lambda: self.client.get_metric_history(self.parent_id, PARENT_METRICS[0])
+            history = store.retry(
+                lambda: self.client.get_metric_history(
+                    self.parent_id, overall_metric(PARENT_METRICS[0])
+                )
             )
             self.parent_queued = max((m.step for m in history), default=-1)
         self.parent_pending = []
@@ -502,8 +272,10 @@ class PointTracker:
                 self.logged_epochs[seed] = -1
             else:
                 run_id = run.info.run_id
-                history = _retry(
-                    lambda run_id=run_id: self.client.get_metric_history(run_id, "val_accuracy")
+                history = store.retry(
+                    lambda run_id=run_id: self.client.get_metric_history(
+                        run_id, overall_metric("val_accuracy")
+                    )
                 )
                 self.logged_epochs[seed] = max((m.step for m in history), default=-1)
             self.queued_epochs[seed] = self.logged_epochs[seed]
@@ -524,7 +296,7 @@ class PointTracker:
             metrics = new.setdefault((seed, epoch), [])
             for key in EPOCH_METRICS:
                 if key in row:
-                    metrics.append(Metric(key, float(row[key]), now, epoch))
+                    metrics.append(Metric(overall_metric(key), float(row[key]), now, epoch))
         for row in layer_rows:
             metrics = new.get((row["seed"], row["epoch"]))
             if metrics is None:
@@ -536,7 +308,7 @@ class PointTracker:
                     )
         for (seed, epoch), metrics in sorted(new.items()):
             # val_accuracy goes last: its history marks the epochs that are fully logged.
-            metrics.sort(key=lambda m: m.key == "val_accuracy")
+            metrics.sort(key=lambda m: m.key == overall_metric("val_accuracy"))
             self.pending[seed].append((epoch, metrics))
             self.queued_epochs[seed] = epoch
         self._queue_bands(epoch_rows, now)
@@ -556,7 +328,9 @@ class PointTracker:
         for epoch, values in seed_bands(fresh).items():
             # The mean of PARENT_METRICS[0] goes last: its history marks the epochs logged.
             keys = sorted(values, key=lambda key: key == PARENT_METRICS[0])
-            self.parent_pending.append((epoch, [Metric(k, values[k], now, epoch) for k in keys]))
+            self.parent_pending.append(
+                (epoch, [Metric(overall_metric(k), values[k], now, epoch) for k in keys])
+            )
             self.parent_queued = max(self.parent_queued, epoch)
 
     def _send_parent(self, tags: dict[str, str] | None = None, status: str | None = None) -> None:
@@ -616,13 +390,13 @@ class PointTracker:
             ending = status if last else None
             if metrics or extra:
                 batch = [RunTag(k, v) for k, v in extra.items()]
-                _retry(
+                store.retry(
                     lambda metrics=metrics, batch=batch: self.client.log_batch(
                         run_id, metrics=metrics, tags=batch
                     )
                 )
             if ending:
-                _retry(lambda ending=ending: self.client.set_terminated(run_id, ending))
+                store.retry(lambda ending=ending: self.client.set_terminated(run_id, ending))
             yield epoch
         queue.clear()
 
@@ -650,116 +424,10 @@ class PointTracker:
             self._send(seed, tags, status="FINISHED")
         self.last_flush = time.monotonic()
         for path in artifacts:
-            _retry(lambda path=path: self.client.log_artifact(self.parent_id, str(path)))
+            store.retry(lambda path=path: self.client.log_artifact(self.parent_id, str(path)))
         diverged = sum(info["status"] == "diverged" for info in statuses.values())
         parent_tags = {"status": "finished", "diverged_seeds": str(diverged)}
         self._send_parent(parent_tags, status="FINISHED")
-
-
-def study_description(name: str) -> str:
-    """The study run's ``mlflow.note.content``."""
-    return (
-        f"What study **{name}** concluded, in one place: `findings.md` (and its HTML) answers "
-        "each question with its verdict; `figures/` holds every figure, `tables/` the summary "
-        "tables, `config.yaml` the resolved configuration the study ran with. The grid points "
-        "are the other top-level runs of this experiment."
-    )
-
-
-def log_study(
-    uri: str,
-    experiment: str,
-    artifacts: dict[str, Iterable[Path]],
-    config_yaml: str,
-    provenance: dict | None = None,
-) -> str:
-    """Find or create the study run and attach the study's results to it.
-
-    ``artifacts`` maps a folder of the run's artifacts ("" for the top) to the files that go
-    there; logging again replaces files of the same name, so a rerun leaves one study run.
-    Returns the run id.
-    """
-    import tempfile
-
-    from mlflow.entities import RunTag
-
-    client = _client(uri)
-    experiment_id_ = experiment_id(uri, experiment)
-    query = f"tags.`{TAG_ROLE}` = 'study'"
-    found = _retry(lambda: client.search_runs([experiment_id_], query, max_results=1))
-    if found:
-        run_id = found[0].info.run_id
-    else:
-        tags = {TAG_ROLE: "study", TAG_NOTE: study_description(experiment)}
-        run = _retry(lambda: client.create_run(experiment_id_, run_name="study", tags=tags))
-        run_id = run.info.run_id
-    tags = [RunTag(TAG_NOTE, study_description(experiment))]
-    commit = (provenance or {}).get("git_commit", "")
-    if len(commit) == 40:
-        tags.append(RunTag(TAG_GIT_COMMIT, commit))
-    tags += [RunTag(f"relulab.{k}", str(v)) for k, v in (provenance or {}).items()]
-    _retry(lambda: client.log_batch(run_id, tags=tags))
-    for folder, paths in artifacts.items():
-        for path in paths:
-            _retry(
-                lambda path=path, folder=folder: client.log_artifact(
-                    run_id, str(path), folder or None
-                )
-            )
-    with tempfile.TemporaryDirectory() as scratch:
-        resolved = Path(scratch) / "config.yaml"
-        resolved.write_text(config_yaml)
-        _retry(lambda: client.log_artifact(run_id, str(resolved)))
-    _retry(lambda: client.set_terminated(run_id, "FINISHED"))
-    return run_id
-
-
-def ui_url(uri: str, experiment: str, port: int = 5000) -> str:
-    """The address that opens the study's runs in the MLflow UI's model-training chart view.
-
-    MLflow 3 opens experiments in its GenAI view unless the address says otherwise (the
-    ``mlflow.experimentKind`` tag alone does not switch it), and the chart view only when asked.
-    """
-    root = f"http://127.0.0.1:{port}"
-    try:
-        store.require_store(uri)
-        found = _retry(lambda: _client(uri).get_experiment_by_name(experiment))
-    except Exception:  # noqa: BLE001 - no store yet: the UI's home page
-        return root
-    if found is None:
-        return root
-    address = (
-        f"{root}/#/experiments/{found.experiment_id}/runs?workflowType=machine_learning"
-        "&compareRunsMode=CHART"
-    )
-    # A store made before the shared view existed has none: the UI would report the key missing.
-    return address + (
-        f"&viewStateShareKey={SHARED_VIEW_KEY}" if TAG_SHARED_VIEW in found.tags else ""
-    )
-
-
-# MLflow's server imports starlette.middleware.wsgi, which warns once per server process that it
-# is deprecated: four lines of MLflow's own business on every start.
-UI_WARNING_FILTERS = ("ignore:starlette.middleware.wsgi is deprecated",)
-
-
-def ui_environment(environ: dict[str, str]) -> dict[str, str]:
-    """``environ`` with the UI's warning filters added to ``PYTHONWARNINGS`` (kept by the server
-    processes the UI starts, unlike ``-W``); the user's own filters come after and win."""
-    own = environ.get("PYTHONWARNINGS", "")
-    filters = ",".join([*UI_WARNING_FILTERS, *([own] if own else [])])
-    return {**environ, "PYTHONWARNINGS": filters}
-
-
-def ui_command(uri: str, port: int = 5000) -> list[str]:
-    """The ``mlflow ui`` command line serving ``uri`` on 127.0.0.1 only."""
-    return ["mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-
-
-# A run's tags that list the code versions (``provenance.code_version``) it ran under, and why
-# a run was retired.
-TAG_CODE_VERSIONS = "relulab.code_versions"
-TAG_SUPERSEDED = "relulab.superseded"
 
 
 def refresh_provenance(client, run_ids: Iterable[str], provenance: dict) -> None:
@@ -770,7 +438,7 @@ def refresh_provenance(client, run_ids: Iterable[str], provenance: dict) -> None
     version = str(provenance.get("code_sha256", ""))
     commit = str(provenance.get("git_commit", ""))
     for run_id in run_ids:
-        tags = _retry(lambda run_id=run_id: client.get_run(run_id)).data.tags
+        tags = store.retry(lambda run_id=run_id: client.get_run(run_id)).data.tags
         versions = [v for v in tags.get(TAG_CODE_VERSIONS, "").split(",") if v]
         if version and version not in versions[-1:]:
             versions.append(version)
@@ -778,7 +446,7 @@ def refresh_provenance(client, run_ids: Iterable[str], provenance: dict) -> None
         batch.append(RunTag(TAG_CODE_VERSIONS, ",".join(versions)))
         if len(commit) == 40:
             batch.append(RunTag(TAG_GIT_COMMIT, commit))
-        _retry(lambda run_id=run_id, batch=batch: client.log_batch(run_id, tags=batch))
+        store.retry(lambda run_id=run_id, batch=batch: client.log_batch(run_id, tags=batch))
 
 
 def retire_point_runs(uri: str, experiment: str, point_id: str, fingerprint: str, why: str) -> int:
@@ -787,16 +455,16 @@ def retire_point_runs(uri: str, experiment: str, point_id: str, fingerprint: str
     creates new ones and the UI shows one live point. Returns how many runs were retired."""
     from mlflow.entities import RunTag
 
-    client = _client(uri)
+    client = store.client(uri)
     query = f"tags.`{TAG_POINT}` = '{point_id}' and tags.`{TAG_FINGERPRINT}` = '{fingerprint}'"
-    found = _retry(
+    found = store.retry(
         lambda: client.search_runs([experiment_id(uri, experiment)], query, max_results=1000)
     )
     runs = [run for run in found if run.data.tags.get(TAG_ROLE) in ("point", "seed")]
     for run in runs:
         run_id = run.info.run_id
         tags = [RunTag(TAG_ROLE, "superseded"), RunTag(TAG_SUPERSEDED, why)]
-        _retry(lambda run_id=run_id, tags=tags: client.log_batch(run_id, tags=tags))
+        store.retry(lambda run_id=run_id, tags=tags: client.log_batch(run_id, tags=tags))
         if run.info.status == "RUNNING":
-            _retry(lambda run_id=run_id: client.set_terminated(run_id, "KILLED"))
+            store.retry(lambda run_id=run_id: client.set_terminated(run_id, "KILLED"))
     return len(runs)

@@ -1,7 +1,8 @@
 """Each activation's colour, in grid order: the ReLU family warm, the smooth activations cool.
 
-Kept apart from ``style`` (which loads matplotlib) so that the MLflow runs can take the same
-colours (``mlflow.runColor``) without loading a plotting library in a training job.
+Shared by the figures (``relulab.figures.style``) and the MLflow runs (``mlflow.runColor``), and
+kept out of both so that a training job takes the same colours without loading a plotting
+library.
 """
 
 # ColorBrewer RdYlBu/PuOr/BrBG hues, dark enough to read as thin lines on white.
