@@ -535,3 +535,15 @@ def test_q1_reads_the_gemm_path_table_when_the_study_has_it():
     inputs.bifurcation_machine = gemm_path_table((2, 1), (1, 2), (1, 0))
     q1 = next(s for s in findings.build(inputs).sections if s.anchor == "q1")
     assert sum(f.text.startswith("The same initialisations on two GEMM") for f in q1.findings) == 1
+
+
+def test_a_pipe_inside_a_markdown_cell_is_not_a_column_separator():
+    import re
+
+    from relulab.report.render import markdown_table
+
+    table = pd.DataFrame({"claim": ["f'(0) and accuracy"], "key number": ["median |Δ| 1.6"]})
+    header, rule, row = markdown_table(table).splitlines()
+    separators = [len(re.findall(r"(?<!\\)\|", line)) for line in (header, rule, row)]
+    assert separators == [3, 3, 3]
+    assert "\\|Δ\\|" in row

@@ -28,6 +28,13 @@ class Report:
 
 
 # -- Markdown ---------------------------------------------------------------------------------
+def markdown_table(table: pd.DataFrame) -> str:
+    """``table`` as a Markdown table; a "|" inside a cell (``|Δ accuracy|``) is escaped, so that
+    it is not read as a column separator."""
+    escaped = table.map(lambda cell: cell.replace("|", "\\|") if isinstance(cell, str) else cell)
+    return escaped.to_markdown(index=False)
+
+
 def to_markdown(report: Report) -> str:
     lines = [f"# {TITLE}", "", report.study, "", "## Summary", ""]
     for line in wording.summary(report.outcomes):
@@ -37,7 +44,7 @@ def to_markdown(report: Report) -> str:
     lines += ["", "## Claims tested", "", wording.counts_sentence(report.outcomes), ""]
     table = wording.claims_table(report.outcomes)
     table["details"] = [f"[rule and numbers](#{d})" for d in table["details"]]
-    lines += [table.to_markdown(index=False), ""]
+    lines += [markdown_table(table), ""]
     for section in report.sections:
         lines += [f'<a id="{section.anchor}"></a>', "", f"## {section.title}", ""]
         for finding in section.findings:
@@ -45,10 +52,10 @@ def to_markdown(report: Report) -> str:
             lines.append(f"- {finding.text}" + (f" ({links})" if links else ""))
         lines.append("")
         if section.table is not None and len(section.table):
-            lines += [section.table.to_markdown(index=False), ""]
+            lines += [markdown_table(section.table), ""]
         for caption, table in section.tables:
             if len(table):
-                lines += [f"{caption}:", "", table.to_markdown(index=False), ""]
+                lines += [f"{caption}:", "", markdown_table(table), ""]
     lines += ["## Claims in detail", ""]
     for outcome in report.outcomes:
         lines += [f'<a id="claim-{outcome.key}"></a>', "", f"### {outcome.claim}", ""]

@@ -63,7 +63,7 @@ class Training:
 @dataclass(frozen=True)
 class Tracking:
     experiment: str  # the MLflow experiment: the study's name
-    configured_uri: str | None  # tracking_uri (MLFLOW_TRACKING_URI wins: tracking_study.tracking_uri)
+    configured_uri: str | None  # tracking_uri; MLFLOW_TRACKING_URI wins (tracking_study)
     timeout_s: float  # how long a job waits for a tracking server that does not answer
 
 
