@@ -22,6 +22,7 @@ from relulab.data import prepared as data
 from relulab.study import config as cfg
 from relulab.study import grid
 from relulab.train import job, recover, store, tracking, tracking_names, tracking_study
+from relulab.train import rows as rows_schema
 
 STUDY = "relulab-store"
 RUNNER = Path(__file__).parent / "helpers" / "rebuild_runner.py"
@@ -102,7 +103,7 @@ def assert_store_holds_the_files(results: Path, config: dict) -> None:
             ]
             expected = {f"all/{c}": list(zip(rows.epoch, rows[c], strict=True)) for c in columns}
             for layer, part in layers[layers.seed == int(seed)].groupby("layer"):
-                for c in part.columns.drop(["seed", "epoch", "layer"]):
+                for c in (c for c in rows_schema.LAYER_METRICS if c in part.columns):
                     expected[f"layer{layer}/{c}"] = list(zip(part.epoch, part[c], strict=True))
             for key, wanted in expected.items():
                 history = sorted(
