@@ -20,6 +20,8 @@ import re
 import sys
 from pathlib import Path
 
+from relulab.experiments.cost_step import COLUMNS as COST_STEP_COLUMNS
+
 TIMING_COLUMN = re.compile(r"seconds|time|duration|wall|_s$|^ns_", re.IGNORECASE)
 # Tables of measured times, every column derived from them (ratios, verdicts): compared by
 # their header and their setting columns only.
@@ -36,20 +38,8 @@ TIMING_TABLES = {
         "threads",
         "compiled_operator",
     ),
-    "cost_step.csv": (
-        "activation",
-        "variant",
-        "zero_grad",
-        "optimizer",
-        "device",
-        "precision",
-        "batch_size",
-        "width",
-        "depth",
-        "in_features",
-        "repeats",
-        "steps_per_timing",
-    ),
+    # The whole-step cost's columns up to its first timing (``seconds_per_step``).
+    "cost_step.csv": tuple(COST_STEP_COLUMNS[: COST_STEP_COLUMNS.index("seconds_per_step")]),
 }
 
 
