@@ -125,9 +125,7 @@ def expand(study: Study | dict) -> list[Point]:
 
 def optimizer_study_points(study: Study | dict) -> list[Point]:
     """The optimizer study's points (those shared with the main grid included)."""
-    study = settings.of(study)
-    optimizer_grids = [a for a in study.added if a is not study.depth_study]
-    return [point for axes in optimizer_grids for point in points_of(axes)]
+    return [point for axes in settings.of(study).optimizer_studies for point in points_of(axes)]
 
 
 def depth_study_points(study: Study | dict) -> list[Point]:

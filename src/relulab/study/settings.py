@@ -92,7 +92,7 @@ class Study:
     name: str
     data: Data
     main: GridAxes  # the main grid
-    added: tuple[GridAxes, ...]  # the optimizer-study entries, then the depth study
+    optimizer_studies: tuple[GridAxes, ...]  # one per optimizer_study entry
     depth_study: GridAxes | None
     model: Model
     training: Training
@@ -101,13 +101,14 @@ class Study:
     max_memory_gb: float | None
 
     @property
+    def added(self) -> tuple[GridAxes, ...]:
+        """The grids added to the main one: the optimizer-study entries, then the depth study."""
+        return (*self.optimizer_studies, *([self.depth_study] if self.depth_study else []))
+
+    @property
     def grids(self) -> tuple[GridAxes, ...]:
         """The main grid, then the added grids, in the order their points are listed."""
         return (self.main, *self.added)
-
-    @property
-    def arch(self) -> str:
-        return self.model.arch
 
 
 def _main_axes(config: Mapping) -> GridAxes:
@@ -165,8 +166,6 @@ def _seeds(value: int | list) -> tuple[int, ...]:
 def from_config(config: Mapping) -> Study:
     """The typed settings of a validated config (``config.validate``'s result)."""
     main = _main_axes(config)
-    optimizer_grids = tuple(_optimizer_axes(main, e) for e in config.get("optimizer_study") or [])
-    deeper = _depth_axes(main, config.get("depth_study"))
     model, training = config["model"], config["training"]
     return Study(
         name=config["study"],
@@ -177,8 +176,10 @@ def from_config(config: Mapping) -> Study:
             accept_unverified=config.get("accept_unverified_data", False),
         ),
         main=main,
-        added=(*optimizer_grids, *([deeper] if deeper else [])),
-        depth_study=deeper,
+        optimizer_studies=tuple(
+            _optimizer_axes(main, entry) for entry in config.get("optimizer_study") or []
+        ),
+        depth_study=_depth_axes(main, config.get("depth_study")),
         model=Model(arch=model["arch"], width=model["width"]),
         training=Training(
             epochs=training["epochs"],
